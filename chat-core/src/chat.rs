@@ -1,0 +1,238 @@
+//! `ChatService`: the use cases of chat, called by the gateway (WebSocket) and the REST shell.
+//! It enforces the rules (membership, ownership, limits) and leaves I/O to the ports.
+
+use crate::commit::Committer;
+use crate::error::{CoreError, Result};
+use crate::ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
+use crate::model::*;
+use crate::ports::{Bus, Event, Store};
+use crate::presence::{PresenceRegistry, PresenceState};
+use dashmap::DashMap;
+use std::sync::Arc;
+
+/// Most members a group may have.
+pub const MAX_GROUP_MEMBERS: usize = 500;
+/// Most messages one history page returns.
+pub const MAX_HISTORY_LIMIT: u32 = 200;
+/// Most conversations whose member lists are cached; past it the cache starts over.
+const MEMBER_CACHE_CAP: usize = 100_000;
+
+pub struct ChatService {
+    store: Arc<dyn Store>,
+    committer: Committer,
+    bus: Arc<dyn Bus>,
+    /// Members per conversation, so that a send needs no query. Filled on first use, dropped on
+    /// every membership change; cleared whole past `MEMBER_CACHE_CAP` entries.
+    members: DashMap<ConvId, Arc<[UserId]>>,
+    presence: PresenceRegistry,
+}
+
+impl ChatService {
+    /// `committer` must write to the same `store`.
+    pub fn new(store: Arc<dyn Store>, committer: Committer, bus: Arc<dyn Bus>) -> Self {
+        Self { store, committer, bus, members: DashMap::new(), presence: PresenceRegistry::default() }
+    }
+
+    pub async fn login(&self, identity: &Identity) -> Result<User> {
+        let nickname = default_nickname(identity);
+        self.store.upsert_user(identity, &nickname, crate::now_ms()).await
+    }
+
+    pub async fn user(&self, id: UserId) -> Result<User> {
+        self.store.user(id).await?.ok_or_else(|| CoreError::NotFound("user".into()))
+    }
+
+    pub async fn open_direct(&self, me: UserId, other: UserId) -> Result<Conversation> {
+        if me == other {
+            return Err(CoreError::invalid("a direct conversation needs another user"));
+        }
+        self.require_users(&[other]).await?;
+        self.store.direct_conversation(me, other, crate::now_ms()).await
+    }
+
+    pub async fn create_group(&self, me: UserId, title: &Title, members: &[UserId]) -> Result<Conversation> {
+        let mut all: Vec<UserId> = members.iter().copied().filter(|u| *u != me).collect();
+        all.sort();
+        all.dedup();
+        if all.len() + 1 > MAX_GROUP_MEMBERS {
+            return Err(CoreError::invalid(format!("a group has at most {MAX_GROUP_MEMBERS} members")));
+        }
+        self.require_users(&all).await?;
+        self.store.create_group(me, title, &all, crate::now_ms()).await
+    }
+
+    /// The conversation if `me` is a member; `not_found` otherwise (no leak of its existence).
+    pub async fn conversation(&self, me: UserId, id: ConvId) -> Result<Conversation> {
+        match self.store.conversation(id).await? {
+            Some(c) if c.members.contains(&me) => Ok(c),
+            _ => Err(CoreError::NotFound("conversation".into())),
+        }
+    }
+
+    pub async fn add_members(&self, me: UserId, id: ConvId, users: &[UserId]) -> Result<Conversation> {
+        let conv = self.owned_group(me, id).await?;
+        let mut new: Vec<UserId> = users.iter().copied().filter(|u| !conv.members.contains(u)).collect();
+        new.sort();
+        new.dedup();
+        if conv.members.len() + new.len() > MAX_GROUP_MEMBERS {
+            return Err(CoreError::invalid(format!("a group has at most {MAX_GROUP_MEMBERS} members")));
+        }
+        self.require_users(&new).await?;
+        self.store.add_members(id, &new, crate::now_ms()).await?;
+        self.members.remove(&id);
+        self.conversation(me, id).await
+    }
+
+    /// The owner removes anyone but themself; any member may remove themself (leave).
+    pub async fn remove_member(&self, me: UserId, id: ConvId, user: UserId) -> Result<()> {
+        let conv = self.conversation(me, id).await?;
+        if conv.kind != ConversationKind::Group {
+            return Err(CoreError::invalid("members of a direct conversation cannot change"));
+        }
+        let is_owner = conv.owner == Some(me);
+        if user != me && !is_owner {
+            return Err(CoreError::Forbidden("only the owner removes other members".into()));
+        }
+        if user == me && is_owner {
+            return Err(CoreError::invalid("the owner cannot leave the group"));
+        }
+        if !self.store.remove_member(id, user).await? {
+            return Err(CoreError::NotFound("member".into()));
+        }
+        self.members.remove(&id);
+        Ok(())
+    }
+
+    pub async fn conversations(&self, me: UserId) -> Result<Vec<ConversationSummary>> {
+        self.store.conversations_of(me).await
+    }
+
+    /// Stores a message and returns it with its seq once it is durable. A resend with the same
+    /// cmid returns the original and delivers nothing again.
+    pub async fn send(
+        &self,
+        me: UserId,
+        origin: Option<SessionId>,
+        conv: ConvId,
+        cmid: ClientMsgId,
+        body: MessageBody,
+    ) -> Result<Appended> {
+        let members = self.members_of(me, conv).await?;
+        let appended = self
+            .committer
+            .append(NewMessage { conv, from: me, cmid, body, members }, origin)
+            .await?;
+        if appended.message().conv != conv {
+            return Err(CoreError::Conflict("cmid already used in another conversation".into()));
+        }
+        Ok(appended)
+    }
+
+    /// Messages after `after`, and whether more follow.
+    pub async fn history(&self, me: UserId, conv: ConvId, after: Seq, limit: u32) -> Result<(Vec<Message>, bool)> {
+        self.members_of(me, conv).await?;
+        let limit = limit.clamp(1, MAX_HISTORY_LIMIT);
+        let mut page = self.store.history(conv, after, limit + 1).await?;
+        let more = page.len() > limit as usize;
+        page.truncate(limit as usize);
+        Ok((page, more))
+    }
+
+    /// Moves my read position and tells the members.
+    pub async fn read(&self, me: UserId, conv: ConvId, seq: Seq) -> Result<Seq> {
+        let members = self.members_of(me, conv).await?;
+        let now = self.store.mark_read(conv, me, seq).await?;
+        self.bus.publish(Event::Read { members, conv, user: me, seq: now });
+        Ok(now)
+    }
+
+    pub async fn typing(&self, me: UserId, conv: ConvId) -> Result<()> {
+        let members = self.members_of(me, conv).await?;
+        self.bus.publish(Event::Typing { members, conv, user: me });
+        Ok(())
+    }
+
+    pub fn session_opened(&self, user: UserId) {
+        if let Some(state) = self.presence.session_opened(user) {
+            self.publish_presence(user, state);
+        }
+    }
+
+    pub async fn session_closed(&self, user: UserId) {
+        let now = crate::now_ms();
+        if let Some(state) = self.presence.session_closed(user, now) {
+            if let Err(e) = self.store.set_last_seen(user, now).await {
+                tracing::warn!(error = %e, %user, "last_seen not stored");
+            }
+            self.publish_presence(user, state);
+        }
+    }
+
+    pub async fn presence(&self, user: UserId) -> Result<PresenceState> {
+        if self.presence.is_online(user) {
+            return Ok(PresenceState { online: true, last_seen: None });
+        }
+        let last_seen = self.store.user(user).await?.and_then(|u| u.last_seen);
+        Ok(PresenceState { online: false, last_seen })
+    }
+
+    pub fn online_users(&self) -> usize {
+        self.presence.online_users()
+    }
+
+    fn publish_presence(&self, user: UserId, state: PresenceState) {
+        self.bus.publish(Event::Presence { user, online: state.online, last_seen: state.last_seen });
+    }
+
+    /// The member list of `conv` if `me` is in it: `not_found` for a conversation that does not
+    /// exist, `forbidden` for one I am not a member of.
+    async fn members_of(&self, me: UserId, conv: ConvId) -> Result<Arc<[UserId]>> {
+        let members = match self.members.get(&conv) {
+            Some(m) => m.clone(),
+            None => {
+                let list = self.store.members(conv).await?;
+                if list.is_empty() {
+                    return Err(CoreError::NotFound("conversation".into()));
+                }
+                let list: Arc<[UserId]> = list.into();
+                if self.members.len() >= MEMBER_CACHE_CAP {
+                    self.members.clear();
+                }
+                self.members.insert(conv, list.clone());
+                list
+            }
+        };
+        if members.contains(&me) {
+            Ok(members)
+        } else {
+            Err(CoreError::Forbidden("not a member of this conversation".into()))
+        }
+    }
+
+    async fn owned_group(&self, me: UserId, id: ConvId) -> Result<Conversation> {
+        let conv = self.conversation(me, id).await?;
+        if conv.kind != ConversationKind::Group {
+            return Err(CoreError::invalid("members of a direct conversation cannot change"));
+        }
+        if conv.owner != Some(me) {
+            return Err(CoreError::Forbidden("only the owner changes members".into()));
+        }
+        Ok(conv)
+    }
+
+    async fn require_users(&self, ids: &[UserId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = self.store.existing_users(ids).await?;
+        match ids.iter().find(|u| !found.contains(u)) {
+            Some(missing) => Err(CoreError::NotFound(format!("user {missing}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+fn default_nickname(identity: &Identity) -> String {
+    let tail: String = identity.subject.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    format!("旅行者{tail}")
+}

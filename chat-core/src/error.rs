@@ -1,0 +1,47 @@
+//! The domain's one error type. Each variant maps to one stable wire code at the edges.
+
+/// What went wrong in a use case. `Unavailable` means nothing was decided: the caller may retry.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CoreError {
+    /// The input is well-formed but not acceptable (too long, empty, wrong member list...).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The caller may not do this (not a member, not the owner).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The thing named does not exist (or the caller may not know that it does).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A uniqueness rule was broken (for example a client message id reused elsewhere).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Storage or another dependency failed; nothing was acknowledged.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The token is missing, malformed, expired or forged.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+}
+
+impl CoreError {
+    /// The stable snake_case code the wire uses for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::Invalid(_) => "invalid",
+            CoreError::Forbidden(_) => "forbidden",
+            CoreError::NotFound(_) => "not_found",
+            CoreError::Conflict(_) => "conflict",
+            CoreError::Unavailable(_) => "unavailable",
+            CoreError::Unauthorized(_) => "unauthorized",
+        }
+    }
+
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        CoreError::Invalid(msg.into())
+    }
+    pub fn unavailable(msg: impl std::fmt::Display) -> Self {
+        CoreError::Unavailable(msg.to_string())
+    }
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

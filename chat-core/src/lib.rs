@@ -1,0 +1,36 @@
+//! The Jiebanke domain: users, conversations, per-conversation sequencing, presence and the
+//! ports (traits) that storage and buses implement. This crate does no I/O and knows nothing of
+//! axum, tungstenite, serde wire formats or sqlx; adapters live in `storage`, `gateway` and `rest`.
+//!
+//! Layout:
+//! - `ids`: newtypes parsed once at the edge (`UserId`, `ConvId`, `Seq`, `ClientMsgId`, `SessionId`).
+//! - `model`: users, conversations, messages and their bodies.
+//! - `error`: the crate's one error type, `CoreError`.
+//! - `ports`: the traits storage and buses implement, with the guarantees they promise.
+//! - `bus`: the in-process `LocalBus`, the embedded default `Bus`.
+//! - `commit`: the group-commit sequencer in front of a `MessageStore`.
+//! - `presence`: the pure presence registry (sessions per user, last seen).
+//! - `chat`: `ChatService`, the use cases the gateway and REST shell call.
+//! - `memory`: an in-memory `Store` for tests and examples.
+
+pub mod bus;
+pub mod chat;
+pub mod commit;
+pub mod error;
+pub mod ids;
+pub mod memory;
+pub mod model;
+pub mod ports;
+pub mod presence;
+
+pub use error::CoreError;
+pub use ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
+pub use model::*;
+
+/// Milliseconds since the Unix epoch, the one clock of the domain.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

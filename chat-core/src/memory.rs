@@ -1,0 +1,180 @@
+//! `MemoryStore`: every store port in memory, for the domain's tests and for examples. It keeps
+//! the same promises as the SQL stores (seq without gaps, idempotent cmid, atomic batches) but
+//! nothing survives the process.
+
+use crate::error::{CoreError, Result};
+use crate::ids::{ClientMsgId, ConvId, Seq, UserId};
+use crate::model::*;
+use crate::ports::{ConversationStore, MessageStore, UserStore};
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Inner {
+    users: BTreeMap<UserId, User>,
+    identities: HashMap<(String, String), UserId>,
+    convs: BTreeMap<ConvId, Conversation>,
+    direct: HashMap<(UserId, UserId), ConvId>,
+    read: HashMap<(ConvId, UserId), Seq>,
+    messages: BTreeMap<(ConvId, Seq), Message>,
+    by_cmid: HashMap<(UserId, ClientMsgId), (ConvId, Seq)>,
+    next_id: i64,
+}
+
+/// One mutex over everything: simple, and tests are small. Never held across an await.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    /// When set, every call fails with `unavailable` (to test outage handling).
+    pub fail: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryStore {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(CoreError::unavailable("memory store switched off"));
+        }
+        Ok(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Inner {
+    fn next(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+    fn new_conv(&mut self, kind: ConversationKind, title: Option<String>, owner: Option<UserId>, members: Vec<UserId>, now: i64) -> Conversation {
+        let id = ConvId::new(self.next()).expect("positive");
+        let c = Conversation { id, kind, title, owner, created_at: now, last_seq: Seq::ZERO, members };
+        self.convs.insert(id, c.clone());
+        c
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn upsert_user(&self, identity: &Identity, nickname: &str, now: i64) -> Result<User> {
+        let mut g = self.lock()?;
+        let key = (identity.provider.to_owned(), identity.subject.clone());
+        if let Some(id) = g.identities.get(&key) {
+            return Ok(g.users[id].clone());
+        }
+        let id = UserId::new(g.next()).expect("positive");
+        let u = User { id, provider: identity.provider.into(), nickname: nickname.into(), created_at: now, last_seen: None };
+        g.identities.insert(key, id);
+        g.users.insert(id, u.clone());
+        Ok(u)
+    }
+    async fn user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.lock()?.users.get(&id).cloned())
+    }
+    async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>> {
+        let g = self.lock()?;
+        Ok(ids.iter().copied().filter(|u| g.users.contains_key(u)).collect())
+    }
+    async fn set_last_seen(&self, id: UserId, ts: i64) -> Result<()> {
+        if let Some(u) = self.lock()?.users.get_mut(&id) {
+            u.last_seen = Some(ts);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for MemoryStore {
+    async fn direct_conversation(&self, a: UserId, b: UserId, now: i64) -> Result<Conversation> {
+        let mut g = self.lock()?;
+        let key = (a.min(b), a.max(b));
+        if let Some(id) = g.direct.get(&key) {
+            return Ok(g.convs[id].clone());
+        }
+        let c = g.new_conv(ConversationKind::Direct, None, None, vec![key.0, key.1], now);
+        g.direct.insert(key, c.id);
+        Ok(c)
+    }
+    async fn create_group(&self, owner: UserId, title: &Title, members: &[UserId], now: i64) -> Result<Conversation> {
+        let mut g = self.lock()?;
+        let mut all = vec![owner];
+        all.extend(members.iter().copied().filter(|m| *m != owner));
+        Ok(g.new_conv(ConversationKind::Group, Some(title.as_str().into()), Some(owner), all, now))
+    }
+    async fn conversation(&self, id: ConvId) -> Result<Option<Conversation>> {
+        Ok(self.lock()?.convs.get(&id).cloned())
+    }
+    async fn members(&self, id: ConvId) -> Result<Vec<UserId>> {
+        Ok(self.lock()?.convs.get(&id).map(|c| c.members.clone()).unwrap_or_default())
+    }
+    async fn add_members(&self, id: ConvId, users: &[UserId], _now: i64) -> Result<()> {
+        let mut g = self.lock()?;
+        let c = g.convs.get_mut(&id).ok_or_else(|| CoreError::NotFound("conversation".into()))?;
+        for u in users {
+            if !c.members.contains(u) {
+                c.members.push(*u);
+            }
+        }
+        Ok(())
+    }
+    async fn remove_member(&self, id: ConvId, user: UserId) -> Result<bool> {
+        let mut g = self.lock()?;
+        let Some(c) = g.convs.get_mut(&id) else { return Ok(false) };
+        let before = c.members.len();
+        c.members.retain(|m| *m != user);
+        Ok(c.members.len() < before)
+    }
+    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>> {
+        let g = self.lock()?;
+        let mut out: Vec<ConversationSummary> = g
+            .convs
+            .values()
+            .filter(|c| c.members.contains(&user))
+            .map(|c| ConversationSummary {
+                conversation: c.clone(),
+                read_seq: g.read.get(&(c.id, user)).copied().unwrap_or_default(),
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+    async fn mark_read(&self, id: ConvId, user: UserId, seq: Seq) -> Result<Seq> {
+        let mut g = self.lock()?;
+        let last = g.convs.get(&id).map(|c| c.last_seq).unwrap_or_default();
+        let entry = g.read.entry((id, user)).or_default();
+        *entry = (*entry).max(seq.min(last));
+        Ok(*entry)
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryStore {
+    async fn append(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>> {
+        let mut g = self.lock()?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let key = (m.from, m.cmid.clone());
+            if let Some(at) = g.by_cmid.get(&key) {
+                out.push(Ok(Appended::Duplicate(g.messages[at].clone())));
+                continue;
+            }
+            let Some(conv) = g.convs.get_mut(&m.conv) else {
+                out.push(Err(CoreError::NotFound("conversation".into())));
+                continue;
+            };
+            conv.last_seq = conv.last_seq.next();
+            let seq = conv.last_seq;
+            let msg = Message { conv: m.conv, seq, from: m.from, cmid: m.cmid.clone(), ts: now, body: m.body.clone() };
+            g.by_cmid.insert(key, (m.conv, seq));
+            g.messages.insert((m.conv, seq), msg.clone());
+            out.push(Ok(Appended::New(msg)));
+        }
+        Ok(out)
+    }
+    async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>> {
+        let g = self.lock()?;
+        Ok(g.messages
+            .range((conv, after.next())..=(conv, Seq::new(u64::MAX)))
+            .take(limit as usize)
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+}

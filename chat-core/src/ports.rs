@@ -1,0 +1,111 @@
+//! The ports: traits that adapters outside the domain implement. Each states what it promises.
+//!
+//! `storage` implements the stores on SQLite and MySQL; `memory` implements them for tests;
+//! `bus::LocalBus` implements `Bus` in-process; `rest` implements `TokenVerifier` with JWTs.
+
+use crate::error::Result;
+use crate::ids::{ConvId, Seq, SessionId, UserId};
+use crate::model::*;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+/// Users and their identities.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Returns the user with this identity, creating it on first login. Same identity, same user.
+    async fn upsert_user(&self, identity: &Identity, nickname: &str, now: i64) -> Result<User>;
+    async fn user(&self, id: UserId) -> Result<Option<User>>;
+    /// Of `ids`, those that exist.
+    async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>>;
+    async fn set_last_seen(&self, id: UserId, ts: i64) -> Result<()>;
+}
+
+/// Conversations and membership.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// The direct conversation of the pair, created if it does not exist. Idempotent and safe
+    /// under concurrent calls: the same pair always gets the same conversation.
+    async fn direct_conversation(&self, a: UserId, b: UserId, now: i64) -> Result<Conversation>;
+    async fn create_group(
+        &self,
+        owner: UserId,
+        title: &Title,
+        members: &[UserId],
+        now: i64,
+    ) -> Result<Conversation>;
+    /// The conversation with its members, or `None`.
+    async fn conversation(&self, id: ConvId) -> Result<Option<Conversation>>;
+    async fn members(&self, id: ConvId) -> Result<Vec<UserId>>;
+    /// Adds members (existing members are left as they are).
+    async fn add_members(&self, id: ConvId, users: &[UserId], now: i64) -> Result<()>;
+    /// Removes a member; false if they were not one.
+    async fn remove_member(&self, id: ConvId, user: UserId) -> Result<bool>;
+    /// The caller's conversations, most recently created first, with their read position.
+    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>>;
+    /// Moves the member's read position forward to `seq` (never back, never past the last
+    /// message) and returns where it is now.
+    async fn mark_read(&self, id: ConvId, user: UserId, seq: Seq) -> Result<Seq>;
+}
+
+/// The durable message log.
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores a batch in ONE transaction, assigning each new message the next seq of its
+    /// conversation in batch order (no gap, no reuse). A message whose (sender, cmid) is stored
+    /// already comes back as `Appended::Duplicate` with the original and is not stored again.
+    /// The outer `Err` means the transaction failed and nothing of the batch is stored; an inner
+    /// `Err` rejects that one message only. When this returns `Ok`, the batch is durable.
+    async fn append(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>>;
+    /// Messages of `conv` with seq > `after`, in seq order, at most `limit`.
+    async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>>;
+}
+
+/// All the stores one backend provides.
+pub trait Store: UserStore + ConversationStore + MessageStore {}
+impl<T: UserStore + ConversationStore + MessageStore> Store for T {}
+
+/// Something that happened and that sessions may need to see. Every event names its audience.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A newly committed message. `origin` is the sending session, which gets an ack instead.
+    Message {
+        members: Arc<[UserId]>,
+        origin: Option<SessionId>,
+        message: Arc<Message>,
+    },
+    Read {
+        members: Arc<[UserId]>,
+        conv: ConvId,
+        user: UserId,
+        seq: Seq,
+    },
+    /// Never stored; sent to the other members only.
+    Typing {
+        members: Arc<[UserId]>,
+        conv: ConvId,
+        user: UserId,
+    },
+    Presence {
+        user: UserId,
+        online: bool,
+        last_seen: Option<i64>,
+    },
+}
+
+/// Receives the events a `Bus` carries. Must not block: it runs on the publisher's task.
+pub trait EventSink: Send + Sync + 'static {
+    fn deliver(&self, event: &Event);
+}
+
+/// Carries events to every node's sessions.
+///
+/// Guarantees: events published by one publisher reach each sink in publish order; delivery is
+/// at most once (a lost event is recovered by the client's `sync`, never by the bus).
+pub trait Bus: Send + Sync + 'static {
+    fn publish(&self, event: Event);
+}
+
+/// Turns a bearer token into the user it was issued to.
+pub trait TokenVerifier: Send + Sync + 'static {
+    fn verify(&self, token: &str) -> Result<UserId>;
+}
