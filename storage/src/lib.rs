@@ -1,1 +1,34 @@
-//! placeholder
+//! Storage adapters: the chat-core store ports on SQL through sqlx's `Any` driver, so one code
+//! path serves SQLite (the embedded default, a file in the data dir) and MySQL 8 / MariaDB
+//! (production). The few dialect differences are in `Dialect`.
+//!
+//! Layout:
+//! - `db`: connecting, pragmas, migrations (`migrations/sqlite`, `migrations/mysql`).
+//! - `store`: `SqlStore`, the implementation of `UserStore`, `ConversationStore`, `MessageStore`.
+//! - `testing`: a throwaway MySQL database per test.
+
+mod db;
+mod store;
+pub mod testing;
+
+pub use db::{Dialect, SqlStore};
+
+/// The storage crate's one error type.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (expected sqlite: or mysql:)")]
+    UnsupportedUrl,
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<StorageError> for jiebanke_chat_core::CoreError {
+    fn from(e: StorageError) -> Self {
+        tracing::warn!(error = %e, "storage error");
+        jiebanke_chat_core::CoreError::Unavailable("storage unavailable".into())
+    }
+}

@@ -1,0 +1,467 @@
+//! `SqlStore` as the chat-core store ports. Every statement here is valid in both dialects
+//! unless it goes through `Dialect`.
+
+use crate::{SqlStore, StorageError};
+use async_trait::async_trait;
+use jiebanke_chat_core::error::Result;
+use jiebanke_chat_core::ports::{ConversationStore, MessageStore, UserStore};
+use jiebanke_chat_core::*;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
+
+/// Rows per multi-row `INSERT` (keeps statements far below both engines' placeholder limits).
+const INSERT_CHUNK: usize = 100;
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt(what.to_owned())
+}
+
+fn user_from(row: &AnyRow) -> Result<User, StorageError> {
+    Ok(User {
+        id: UserId::new(row.try_get("id")?).map_err(|_| corrupt("user id"))?,
+        provider: row.try_get("provider")?,
+        nickname: row.try_get("nickname")?,
+        created_at: row.try_get("created_at")?,
+        last_seen: row.try_get("last_seen")?,
+    })
+}
+
+fn message_from(row: &AnyRow) -> Result<Message, StorageError> {
+    let kind: String = row.try_get("kind")?;
+    let text: String = row.try_get("text")?;
+    let body = match kind.as_str() {
+        "text" => MessageBody::Text(MessageText::parse(&text).map_err(|_| corrupt("message text"))?),
+        _ => return Err(corrupt("message kind")),
+    };
+    Ok(Message {
+        conv: ConvId::new(row.try_get("conv_id")?).map_err(|_| corrupt("conv id"))?,
+        seq: Seq::new(row.try_get::<i64, _>("seq")? as u64),
+        from: UserId::new(row.try_get("sender_id")?).map_err(|_| corrupt("sender id"))?,
+        cmid: ClientMsgId::parse(&row.try_get::<String, _>("cmid")?).map_err(|_| corrupt("cmid"))?,
+        ts: row.try_get("ts")?,
+        body,
+    })
+}
+
+fn body_text(body: &MessageBody) -> &str {
+    match body {
+        MessageBody::Text(t) => t.as_str(),
+    }
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+impl SqlStore {
+    async fn conversation_row(&self, id: ConvId) -> Result<Option<Conversation>, StorageError> {
+        let row = sqlx::query(
+            "SELECT id, kind, title, owner_id, created_at, last_seq FROM conversations WHERE id = ?",
+        )
+        .bind(id.get())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut conv = conversation_from(&row)?;
+        conv.members = self.member_list(id).await?;
+        Ok(Some(conv))
+    }
+
+    async fn member_list(&self, id: ConvId) -> Result<Vec<UserId>, StorageError> {
+        let rows = sqlx::query("SELECT user_id FROM members WHERE conv_id = ? ORDER BY joined_at, user_id")
+            .bind(id.get())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| UserId::new(r.try_get("user_id")?).map_err(|_| corrupt("member id")))
+            .collect()
+    }
+
+    async fn append_tx(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>, StorageError> {
+        let mut out: Vec<Option<Result<Appended>>> = vec![None; batch.len()];
+        let mut tx = self.pool.begin().await?;
+
+        // 1. Resends: (sender, cmid) already stored, or repeated inside this batch.
+        let mut stored: HashMap<(i64, String), Message> = HashMap::new();
+        for chunk in batch.chunks(INSERT_CHUNK) {
+            let cond = vec!["(sender_id = ? AND cmid = ?)"; chunk.len()].join(" OR ");
+            let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text FROM messages WHERE {cond}");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q.bind(m.from.get()).bind(m.cmid.as_str().to_owned());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                let m = message_from(&row)?;
+                stored.insert((m.from.get(), m.cmid.as_str().to_owned()), m);
+            }
+        }
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut first_in_batch: HashMap<(i64, &str), usize> = HashMap::new();
+        let mut repeats: Vec<(usize, usize)> = Vec::new();
+        for (i, m) in batch.iter().enumerate() {
+            let key = (m.from.get(), m.cmid.as_str().to_owned());
+            if let Some(orig) = stored.get(&key) {
+                out[i] = Some(Ok(Appended::Duplicate(orig.clone())));
+            } else if let Some(&j) = first_in_batch.get(&(m.from.get(), m.cmid.as_str())) {
+                repeats.push((i, j));
+            } else {
+                first_in_batch.insert((m.from.get(), m.cmid.as_str()), i);
+                fresh.push(i);
+            }
+        }
+
+        // 2. Seqs: reserve a contiguous range per conversation. The UPDATE takes the row lock
+        //    (MySQL) or the write lock (SQLite), so concurrent writers on other nodes never
+        //    share a seq.
+        let mut per_conv: Vec<(ConvId, Vec<usize>)> = Vec::new();
+        for &i in &fresh {
+            match per_conv.iter_mut().find(|(c, _)| *c == batch[i].conv) {
+                Some((_, v)) => v.push(i),
+                None => per_conv.push((batch[i].conv, vec![i])),
+            }
+        }
+        let mut rows: Vec<Message> = Vec::with_capacity(fresh.len());
+        for (conv, idxs) in &per_conv {
+            let n = idxs.len() as i64;
+            let updated = sqlx::query("UPDATE conversations SET last_seq = last_seq + ? WHERE id = ?")
+                .bind(n)
+                .bind(conv.get())
+                .execute(&mut *tx)
+                .await?;
+            if updated.rows_affected() == 0 {
+                for &i in idxs {
+                    out[i] = Some(Err(CoreError::NotFound("conversation".into())));
+                }
+                continue;
+            }
+            let last: i64 = sqlx::query("SELECT last_seq FROM conversations WHERE id = ?")
+                .bind(conv.get())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("last_seq")?;
+            let first = last - n + 1;
+            for (k, &i) in idxs.iter().enumerate() {
+                let m = &batch[i];
+                let msg = Message {
+                    conv: m.conv,
+                    seq: Seq::new((first + k as i64) as u64),
+                    from: m.from,
+                    cmid: m.cmid.clone(),
+                    ts: now,
+                    body: m.body.clone(),
+                };
+                out[i] = Some(Ok(Appended::New(msg.clone())));
+                rows.push(msg);
+            }
+        }
+
+        // 3. The rows themselves.
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let sql = format!("INSERT INTO messages (conv_id, seq, sender_id, cmid, ts, kind, text) VALUES {values}");
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(m.conv.get())
+                    .bind(m.seq.get() as i64)
+                    .bind(m.from.get())
+                    .bind(m.cmid.as_str().to_owned())
+                    .bind(m.ts)
+                    .bind(m.body.kind())
+                    .bind(body_text(&m.body).to_owned());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+
+        for (i, j) in repeats {
+            out[i] = match &out[j] {
+                Some(Ok(a)) => Some(Ok(Appended::Duplicate(a.message().clone()))),
+                Some(Err(e)) => Some(Err(e.clone())),
+                None => None,
+            };
+        }
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(CoreError::unavailable("message not processed"))))
+            .collect())
+    }
+}
+
+fn conversation_from(row: &AnyRow) -> Result<Conversation, StorageError> {
+    let kind: String = row.try_get("kind")?;
+    let owner: Option<i64> = row.try_get("owner_id")?;
+    Ok(Conversation {
+        id: ConvId::new(row.try_get("id")?).map_err(|_| corrupt("conv id"))?,
+        kind: ConversationKind::parse(&kind).map_err(|_| corrupt("conv kind"))?,
+        title: row.try_get("title")?,
+        owner: owner.and_then(|o| UserId::new(o).ok()),
+        created_at: row.try_get("created_at")?,
+        last_seq: Seq::new(row.try_get::<i64, _>("last_seq")? as u64),
+        members: Vec::new(),
+    })
+}
+
+#[async_trait]
+impl UserStore for SqlStore {
+    async fn upsert_user(&self, identity: &Identity, nickname: &str, now: i64) -> Result<User> {
+        let sql = format!(
+            "{} INTO users (provider, subject, nickname, created_at) VALUES (?, ?, ?, ?)",
+            self.dialect.insert_ignore()
+        );
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(identity.provider)
+            .bind(identity.subject.clone())
+            .bind(nickname.to_owned())
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        let row = sqlx::query(
+            "SELECT id, provider, nickname, created_at, last_seen FROM users WHERE provider = ? AND subject = ?",
+        )
+        .bind(identity.provider)
+        .bind(identity.subject.clone())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        Ok(user_from(&row)?)
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen FROM users WHERE id = ?")
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(row.as_ref().map(user_from).transpose()?)
+    }
+
+    async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let sql = format!("SELECT id FROM users WHERE id IN ({})", placeholders(chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id.get());
+            }
+            for row in q.fetch_all(&self.pool).await.map_err(StorageError::from)? {
+                let id: i64 = row.try_get("id").map_err(StorageError::from)?;
+                found.push(UserId::new(id)?);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_last_seen(&self, id: UserId, ts: i64) -> Result<()> {
+        sqlx::query("UPDATE users SET last_seen = ? WHERE id = ?")
+            .bind(ts)
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn direct_conversation(&self, a: UserId, b: UserId, now: i64) -> Result<Conversation> {
+        let (lo, hi) = (a.min(b), a.max(b));
+        let key = format!("{lo}:{hi}");
+        let run = async {
+            let mut tx = self.pool.begin().await?;
+            let sql = format!(
+                "{} INTO conversations (kind, direct_key, last_seq, created_at) VALUES ('direct', ?, 0, ?)",
+                self.dialect.insert_ignore()
+            );
+            sqlx::query(AssertSqlSafe(sql)).bind(key.clone()).bind(now).execute(&mut *tx).await?;
+            let id: i64 = sqlx::query("SELECT id FROM conversations WHERE direct_key = ?")
+                .bind(key.clone())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
+            let sql = format!(
+                "{} INTO members (conv_id, user_id, read_seq, joined_at) VALUES (?, ?, 0, ?), (?, ?, 0, ?)",
+                self.dialect.insert_ignore()
+            );
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(id).bind(lo.get()).bind(now)
+                .bind(id).bind(hi.get()).bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(id)
+        };
+        let id = ConvId::new(run.await?)?;
+        self.conversation_row(id).await?.ok_or_else(|| CoreError::unavailable("conversation vanished"))
+    }
+
+    async fn create_group(&self, owner: UserId, title: &Title, members: &[UserId], now: i64) -> Result<Conversation> {
+        let run = async {
+            let mut tx = self.pool.begin().await?;
+            let res = sqlx::query(
+                "INSERT INTO conversations (kind, title, owner_id, last_seq, created_at) VALUES ('group', ?, ?, 0, ?)",
+            )
+            .bind(title.as_str().to_owned())
+            .bind(owner.get())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let id = match res.last_insert_id() {
+                Some(id) => id,
+                None => sqlx::query(self.dialect.last_insert_id())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get::<i64, _>(0)?,
+            };
+            let mut all = vec![owner];
+            all.extend(members.iter().copied().filter(|m| *m != owner));
+            for chunk in all.chunks(INSERT_CHUNK) {
+                let values = vec!["(?, ?, 0, ?)"; chunk.len()].join(", ");
+                let sql = format!("INSERT INTO members (conv_id, user_id, read_seq, joined_at) VALUES {values}");
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for u in chunk {
+                    q = q.bind(id).bind(u.get()).bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StorageError>(id)
+        };
+        let id = ConvId::new(run.await?)?;
+        self.conversation_row(id).await?.ok_or_else(|| CoreError::unavailable("conversation vanished"))
+    }
+
+    async fn conversation(&self, id: ConvId) -> Result<Option<Conversation>> {
+        Ok(self.conversation_row(id).await?)
+    }
+
+    async fn members(&self, id: ConvId) -> Result<Vec<UserId>> {
+        Ok(self.member_list(id).await?)
+    }
+
+    async fn add_members(&self, id: ConvId, users: &[UserId], now: i64) -> Result<()> {
+        for chunk in users.chunks(INSERT_CHUNK) {
+            let values = vec!["(?, ?, 0, ?)"; chunk.len()].join(", ");
+            let sql = format!(
+                "{} INTO members (conv_id, user_id, read_seq, joined_at) VALUES {values}",
+                self.dialect.insert_ignore()
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for u in chunk {
+                q = q.bind(id.get()).bind(u.get()).bind(now);
+            }
+            q.execute(&self.pool).await.map_err(StorageError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn remove_member(&self, id: ConvId, user: UserId) -> Result<bool> {
+        let res = sqlx::query("DELETE FROM members WHERE conv_id = ? AND user_id = ?")
+            .bind(id.get())
+            .bind(user.get())
+            .execute(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(res.rows_affected() > 0)
+    }
+
+    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.kind, c.title, c.owner_id, c.created_at, c.last_seq, m.read_seq \
+             FROM members m JOIN conversations c ON c.id = m.conv_id \
+             WHERE m.user_id = ? ORDER BY c.id DESC LIMIT 1000",
+        )
+        .bind(user.get())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let conversation = conversation_from(row)?;
+            let read: i64 = row.try_get("read_seq").map_err(StorageError::from)?;
+            out.push(ConversationSummary { conversation, read_seq: Seq::new(read as u64) });
+        }
+        if !out.is_empty() {
+            let ids: Vec<i64> = out.iter().map(|s| s.conversation.id.get()).collect();
+            let mut by_conv: HashMap<i64, Vec<UserId>> = HashMap::new();
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let sql = format!(
+                    "SELECT conv_id, user_id FROM members WHERE conv_id IN ({}) ORDER BY joined_at, user_id",
+                    placeholders(chunk.len())
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&self.pool).await.map_err(StorageError::from)? {
+                    let c: i64 = row.try_get("conv_id").map_err(StorageError::from)?;
+                    let u: i64 = row.try_get("user_id").map_err(StorageError::from)?;
+                    by_conv.entry(c).or_default().push(UserId::new(u)?);
+                }
+            }
+            for s in &mut out {
+                s.conversation.members = by_conv.remove(&s.conversation.id.get()).unwrap_or_default();
+            }
+        }
+        Ok(out)
+    }
+
+    async fn mark_read(&self, id: ConvId, user: UserId, seq: Seq) -> Result<Seq> {
+        let run = async {
+            let last: i64 = sqlx::query("SELECT last_seq FROM conversations WHERE id = ?")
+                .bind(id.get())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("last_seq"))
+                .transpose()?
+                .unwrap_or(0);
+            let target = (seq.get() as i64).min(last);
+            sqlx::query(
+                "UPDATE members SET read_seq = CASE WHEN ? > read_seq THEN ? ELSE read_seq END \
+                 WHERE conv_id = ? AND user_id = ?",
+            )
+            .bind(target)
+            .bind(target)
+            .bind(id.get())
+            .bind(user.get())
+            .execute(&self.pool)
+            .await?;
+            let now: Option<i64> = sqlx::query("SELECT read_seq FROM members WHERE conv_id = ? AND user_id = ?")
+                .bind(id.get())
+                .bind(user.get())
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get("read_seq"))
+                .transpose()?;
+            Ok::<_, StorageError>(now)
+        };
+        match run.await? {
+            Some(v) => Ok(Seq::new(v as u64)),
+            None => Err(CoreError::NotFound("member".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for SqlStore {
+    async fn append(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>> {
+        Ok(self.append_tx(batch, now).await?)
+    }
+
+    async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>> {
+        let rows = sqlx::query(
+            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text FROM messages \
+             WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(conv.get())
+        .bind(after.get() as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        Ok(rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?)
+    }
+}

@@ -1,0 +1,183 @@
+//! The store contract, run against the real engines: SQLite in a temp dir and MariaDB/MySQL in a
+//! database of its own (skipped with a loud SKIPPED line when no server answers, unless
+//! `JBK_REQUIRE_SERVICES=1`, as in `.ci/run`).
+
+use jiebanke_chat_core::ports::{ConversationStore, MessageStore, UserStore};
+use jiebanke_chat_core::*;
+use jiebanke_storage::testing::TestMySql;
+use jiebanke_storage::SqlStore;
+use std::sync::Arc;
+
+struct Backend {
+    store: SqlStore,
+    _mysql: Option<TestMySql>,
+    _dir: Option<TempDir>,
+}
+
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn sqlite() -> Backend {
+    let dir = std::env::temp_dir().join(format!("jbk-store-{:016x}", rand_u64()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite:{}", dir.join("jbk.db").display());
+    Backend { store: SqlStore::connect(&url).await.unwrap(), _mysql: None, _dir: Some(TempDir(dir)) }
+}
+
+async fn mysql() -> Option<Backend> {
+    let db = TestMySql::create().await?;
+    let store = SqlStore::connect(&db.url).await.unwrap();
+    Some(Backend { store, _mysql: Some(db), _dir: None })
+}
+
+fn rand_u64() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    t ^ (std::process::id() as u64).rotate_left(32)
+}
+
+fn id(s: &str) -> Identity {
+    Identity { provider: "dev", subject: s.into() }
+}
+
+fn new_msg(conv: ConvId, from: UserId, cmid: &str, text: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        from,
+        cmid: ClientMsgId::parse(cmid).unwrap(),
+        body: MessageBody::Text(MessageText::parse(text).unwrap()),
+        members: Arc::from(vec![from]),
+    }
+}
+
+async fn users_and_direct(s: &SqlStore) {
+    let a = s.upsert_user(&id("alice"), "A", 1).await.unwrap();
+    let a2 = s.upsert_user(&id("alice"), "ignored", 2).await.unwrap();
+    assert_eq!(a.id, a2.id);
+    assert_eq!(a2.nickname, "A");
+    let b = s.upsert_user(&id("鲍勃"), "B", 1).await.unwrap();
+    assert_eq!(s.existing_users(&[a.id, b.id, UserId::new(9999).unwrap()]).await.unwrap().len(), 2);
+    let c1 = s.direct_conversation(a.id, b.id, 5).await.unwrap();
+    let c2 = s.direct_conversation(b.id, a.id, 6).await.unwrap();
+    assert_eq!(c1.id, c2.id);
+    assert_eq!(c1.kind, ConversationKind::Direct);
+    assert_eq!(c1.members.len(), 2);
+    s.set_last_seen(a.id, 77).await.unwrap();
+    assert_eq!(s.user(a.id).await.unwrap().unwrap().last_seen, Some(77));
+}
+
+async fn append_sequences_and_dedups(s: &SqlStore) {
+    let a = s.upsert_user(&id("a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("b"), "B", 1).await.unwrap().id;
+    let c = s.direct_conversation(a, b, 1).await.unwrap().id;
+    let g = s.create_group(a, &Title::parse("草原").unwrap(), &[b], 1).await.unwrap().id;
+    let batch = vec![
+        new_msg(c, a, "1", "你好"),
+        new_msg(g, a, "2", "group one"),
+        new_msg(c, b, "1", "same cmid, other sender"),
+        new_msg(c, a, "1", "repeat inside the batch"),
+        new_msg(ConvId::new(987654).unwrap(), a, "3", "nowhere"),
+    ];
+    let out = s.append(&batch, 100).await.unwrap();
+    let seqs: Vec<String> = out
+        .iter()
+        .map(|r| match r {
+            Ok(Appended::New(m)) => format!("new {}", m.seq),
+            Ok(Appended::Duplicate(m)) => format!("dup {}", m.seq),
+            Err(e) => e.code().to_string(),
+        })
+        .collect();
+    assert_eq!(seqs, vec!["new 1", "new 1", "new 2", "dup 1", "not_found"]);
+    // A resend in a later batch is the original.
+    let again = s.append(&[new_msg(c, a, "1", "resend"), new_msg(c, a, "4", "next")], 200).await.unwrap();
+    match &again[0] {
+        Ok(Appended::Duplicate(m)) => {
+            assert_eq!(m.seq, Seq::new(1));
+            assert_eq!(m.ts, 100);
+            assert_eq!(m.body, MessageBody::Text(MessageText::parse("你好").unwrap()));
+        }
+        other => panic!("expected duplicate, got {other:?}"),
+    }
+    assert!(matches!(&again[1], Ok(Appended::New(m)) if m.seq == Seq::new(3)));
+    let h = s.history(c, Seq::ZERO, 10).await.unwrap();
+    assert_eq!(h.iter().map(|m| m.seq.get()).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let h = s.history(c, Seq::new(1), 1).await.unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].seq, Seq::new(2));
+    // Read position: forward only, capped at last_seq.
+    assert_eq!(s.mark_read(c, b, Seq::new(2)).await.unwrap(), Seq::new(2));
+    assert_eq!(s.mark_read(c, b, Seq::new(1)).await.unwrap(), Seq::new(2));
+    assert_eq!(s.mark_read(c, b, Seq::new(50)).await.unwrap(), Seq::new(3));
+    let mine = s.conversations_of(b).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    let direct = mine.iter().find(|x| x.conversation.id == c).unwrap();
+    assert_eq!(direct.conversation.last_seq, Seq::new(3));
+    assert_eq!(direct.read_seq, Seq::new(3));
+}
+
+async fn big_batches_have_dense_seqs(s: &SqlStore) {
+    let a = s.upsert_user(&id("x"), "X", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("y"), "Y", 1).await.unwrap().id;
+    let c = s.direct_conversation(a, b, 1).await.unwrap().id;
+    for round in 0..3 {
+        let batch: Vec<NewMessage> = (0..250).map(|i| new_msg(c, a, &format!("r{round}-{i}"), "x")).collect();
+        let out = s.append(&batch, 1).await.unwrap();
+        assert!(out.iter().all(|r| matches!(r, Ok(Appended::New(_)))));
+    }
+    let mut after = Seq::ZERO;
+    let mut n = 0;
+    loop {
+        let page = s.history(c, after, 200).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        for m in &page {
+            n += 1;
+            assert_eq!(m.seq.get(), n, "no gap, no reuse");
+        }
+        after = page.last().unwrap().seq;
+    }
+    assert_eq!(n, 750);
+}
+
+async fn groups_change_members(s: &SqlStore) {
+    let o = s.upsert_user(&id("o"), "O", 1).await.unwrap().id;
+    let m = s.upsert_user(&id("m"), "M", 1).await.unwrap().id;
+    let g = s.create_group(o, &Title::parse("t").unwrap(), &[], 1).await.unwrap();
+    assert_eq!(g.owner, Some(o));
+    assert_eq!(g.members, vec![o]);
+    s.add_members(g.id, &[m, m], 2).await.unwrap();
+    assert_eq!(s.members(g.id).await.unwrap().len(), 2);
+    assert!(s.remove_member(g.id, m).await.unwrap());
+    assert!(!s.remove_member(g.id, m).await.unwrap());
+    assert!(s.conversation(ConvId::new(5555).unwrap()).await.unwrap().is_none());
+}
+
+macro_rules! both {
+    ($($name:ident),*) => {
+        mod on_sqlite {
+            $( #[tokio::test] async fn $name() { let b = super::sqlite().await; super::$name(&b.store).await; } )*
+        }
+        mod on_mysql {
+            $( #[tokio::test] async fn $name() { if let Some(b) = super::mysql().await { super::$name(&b.store).await; } } )*
+        }
+    };
+}
+
+both!(users_and_direct, append_sequences_and_dedups, big_batches_have_dense_seqs, groups_change_members);
+
+#[tokio::test]
+async fn sqlite_survives_reopen() {
+    let b = sqlite().await;
+    let dir = b._dir.as_ref().unwrap().0.clone();
+    let a = b.store.upsert_user(&id("p"), "P", 1).await.unwrap().id;
+    let c = b.store.create_group(a, &Title::parse("t").unwrap(), &[], 1).await.unwrap().id;
+    b.store.append(&[new_msg(c, a, "k", "kept")], 1).await.unwrap();
+    b.store.close().await;
+    let again = SqlStore::connect(&format!("sqlite:{}", dir.join("jbk.db").display())).await.unwrap();
+    assert_eq!(again.history(c, Seq::ZERO, 10).await.unwrap().len(), 1);
+}
