@@ -1,1 +1,249 @@
-//! placeholder
+//! The WebSocket gateway: keeps every mini-program's persistent session, speaks the `jbk.v1`
+//! protocol (docs/protocol.md) in JSON or MessagePack, and enforces the limits (frame size,
+//! rates, queues, heartbeats). Business rules live in chat-core; this crate owns the wire.
+//!
+//! Layout:
+//! - `frame`: wire frames and codecs.
+//! - `hub`: open sessions by user, presence watchers; the bus's event sink.
+//! - `session`: one connection's reader loop and writer task.
+//! - `metrics`: Prometheus metrics.
+
+pub mod frame;
+pub mod hub;
+pub mod metrics;
+mod session;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use frame::Codec;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hub::Hub;
+use jiebanke_chat_core::chat::ChatService;
+use jiebanke_chat_core::ports::TokenVerifier;
+use jiebanke_chat_core::SessionId;
+use metrics::Metrics;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The gateway's limits. Every queue and rate is bounded here.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest frame accepted; a larger one gets a `too_large` error and the session lives on.
+    pub max_frame_bytes: usize,
+    /// Transport cap: a message above it cannot even be read and closes the session (1009).
+    pub hard_max_bytes: usize,
+    /// How often the server pings; clients should send something at least this often.
+    pub heartbeat: Duration,
+    /// Silence after which a session is closed as dead (4002).
+    pub heartbeat_timeout: Duration,
+    /// Frames queued per session before it is closed as a slow consumer (4008).
+    pub outbound_queue: usize,
+    /// Requests one session may have in progress; past that its frames wait unread.
+    pub max_inflight: usize,
+    /// Frames per second a session may send, and the burst above that.
+    pub msg_rate: NonZeroU32,
+    pub msg_burst: NonZeroU32,
+    /// Upgrades per second one IP address may make, and the burst above that.
+    pub handshake_rate: NonZeroU32,
+    pub handshake_burst: NonZeroU32,
+    /// Bad frames in a row before the session is closed (1008).
+    pub max_bad_frames: u32,
+    /// Users one session may watch the presence of.
+    pub max_presence_watch: usize,
+    /// How long a draining session may take to answer its accepted requests.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_frame_bytes: 64 * 1024,
+            hard_max_bytes: 1024 * 1024,
+            heartbeat: Duration::from_secs(25),
+            heartbeat_timeout: Duration::from_secs(75),
+            outbound_queue: 1024,
+            max_inflight: 64,
+            msg_rate: NonZeroU32::new(50).expect("nonzero"),
+            msg_burst: NonZeroU32::new(100).expect("nonzero"),
+            handshake_rate: NonZeroU32::new(20).expect("nonzero"),
+            handshake_burst: NonZeroU32::new(100).expect("nonzero"),
+            max_bad_frames: 10,
+            max_presence_watch: 500,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// A jittered reconnect delay for the drain close reason, so clients do not all come back
+    /// in the same millisecond.
+    pub fn reconnect_hint_ms(&self) -> u64 {
+        500 + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0)
+            % 2500)
+    }
+}
+
+/// Everything the gateway's handlers share.
+pub struct Gateway {
+    pub chat: Arc<ChatService>,
+    pub hub: Arc<Hub>,
+    pub tokens: Arc<dyn TokenVerifier>,
+    pub config: GatewayConfig,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on SIGTERM: no new sessions; open ones answer what they accepted, then close.
+    pub shutdown: CancellationToken,
+    /// Every session task, so that shutdown can wait for the last one.
+    pub sessions: TaskTracker,
+    /// Upgrades per client IP. Its memory is trimmed when it tracks many addresses.
+    handshakes: DefaultKeyedRateLimiter<IpAddr>,
+    session_prefix: String,
+    next_session: AtomicU64,
+}
+
+impl Gateway {
+    pub fn new(
+        chat: Arc<ChatService>,
+        hub: Arc<Hub>,
+        tokens: Arc<dyn TokenVerifier>,
+        config: GatewayConfig,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let quota = Quota::per_second(config.handshake_rate).allow_burst(config.handshake_burst);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Arc::new(Gateway {
+            chat,
+            hub,
+            tokens,
+            config,
+            metrics,
+            shutdown,
+            sessions: TaskTracker::new(),
+            handshakes: RateLimiter::keyed(quota),
+            session_prefix: format!("{:x}", (nanos ^ std::process::id() as u64) & 0xff_ffff),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// Closes every session with 1012 after it answered what it accepted, and waits for them.
+    pub async fn drain(&self) {
+        self.shutdown.cancel();
+        self.sessions.close();
+        if tokio::time::timeout(self.config.drain_timeout + Duration::from_secs(3), self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(left = self.sessions.len(), "sessions still open after the drain timeout");
+        }
+    }
+}
+
+/// `/ws` and `/metrics`.
+pub fn router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .route("/metrics", get(metrics_text))
+        .with_state(gw)
+}
+
+async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
+    gw.metrics.online_users.set(gw.chat.online_users() as i64);
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        gw.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+fn refuse(gw: &Gateway, status: StatusCode, code: &str, message: &str, retry_after_ms: Option<u64>) -> Response {
+    gw.metrics.handshakes_rejected.inc();
+    let mut body = serde_json::json!({ "code": code, "message": message });
+    if let Some(ms) = retry_after_ms {
+        body["retry_after_ms"] = ms.into();
+    }
+    (status, Json(body)).into_response()
+}
+
+async fn upgrade(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if gw.shutdown.is_cancelled() {
+        return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "server is draining", None);
+    }
+    if gw.handshakes.len() > 100_000 {
+        gw.handshakes.retain_recent();
+    }
+    if let Err(not_until) = gw.handshakes.check_key(&peer.ip()) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
+        return refuse(&gw, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many connection attempts", Some(wait));
+    }
+    let token = query.token.or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+    });
+    let Some(token) = token else {
+        return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "missing token", None);
+    };
+    let user = match gw.tokens.verify(&token) {
+        Ok(u) => u,
+        Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token", None),
+    };
+    // The first protocol the client lists that we speak; none listed means JSON.
+    let requested: Vec<String> = ws
+        .requested_protocols()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>())
+        .collect();
+    let codec = if requested.is_empty() {
+        None
+    } else {
+        match requested.iter().find_map(|p| Codec::from_protocol(p)) {
+            Some(c) => Some(c),
+            None => {
+                return refuse(
+                    &gw,
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    "unsupported subprotocol; use jbk.v1.json or jbk.v1.msgpack",
+                    None,
+                )
+            }
+        }
+    };
+    let mut ws = ws.max_message_size(gw.config.hard_max_bytes).max_frame_size(gw.config.hard_max_bytes);
+    if let Some(c) = codec {
+        ws.set_selected_protocol(HeaderValue::from_static(c.protocol()));
+    }
+    let codec = codec.unwrap_or(Codec::Json);
+    let id = SessionId::new(format!("{}-{}", gw.session_prefix, gw.next_session.fetch_add(1, Ordering::Relaxed)));
+    let tracker = gw.sessions.clone();
+    ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, user, codec, id)))
+}

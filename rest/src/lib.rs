@@ -1,1 +1,79 @@
-//! placeholder
+//! The REST shell: a thin axum layer over chat-core's use cases for login, conversations and
+//! health. Each domain module exposes `router()`; `router` merges them and adds the shared
+//! layers once. Errors are `ApiError` (`{"code","message"}` with an HTTP status).
+//!
+//! Layout:
+//! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
+//! - `error`: `ApiError`.
+//! - `routes::auth`, `routes::conversations`, `routes::health`: the endpoints.
+
+pub mod auth;
+pub mod error;
+mod routes;
+
+use auth::{JwtKeys, LoginProvider};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::header;
+use axum::Router;
+use error::ApiError;
+use futures_util::future::BoxFuture;
+use jiebanke_chat_core::chat::ChatService;
+use jiebanke_chat_core::ports::TokenVerifier;
+use jiebanke_chat_core::UserId;
+use std::sync::Arc;
+
+/// Answers whether a dependency is reachable, for `/readyz`: (name, ok).
+pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Vec<(&'static str, bool)>> + Send + Sync>;
+
+/// Everything REST handlers share.
+#[derive(Clone)]
+pub struct RestState {
+    pub chat: Arc<ChatService>,
+    pub jwt: Arc<JwtKeys>,
+    /// Login providers by name; the first is the default.
+    pub logins: Arc<Vec<Arc<dyn LoginProvider>>>,
+    pub readiness: ReadinessCheck,
+    /// Set while the process drains: `/readyz` says 503 so load balancers stop sending.
+    pub draining: tokio_util::sync::CancellationToken,
+    /// Logins per client IP.
+    pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+/// Largest request body the REST shell reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: RestState) -> Router {
+    Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::conversations::router())
+        .merge(routes::health::router())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The caller, from `Authorization: Bearer <token>`.
+pub struct AuthUser(pub UserId);
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    RestState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = RestState::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+        state
+            .jwt
+            .verify(token)
+            .map(AuthUser)
+            .map_err(|_| ApiError::unauthorized("invalid or expired token"))
+    }
+}

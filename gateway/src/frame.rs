@@ -1,0 +1,348 @@
+//! Wire frames: what clients send (`ClientFrame`) and what the server sends (`ServerFrame`),
+//! and the two codecs (`jbk.v1.json` text frames, `jbk.v1.msgpack` binary frames) that carry
+//! the same envelope. Conversion to domain types happens here and nowhere else.
+
+use jiebanke_chat_core as core;
+use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
+
+use axum::extract::ws::{Message as WsMessage, Utf8Bytes};
+use bytes::Bytes;
+
+pub const PROTO_JSON: &str = "jbk.v1.json";
+pub const PROTO_MSGPACK: &str = "jbk.v1.msgpack";
+
+/// The encoding a session negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    Json,
+    MsgPack,
+}
+
+impl Codec {
+    pub fn from_protocol(p: &str) -> Option<Codec> {
+        match p {
+            PROTO_JSON => Some(Codec::Json),
+            PROTO_MSGPACK => Some(Codec::MsgPack),
+            _ => None,
+        }
+    }
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Codec::Json => PROTO_JSON,
+            Codec::MsgPack => PROTO_MSGPACK,
+        }
+    }
+}
+
+/// A request id chosen by the client and echoed back: a non-negative integer or a string of at
+/// most 64 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReqId {
+    Num(u64),
+    Str(String),
+}
+
+impl ReqId {
+    fn valid(&self) -> bool {
+        match self {
+            ReqId::Num(_) => true,
+            ReqId::Str(s) => s.len() <= 64,
+        }
+    }
+}
+
+/// An id as the wire carries it: a decimal string (numbers are accepted too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum WireId {
+    Str(String),
+    Num(u64),
+}
+
+impl WireId {
+    fn text(&self) -> String {
+        match self {
+            WireId::Str(s) => s.clone(),
+            WireId::Num(n) => n.to_string(),
+        }
+    }
+    pub fn user(&self) -> Result<core::UserId, core::CoreError> {
+        core::UserId::parse(&self.text())
+    }
+    pub fn conv(&self) -> Result<core::ConvId, core::CoreError> {
+        core::ConvId::parse(&self.text())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WireBody {
+    Text { text: String },
+}
+
+impl WireBody {
+    pub fn into_domain(self) -> Result<core::MessageBody, core::CoreError> {
+        match self {
+            WireBody::Text { text } => Ok(core::MessageBody::Text(core::MessageText::parse(&text)?)),
+        }
+    }
+    pub fn from_domain(body: &core::MessageBody) -> Self {
+        match body {
+            core::MessageBody::Text(t) => WireBody::Text { text: t.as_str().to_owned() },
+        }
+    }
+}
+
+/// Every frame a client may send. Unknown fields are ignored so that newer clients keep working.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send { id: Option<ReqId>, conv: WireId, cmid: String, body: WireBody },
+    Sync { id: Option<ReqId>, conv: WireId, #[serde(default)] after: u64, limit: Option<u32> },
+    Read { id: Option<ReqId>, conv: WireId, seq: u64 },
+    Typing { id: Option<ReqId>, conv: WireId },
+    PresenceSubscribe { id: Option<ReqId>, users: Vec<WireId> },
+    PresenceUnsubscribe { id: Option<ReqId>, users: Vec<WireId> },
+    Ping { id: Option<ReqId> },
+}
+
+/// The frame types a client may send, for `unknown_type` and metrics.
+pub const CLIENT_TYPES: &[&str] =
+    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping"];
+
+impl ClientFrame {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Sync { .. } => "sync",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::PresenceSubscribe { .. } => "presence_subscribe",
+            ClientFrame::PresenceUnsubscribe { .. } => "presence_unsubscribe",
+            ClientFrame::Ping { .. } => "ping",
+        }
+    }
+    pub fn id(&self) -> Option<ReqId> {
+        match self {
+            ClientFrame::Send { id, .. }
+            | ClientFrame::Sync { id, .. }
+            | ClientFrame::Read { id, .. }
+            | ClientFrame::Typing { id, .. }
+            | ClientFrame::PresenceSubscribe { id, .. }
+            | ClientFrame::PresenceUnsubscribe { id, .. }
+            | ClientFrame::Ping { id } => id.clone().filter(ReqId::valid),
+        }
+    }
+}
+
+/// Why a frame could not be decoded, with the request id when one could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub id: Option<ReqId>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Decodes one frame. Fast path: straight into `ClientFrame`; only on failure is the frame
+/// looked at again as a generic value, to say precisely what is wrong.
+pub fn decode(codec: Codec, data: &[u8]) -> Result<ClientFrame, DecodeError> {
+    let direct = match codec {
+        Codec::Json => serde_json::from_slice::<ClientFrame>(data).map_err(|e| e.to_string()),
+        Codec::MsgPack => rmp_serde::from_slice::<ClientFrame>(data).map_err(|e| e.to_string()),
+    };
+    let err = match direct {
+        Ok(f) => return Ok(f),
+        Err(e) => e,
+    };
+    let value: serde_json::Value = match codec {
+        Codec::Json => serde_json::from_slice(data).map_err(|e| e.to_string()),
+        Codec::MsgPack => rmp_serde::from_slice(data).map_err(|e| e.to_string()),
+    }
+    .map_err(|e| DecodeError { id: None, code: "bad_frame", message: format!("not a valid frame: {e}") })?;
+    let Some(obj) = value.as_object() else {
+        return Err(DecodeError { id: None, code: "bad_frame", message: "a frame must be an object".into() });
+    };
+    let id = obj
+        .get("id")
+        .and_then(|v| serde_json::from_value::<ReqId>(v.clone()).ok())
+        .filter(ReqId::valid);
+    let fail = |code: &'static str, message: String| DecodeError { id: id.clone(), code, message };
+    match obj.get("type") {
+        None => Err(fail("invalid", "missing field `type`".into())),
+        Some(serde_json::Value::String(t)) if !CLIENT_TYPES.contains(&t.as_str()) => {
+            Err(fail("unknown_type", format!("unknown frame type `{t}`")))
+        }
+        Some(serde_json::Value::String(_)) => Err(fail("invalid", err)),
+        Some(_) => Err(fail("invalid", "`type` must be a string".into())),
+    }
+}
+
+/// A message as the wire shows it, in `msg` and `history` frames.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireMessage {
+    pub conv: String,
+    pub seq: u64,
+    pub from: String,
+    pub cmid: String,
+    pub ts: i64,
+    pub body: WireBody,
+}
+
+impl From<&core::Message> for WireMessage {
+    fn from(m: &core::Message) -> Self {
+        WireMessage {
+            conv: m.conv.to_string(),
+            seq: m.seq.get(),
+            from: m.from.to_string(),
+            cmid: m.cmid.as_str().to_owned(),
+            ts: m.ts,
+            body: WireBody::from_domain(&m.body),
+        }
+    }
+}
+
+/// Every frame the server sends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Hello { user: String, session: String, heartbeat_ms: u64, max_frame_bytes: usize, protocol: String },
+    Ack { id: Option<ReqId>, conv: String, cmid: String, seq: u64, ts: i64, duplicate: bool },
+    Msg(WireMessage),
+    History { id: Option<ReqId>, conv: String, messages: Vec<WireMessage>, more: bool },
+    Read { conv: String, user: String, seq: u64 },
+    Typing { conv: String, user: String },
+    Presence { user: String, online: bool, last_seen: Option<i64> },
+    Pong { id: Option<ReqId> },
+    Error {
+        id: Option<ReqId>,
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        retry_after_ms: Option<u64>,
+    },
+}
+
+impl ServerFrame {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerFrame::Hello { .. } => "hello",
+            ServerFrame::Ack { .. } => "ack",
+            ServerFrame::Msg(_) => "msg",
+            ServerFrame::History { .. } => "history",
+            ServerFrame::Read { .. } => "read",
+            ServerFrame::Typing { .. } => "typing",
+            ServerFrame::Presence { .. } => "presence",
+            ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Error { .. } => "error",
+        }
+    }
+
+    pub fn error(id: Option<ReqId>, code: &str, message: impl Into<String>) -> Self {
+        ServerFrame::Error { id, code: code.to_owned(), message: message.into(), retry_after_ms: None }
+    }
+}
+
+/// A server frame on its way to one or many sessions. Each codec's bytes are made at most once,
+/// however many sessions the frame fans out to.
+#[derive(Debug)]
+pub struct Outbound {
+    pub frame: ServerFrame,
+    json: OnceLock<Utf8Bytes>,
+    msgpack: OnceLock<Bytes>,
+}
+
+impl Outbound {
+    pub fn new(frame: ServerFrame) -> Self {
+        Outbound { frame, json: OnceLock::new(), msgpack: OnceLock::new() }
+    }
+
+    pub fn message(&self, codec: Codec) -> WsMessage {
+        match codec {
+            Codec::Json => WsMessage::Text(
+                self.json
+                    .get_or_init(|| {
+                        serde_json::to_string(&self.frame)
+                            .unwrap_or_else(|_| r#"{"type":"error","id":null,"code":"internal","message":"encode"}"#.into())
+                            .into()
+                    })
+                    .clone(),
+            ),
+            Codec::MsgPack => WsMessage::Binary(
+                self.msgpack
+                    .get_or_init(|| rmp_serde::to_vec_named(&self.frame).unwrap_or_default().into())
+                    .clone(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_send_in_both_codecs() {
+        let json = br#"{"type":"send","id":7,"conv":"12","cmid":"c1","body":{"kind":"text","text":"hi"}}"#;
+        let f = decode(Codec::Json, json).unwrap();
+        assert_eq!(f.type_name(), "send");
+        assert_eq!(f.id(), Some(ReqId::Num(7)));
+        let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+        let mp = rmp_serde::to_vec_named(&v).unwrap();
+        let f = decode(Codec::MsgPack, &mp).unwrap();
+        assert_eq!(f.type_name(), "send");
+    }
+
+    #[test]
+    fn numeric_ids_are_accepted() {
+        let f = decode(Codec::Json, br#"{"type":"sync","conv":12,"after":3}"#).unwrap();
+        match f {
+            ClientFrame::Sync { conv, after, .. } => {
+                assert_eq!(conv.conv().unwrap().get(), 12);
+                assert_eq!(after, 3);
+            }
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn errors_say_what_and_keep_the_id() {
+        let e = decode(Codec::Json, b"{not json").unwrap_err();
+        assert_eq!((e.code, e.id), ("bad_frame", None));
+        let e = decode(Codec::Json, b"[1,2]").unwrap_err();
+        assert_eq!(e.code, "bad_frame");
+        let e = decode(Codec::Json, br#"{"id":"r1"}"#).unwrap_err();
+        assert_eq!((e.code, e.id), ("invalid", Some(ReqId::Str("r1".into()))));
+        let e = decode(Codec::Json, br#"{"type":"dance","id":3}"#).unwrap_err();
+        assert_eq!((e.code, e.id), ("unknown_type", Some(ReqId::Num(3))));
+        let e = decode(Codec::Json, br#"{"type":"send","id":4,"conv":"1","cmid":5}"#).unwrap_err();
+        assert_eq!((e.code, e.id), ("invalid", Some(ReqId::Num(4))));
+        let e = decode(Codec::Json, br#"{"type":7}"#).unwrap_err();
+        assert_eq!(e.code, "invalid");
+        let e = decode(Codec::MsgPack, &[0xc1]).unwrap_err();
+        assert_eq!(e.code, "bad_frame");
+    }
+
+    #[test]
+    fn server_frames_round_trip_both_codecs() {
+        let f = ServerFrame::Ack { id: Some(ReqId::Str("x".into())), conv: "1".into(), cmid: "c".into(), seq: 3, ts: 9, duplicate: false };
+        let out = Outbound::new(f.clone());
+        match out.message(Codec::Json) {
+            WsMessage::Text(t) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(v["type"], "ack");
+                assert_eq!(v["seq"], 3);
+                assert_eq!(serde_json::from_value::<ServerFrame>(v).unwrap(), f);
+            }
+            _ => panic!("json is text"),
+        }
+        match out.message(Codec::MsgPack) {
+            WsMessage::Binary(b) => assert_eq!(rmp_serde::from_slice::<ServerFrame>(&b).unwrap(), f),
+            _ => panic!("msgpack is binary"),
+        }
+        let err = serde_json::to_value(ServerFrame::error(None, "invalid", "x")).unwrap();
+        assert!(err["id"].is_null());
+        assert!(err.get("retry_after_ms").is_none());
+    }
+}

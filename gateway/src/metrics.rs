@@ -1,0 +1,89 @@
+//! Prometheus metrics of the gateway, rendered at `GET /metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Mutex;
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    /// Held only while rendering; the metrics themselves are lock-free atomics.
+    registry: Mutex<Registry>,
+    pub connections: Gauge,
+    pub connections_total: Counter,
+    pub online_users: Gauge,
+    frames_in: Family<Labels, Counter>,
+    frames_out: Family<Labels, Counter>,
+    errors: Family<Labels, Counter>,
+    closes: Family<Labels, Counter>,
+    pub ack_latency: Histogram,
+    pub handshakes_rejected: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("jbk");
+        let connections = Gauge::default();
+        let connections_total = Counter::default();
+        let online_users = Gauge::default();
+        let frames_in = Family::<Labels, Counter>::default();
+        let frames_out = Family::<Labels, Counter>::default();
+        let errors = Family::<Labels, Counter>::default();
+        let closes = Family::<Labels, Counter>::default();
+        // 0.25 ms .. ~4 s
+        let ack_latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.00025, 2.0, 15));
+        let handshakes_rejected = Counter::default();
+        registry.register("ws_connections", "Open WebSocket sessions", connections.clone());
+        registry.register("ws_connections_opened", "WebSocket sessions opened", connections_total.clone());
+        registry.register("online_users", "Users with at least one session on this node", online_users.clone());
+        registry.register("ws_frames_in", "Frames received, by type", frames_in.clone());
+        registry.register("ws_frames_out", "Frames sent, by type", frames_out.clone());
+        registry.register("ws_errors", "Error frames sent, by code", errors.clone());
+        registry.register("ws_closes", "Sessions closed by the server, by reason", closes.clone());
+        registry.register("ack_latency_seconds", "From a send frame read to its ack queued", ack_latency.clone());
+        registry.register("ws_handshakes_rejected", "Upgrades refused (auth, rate limit, protocol)", handshakes_rejected.clone());
+        Metrics {
+            registry: Mutex::new(registry),
+            connections,
+            connections_total,
+            online_users,
+            frames_in,
+            frames_out,
+            errors,
+            closes,
+            ack_latency,
+            handshakes_rejected,
+        }
+    }
+
+    pub fn frame_in(&self, ty: &'static str) {
+        self.frames_in.get_or_create(&vec![("type", ty.to_owned())]).inc();
+    }
+    pub fn frame_out(&self, ty: &'static str) {
+        self.frames_out.get_or_create(&vec![("type", ty.to_owned())]).inc();
+    }
+    pub fn error(&self, code: &str) {
+        self.errors.get_or_create(&vec![("code", code.to_owned())]).inc();
+    }
+    pub fn close(&self, reason: &'static str) {
+        self.closes.get_or_create(&vec![("reason", reason.to_owned())]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = encode(&mut out, &reg);
+        out
+    }
+}

@@ -1,0 +1,396 @@
+//! One WebSocket session: a reader loop (this task) that decodes frames and runs requests, and
+//! a writer task that owns the socket's sending half and writes queued frames, coalescing what
+//! has queued into one flush.
+//!
+//! Requests run concurrently (at most `max_inflight` per session; past that the reader stops
+//! reading, which pushes back on the client through TCP). Replies are queued in completion order.
+
+use crate::frame::{self, ClientFrame, Codec, Outbound, ReqId, ServerFrame};
+use crate::hub::{CloseReason, SessionShared};
+use crate::Gateway;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, Seq, SessionId, UserId};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Most frames written between two flushes.
+const WRITE_COALESCE: usize = 64;
+
+type Replies = BoxFuture<'static, Vec<ServerFrame>>;
+
+pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec: Codec, id: SessionId) {
+    let cfg = gw.config.clone();
+    let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
+    let shared = Arc::new(SessionShared::new(id.clone(), user, tx));
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, shared.clone(), codec, cfg.heartbeat, gw.clone()));
+
+    gw.metrics.connections.inc();
+    gw.metrics.connections_total.inc();
+    gw.hub.register(shared.clone());
+    gw.chat.session_opened(user);
+    gw.metrics.online_users.set(gw.chat.online_users() as i64);
+    gw.hub.push(
+        &shared,
+        Arc::new(Outbound::new(ServerFrame::Hello {
+            user: user.to_string(),
+            session: id.to_string(),
+            heartbeat_ms: cfg.heartbeat.as_millis() as u64,
+            max_frame_bytes: cfg.max_frame_bytes,
+            protocol: codec.protocol().to_owned(),
+        })),
+    );
+    tracing::debug!(session = %id, %user, ?codec, "session open");
+
+    let quota = Quota::per_second(cfg.msg_rate).allow_burst(cfg.msg_burst);
+    let mut session = Session {
+        gw: gw.clone(),
+        shared: shared.clone(),
+        codec,
+        limiter: RateLimiter::direct(quota),
+        watched: Vec::new(),
+        bad_in_row: 0,
+        inflight: FuturesUnordered::new(),
+    };
+    let end = session.read_loop(stream).await;
+
+    // Answer what was accepted before closing: a send read before the drain gets its ack.
+    if end.drains() {
+        let drain = async {
+            while let Some(replies) = session.inflight.next().await {
+                session.queue_all(replies);
+            }
+        };
+        let _ = tokio::time::timeout(cfg.drain_timeout, drain).await;
+    }
+    shared.close(end);
+    gw.hub.unregister(&shared, &session.watched);
+    drop(session);
+    gw.chat.session_closed(user).await;
+    gw.metrics.connections.dec();
+    gw.metrics.online_users.set(gw.chat.online_users() as i64);
+    if end != CloseReason::ClientClosed {
+        gw.metrics.close(end.label());
+    }
+    if tokio::time::timeout(cfg.drain_timeout + Duration::from_secs(1), writer).await.is_err() {
+        tracing::warn!(session = %id, "writer did not finish in time");
+    }
+    tracing::debug!(session = %id, %user, reason = end.label(), "session closed");
+}
+
+struct Session {
+    gw: Arc<Gateway>,
+    shared: Arc<SessionShared>,
+    codec: Codec,
+    /// Frames per second this connection may send (`GatewayConfig::msg_rate`, `msg_burst`).
+    limiter: DefaultDirectRateLimiter,
+    /// Users whose presence this session watches (at most `max_presence_watch`).
+    watched: Vec<UserId>,
+    bad_in_row: u32,
+    /// Requests being processed; at most `max_inflight`.
+    inflight: FuturesUnordered<Replies>,
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
+        let cfg = self.gw.config.clone();
+        let mut check = tokio::time::interval(cfg.heartbeat.min(Duration::from_secs(5)));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_rx = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shared.closed.cancelled() => {
+                    return self.shared.close_reason().unwrap_or(CloseReason::ClientClosed);
+                }
+                _ = self.gw.shutdown.cancelled() => return CloseReason::Shutdown,
+                Some(replies) = self.inflight.next(), if !self.inflight.is_empty() => {
+                    self.queue_all(replies);
+                }
+                _ = check.tick() => {
+                    if last_rx.elapsed() > cfg.heartbeat_timeout {
+                        return CloseReason::HeartbeatTimeout;
+                    }
+                }
+                msg = stream.next(), if self.inflight.len() < cfg.max_inflight => {
+                    let msg = match msg {
+                        Some(Ok(m)) => m,
+                        Some(Err(e)) => {
+                            let text = e.to_string();
+                            if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                                return CloseReason::TooLarge;
+                            }
+                            return CloseReason::ClientClosed;
+                        }
+                        None => return CloseReason::ClientClosed,
+                    };
+                    last_rx = Instant::now();
+                    match msg {
+                        WsMessage::Text(t) => self.on_data(t.as_bytes()),
+                        WsMessage::Binary(b) => self.on_data(&b),
+                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                        WsMessage::Close(_) => return CloseReason::ClientClosed,
+                    }
+                    if self.bad_in_row >= cfg.max_bad_frames {
+                        return CloseReason::TooManyBadFrames;
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue(&self, frame: ServerFrame) {
+        if let ServerFrame::Error { code, .. } = &frame {
+            self.gw.metrics.error(code);
+        }
+        self.gw.hub.push(&self.shared, Arc::new(Outbound::new(frame)));
+    }
+
+    fn queue_all(&self, frames: Vec<ServerFrame>) {
+        for f in frames {
+            self.queue(f);
+        }
+    }
+
+    fn bad(&mut self, id: Option<ReqId>, code: &str, message: impl Into<String>) {
+        self.bad_in_row += 1;
+        self.queue(ServerFrame::error(id, code, message));
+    }
+
+    fn on_data(&mut self, data: &[u8]) {
+        if data.len() > self.gw.config.max_frame_bytes {
+            self.gw.metrics.frame_in("too_large");
+            let max = self.gw.config.max_frame_bytes;
+            return self.bad(None, "too_large", format!("frame of {} bytes is over the {max} byte limit", data.len()));
+        }
+        let frame = match frame::decode(self.codec, data) {
+            Ok(f) => f,
+            Err(e) => {
+                self.gw.metrics.frame_in("bad");
+                return self.bad(e.id, e.code, e.message);
+            }
+        };
+        self.gw.metrics.frame_in(frame.type_name());
+        if !matches!(frame, ClientFrame::Ping { .. }) {
+            if let Err(not_until) = self.limiter.check() {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let retry_after_ms = wait.as_millis().max(1) as u64;
+                self.queue(ServerFrame::Error {
+                    id: frame.id(),
+                    code: "rate_limited".into(),
+                    message: "too many frames; slow down".into(),
+                    retry_after_ms: Some(retry_after_ms),
+                });
+                return;
+            }
+        }
+        match self.handle(frame) {
+            Ok(()) => self.bad_in_row = 0,
+            Err((id, e)) => self.bad(id, e.code(), e.to_string()),
+        }
+    }
+
+    /// Checks a decoded frame and starts its work. Errors found before any work are returned.
+    fn handle(&mut self, frame: ClientFrame) -> Result<(), (Option<ReqId>, CoreError)> {
+        let id = frame.id();
+        let me = self.shared.user;
+        let chat = self.gw.chat.clone();
+        let fail = |e: CoreError| (id.clone(), e);
+        match frame {
+            ClientFrame::Ping { .. } => self.queue(ServerFrame::Pong { id }),
+            ClientFrame::Send { conv, cmid, body, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                let cmid = ClientMsgId::parse(&cmid).map_err(fail)?;
+                let body = body.into_domain().map_err(fail)?;
+                let origin = Some(self.shared.id.clone());
+                let gw = self.gw.clone();
+                self.inflight.push(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = chat.send(me, origin, conv, cmid.clone(), body).await;
+                    gw.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
+                    vec![match result {
+                        Ok(appended) => {
+                            let m = appended.message();
+                            ServerFrame::Ack {
+                                id,
+                                conv: m.conv.to_string(),
+                                cmid: m.cmid.as_str().to_owned(),
+                                seq: m.seq.get(),
+                                ts: m.ts,
+                                duplicate: matches!(appended, Appended::Duplicate(_)),
+                            }
+                        }
+                        Err(e) => error_frame(id, &e),
+                    }]
+                }));
+            }
+            ClientFrame::Sync { conv, after, limit, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                let limit = limit.unwrap_or(50);
+                self.inflight.push(Box::pin(async move {
+                    vec![match chat.history(me, conv, Seq::new(after), limit).await {
+                        Ok((messages, more)) => ServerFrame::History {
+                            id,
+                            conv: conv.to_string(),
+                            messages: messages.iter().map(Into::into).collect(),
+                            more,
+                        },
+                        Err(e) => error_frame(id, &e),
+                    }]
+                }));
+            }
+            ClientFrame::Read { conv, seq, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                self.inflight.push(Box::pin(async move {
+                    match chat.read(me, conv, Seq::new(seq)).await {
+                        Ok(_) => vec![],
+                        Err(e) => vec![error_frame(id, &e)],
+                    }
+                }));
+            }
+            ClientFrame::Typing { conv, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                self.inflight.push(Box::pin(async move {
+                    match chat.typing(me, conv).await {
+                        Ok(()) => vec![],
+                        Err(e) => vec![error_frame(id, &e)],
+                    }
+                }));
+            }
+            ClientFrame::PresenceSubscribe { users, .. } => {
+                let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+                let max = self.gw.config.max_presence_watch;
+                let mut new: Vec<UserId> = users.into_iter().filter(|u| !self.watched.contains(u)).collect();
+                new.sort();
+                new.dedup();
+                if self.watched.len() + new.len() > max {
+                    return Err(fail(CoreError::invalid(format!("a session watches at most {max} users"))));
+                }
+                // Watch first, then read the state: a change in between is seen twice, never missed.
+                for u in &new {
+                    self.gw.hub.watch(*u, self.shared.clone());
+                }
+                self.watched.extend(new.iter().copied());
+                self.inflight.push(Box::pin(async move {
+                    let mut out = Vec::with_capacity(new.len());
+                    for u in new {
+                        match chat.presence(u).await {
+                            Ok(p) => out.push(ServerFrame::Presence {
+                                user: u.to_string(),
+                                online: p.online,
+                                last_seen: p.last_seen,
+                            }),
+                            Err(e) => out.push(error_frame(id.clone(), &e)),
+                        }
+                    }
+                    out
+                }));
+            }
+            ClientFrame::PresenceUnsubscribe { users, .. } => {
+                let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+                for u in users {
+                    self.gw.hub.unwatch(u, &self.shared);
+                    self.watched.retain(|w| *w != u);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn error_frame(id: Option<ReqId>, e: &CoreError) -> ServerFrame {
+    let message = match e {
+        CoreError::Unavailable(_) => "temporarily unavailable; retry with the same cmid".to_owned(),
+        other => other.to_string(),
+    };
+    ServerFrame::error(id, e.code(), message)
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Arc<Outbound>>,
+    shared: Arc<SessionShared>,
+    codec: Codec,
+    heartbeat: Duration,
+    gw: Arc<Gateway>,
+) {
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.tick().await;
+    let mut batch: Vec<Arc<Outbound>> = Vec::with_capacity(WRITE_COALESCE);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.closed.cancelled() => break,
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    shared.close(CloseReason::ClientClosed);
+                    break;
+                }
+            }
+            n = rx.recv_many(&mut batch, WRITE_COALESCE) => {
+                if n == 0 {
+                    break;
+                }
+                let write = write_batch(&mut sink, &mut batch, codec, &gw);
+                let ok = tokio::select! {
+                    biased;
+                    // A closed session whose frames are not drained does not wait for the socket.
+                    _ = shared.closed.cancelled(), if !shared.close_reason().is_some_and(CloseReason::drains) => false,
+                    ok = write => ok,
+                };
+                if !ok {
+                    shared.close(CloseReason::ClientClosed);
+                    break;
+                }
+            }
+        }
+    }
+    let reason = shared.close_reason().unwrap_or(CloseReason::ClientClosed);
+    let finish = async {
+        if reason.drains() {
+            // Whatever was queued before the close (the last acks) goes out first.
+            loop {
+                while batch.len() < WRITE_COALESCE {
+                    match rx.try_recv() {
+                        Ok(f) => batch.push(f),
+                        Err(_) => break,
+                    }
+                }
+                if batch.is_empty() || !write_batch(&mut sink, &mut batch, codec, &gw).await {
+                    break;
+                }
+            }
+        }
+        if reason != CloseReason::ClientClosed {
+            let text = match reason {
+                CloseReason::Shutdown => format!("{}; reconnect_after_ms={}", reason.label(), gw.config.reconnect_hint_ms()),
+                other => other.label().to_owned(),
+            };
+            let _ = sink.send(WsMessage::Close(Some(CloseFrame { code: reason.code(), reason: text.into() }))).await;
+        }
+        let _ = sink.close().await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), finish).await;
+}
+
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    batch: &mut Vec<Arc<Outbound>>,
+    codec: Codec,
+    gw: &Gateway,
+) -> bool {
+    for f in batch.drain(..) {
+        gw.metrics.frame_out(f.frame.type_name());
+        if sink.feed(f.message(codec)).await.is_err() {
+            return false;
+        }
+    }
+    sink.flush().await.is_ok()
+}

@@ -1,0 +1,56 @@
+//! `POST /api/v1/auth/login` and `GET /api/v1/me`.
+
+use super::user_json;
+use crate::auth::LoginCode;
+use crate::error::ApiError;
+use crate::{AuthUser, RestState};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum::extract::rejection::JsonRejection;
+use governor::clock::{Clock, DefaultClock};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+
+pub fn router() -> Router<RestState> {
+    Router::new().route("/api/v1/auth/login", post(login)).route("/api/v1/me", get(me))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    code: String,
+    /// `wechat` or `dev`; the server's default provider when absent.
+    provider: Option<String>,
+}
+
+async fn login(
+    State(state): State<RestState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Result<Json<LoginBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    if let Err(not_until) = state.login_limiter.check_key(&peer.ip()) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
+        return Err(ApiError {
+            retry_after_ms: Some(wait),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many logins, retry later")
+        });
+    }
+    let Json(body) = body?;
+    let code = LoginCode::parse(&body.code)?;
+    let provider = match &body.provider {
+        None => state.logins.first(),
+        Some(name) => state.logins.iter().find(|p| p.name() == name),
+    }
+    .ok_or_else(|| ApiError::invalid("login provider not enabled"))?;
+    let identity = provider.exchange(&code).await?;
+    let user = state.chat.login(&identity).await?;
+    let (token, expires_at) = state.jwt.issue(user.id)?;
+    Ok(Json(json!({ "token": token, "expires_at": expires_at, "user": user_json(&user) })))
+}
+
+async fn me(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<Json<Value>, ApiError> {
+    let user = state.chat.user(me).await?;
+    Ok(Json(user_json(&user)))
+}

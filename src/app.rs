@@ -1,0 +1,138 @@
+//! `Application::build` binds the listener (port 0 in tests), connects storage, starts the
+//! message writer and assembles the routers; `run` serves until the shutdown token fires, then
+//! drains: stop accepting, close sessions with 1012 after answering what they accepted, let the
+//! writer finish, close the database.
+
+use crate::config::{Config, Environment};
+use anyhow::Context;
+use jiebanke_chat_core::bus::LocalBus;
+use jiebanke_chat_core::chat::ChatService;
+use jiebanke_chat_core::commit::{CommitConfig, Committer};
+use jiebanke_gateway::hub::Hub;
+use jiebanke_gateway::metrics::Metrics;
+use jiebanke_gateway::Gateway;
+use jiebanke_rest::auth::{DevLogin, JwtKeys, LoginProvider, Secret, WeChatLogin};
+use jiebanke_rest::RestState;
+use jiebanke_storage::SqlStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    gateway: Arc<Gateway>,
+    store: SqlStore,
+    writer: tokio::task::JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let url = match &config.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite:{}", config.data_dir.join("jiebanke.db").display()),
+        };
+        let store = SqlStore::connect(&url).await.context("connecting to the database")?;
+        let jwt_secret = match &config.jwt_secret {
+            Some(s) => s.clone(),
+            None if config.env == Environment::Production => anyhow::bail!("JBK_JWT_SECRET is required in production"),
+            None => dev_secret(&config.data_dir)?,
+        };
+
+        let shutdown = CancellationToken::new();
+        let bus = Arc::new(LocalBus::new());
+        let store_arc = Arc::new(store.clone());
+        let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), CommitConfig::default());
+        let chat = Arc::new(ChatService::new(store_arc, committer, bus.clone()));
+        let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::new(metrics.clone()));
+        bus.attach(hub.clone());
+        let jwt = Arc::new(JwtKeys::new(&jwt_secret, config.token_ttl));
+        let gateway = Gateway::new(chat.clone(), hub, jwt.clone(), config.gateway.clone(), metrics, shutdown.clone());
+
+        let mut logins: Vec<Arc<dyn LoginProvider>> = Vec::new();
+        if let Some(w) = &config.wechat {
+            logins.push(Arc::new(WeChatLogin::new(w.app_id.clone(), w.secret.clone(), w.api_base.clone())));
+        }
+        if config.dev_login {
+            if config.env == Environment::Production {
+                anyhow::bail!("the dev login provider is refused in production");
+            }
+            logins.push(Arc::new(DevLogin));
+        }
+        let ready_store = store.clone();
+        let rest = RestState {
+            chat,
+            jwt,
+            logins: Arc::new(logins),
+            readiness: Arc::new(move || {
+                let s = ready_store.clone();
+                Box::pin(async move { vec![("database", s.ping().await)] })
+            }),
+            draining: shutdown.clone(),
+            login_limiter: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(config.login_rate).allow_burst(config.login_rate.saturating_mul(std::num::NonZeroU32::new(5).expect("nonzero"))),
+            )),
+        };
+        let router = jiebanke_rest::router(rest).merge(jiebanke_gateway::router(gateway.clone()));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        Ok(Application { listener, router, gateway, store, writer, shutdown })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Fire it to start the drain (what SIGTERM does).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Application { listener, router, gateway, store, writer, shutdown } = self;
+        tracing::info!(addr = %listener.local_addr()?, "jiebanke serving");
+        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let drain = {
+            let gateway = gateway.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                tracing::info!(sessions = gateway.hub.session_count(), "draining");
+                gateway.drain().await;
+            }
+        };
+        let (served, ()) = tokio::join!(serve, drain);
+        served.context("serving")?;
+        drop(gateway);
+        // The writer ends once the last handle to it is gone; it stores what was queued first.
+        if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {
+            tracing::warn!("message writer still busy at exit");
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// In development the token secret is generated once and kept in the data dir, so that tokens
+/// survive a restart.
+fn dev_secret(dir: &std::path::Path) -> anyhow::Result<Secret> {
+    let path = dir.join("jwt-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if s.trim().len() >= 32 {
+            return Ok(Secret::new(s.trim()));
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &s).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Secret::new(s))
+}

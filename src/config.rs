@@ -1,0 +1,193 @@
+//! Configuration: typed, layered (defaults, then `JBK_*` environment variables, then flags).
+//! Secrets are wrapped so they never print.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use jiebanke_gateway::GatewayConfig;
+use jiebanke_rest::auth::Secret;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "jiebanke", version, about = "Jiebanke (结伴客) realtime backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs the WebSocket gateway and the REST service in one process on one port.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "JBK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded database and generated secrets live.
+    #[arg(long, env = "JBK_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` or `mysql://user:pass@host:port/db`; default: SQLite in the data dir.
+    #[arg(long, env = "JBK_DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(long, env = "JBK_ENV", value_enum, default_value = "development")]
+    pub env: Environment,
+    /// HS256 secret for tokens; required in production, generated into the data dir otherwise.
+    #[arg(long, env = "JBK_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    #[arg(long, env = "JBK_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
+    pub token_ttl_secs: u64,
+    /// Enables the dev login provider (the code is the identity). Default: on in development,
+    /// and refused in production.
+    #[arg(long, env = "JBK_DEV_LOGIN")]
+    pub dev_login: Option<bool>,
+    #[arg(long, env = "JBK_WECHAT_APPID")]
+    pub wechat_appid: Option<String>,
+    #[arg(long, env = "JBK_WECHAT_SECRET", hide_env_values = true)]
+    pub wechat_secret: Option<String>,
+    #[arg(long, env = "JBK_WECHAT_API_BASE", default_value = "https://api.weixin.qq.com")]
+    pub wechat_api_base: String,
+    #[arg(long, env = "JBK_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[arg(long, env = "JBK_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    #[arg(long, env = "JBK_HEARTBEAT_MS", default_value_t = 25_000)]
+    pub heartbeat_ms: u64,
+    /// Silence before a session is closed; default 3 heartbeats.
+    #[arg(long, env = "JBK_HEARTBEAT_TIMEOUT_MS")]
+    pub heartbeat_timeout_ms: Option<u64>,
+    #[arg(long, env = "JBK_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    #[arg(long, env = "JBK_MSG_RATE", default_value_t = 50)]
+    pub msg_rate: u32,
+    #[arg(long, env = "JBK_MSG_BURST", default_value_t = 100)]
+    pub msg_burst: u32,
+    #[arg(long, env = "JBK_HANDSHAKE_RATE", default_value_t = 20)]
+    pub handshake_rate: u32,
+    #[arg(long, env = "JBK_HANDSHAKE_BURST", default_value_t = 100)]
+    pub handshake_burst: u32,
+    #[arg(long, env = "JBK_LOGIN_RATE", default_value_t = 20)]
+    pub login_rate: u32,
+    #[arg(long, env = "JBK_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
+}
+
+/// The server's settings after parsing and checking.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub env: Environment,
+    pub jwt_secret: Option<Secret>,
+    pub token_ttl: Duration,
+    pub dev_login: bool,
+    pub wechat: Option<WeChatConfig>,
+    pub log_format: LogFormat,
+    pub gateway: GatewayConfig,
+    pub login_rate: NonZeroU32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WeChatConfig {
+    pub app_id: String,
+    pub secret: Secret,
+    pub api_base: String,
+}
+
+fn nz(v: u32, what: &str) -> anyhow::Result<NonZeroU32> {
+    NonZeroU32::new(v).ok_or_else(|| anyhow::anyhow!("{what} must be at least 1"))
+}
+
+impl Config {
+    /// Development defaults on a given data dir, for tests and examples.
+    pub fn dev(data_dir: PathBuf) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            data_dir,
+            database_url: None,
+            env: Environment::Development,
+            jwt_secret: None,
+            token_ttl: Duration::from_secs(3600),
+            dev_login: true,
+            wechat: None,
+            log_format: LogFormat::Text,
+            gateway: GatewayConfig::default(),
+            login_rate: NonZeroU32::new(1000).expect("nonzero"),
+        }
+    }
+
+    pub fn from_args(a: ServeArgs) -> anyhow::Result<Config> {
+        let production = a.env == Environment::Production;
+        let dev_login = a.dev_login.unwrap_or(!production);
+        if production && dev_login {
+            anyhow::bail!("JBK_DEV_LOGIN cannot be on when JBK_ENV=production: the dev provider lets anyone be anyone");
+        }
+        let wechat = match (a.wechat_appid, a.wechat_secret) {
+            (Some(app_id), Some(secret)) => {
+                Some(WeChatConfig { app_id, secret: Secret::new(secret), api_base: a.wechat_api_base })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("set both JBK_WECHAT_APPID and JBK_WECHAT_SECRET, or neither"),
+        };
+        if production && a.jwt_secret.is_none() {
+            anyhow::bail!("JBK_JWT_SECRET is required when JBK_ENV=production");
+        }
+        if production && wechat.is_none() {
+            anyhow::bail!("no login provider: set JBK_WECHAT_APPID and JBK_WECHAT_SECRET in production");
+        }
+        if let Some(s) = &a.jwt_secret {
+            if s.len() < 32 {
+                anyhow::bail!("JBK_JWT_SECRET must be at least 32 bytes");
+            }
+        }
+        if a.max_frame_bytes < 256 {
+            anyhow::bail!("JBK_MAX_FRAME_BYTES must be at least 256");
+        }
+        if a.heartbeat_ms < 100 {
+            anyhow::bail!("JBK_HEARTBEAT_MS must be at least 100");
+        }
+        let heartbeat = Duration::from_millis(a.heartbeat_ms);
+        let gateway = GatewayConfig {
+            max_frame_bytes: a.max_frame_bytes,
+            hard_max_bytes: (a.max_frame_bytes * 4).max(1024 * 1024),
+            heartbeat,
+            heartbeat_timeout: Duration::from_millis(a.heartbeat_timeout_ms.unwrap_or(a.heartbeat_ms * 3)),
+            outbound_queue: a.outbound_queue.max(1),
+            msg_rate: nz(a.msg_rate, "JBK_MSG_RATE")?,
+            msg_burst: nz(a.msg_burst, "JBK_MSG_BURST")?,
+            handshake_rate: nz(a.handshake_rate, "JBK_HANDSHAKE_RATE")?,
+            handshake_burst: nz(a.handshake_burst, "JBK_HANDSHAKE_BURST")?,
+            drain_timeout: Duration::from_millis(a.drain_timeout_ms),
+            ..GatewayConfig::default()
+        };
+        Ok(Config {
+            listen: a.listen,
+            data_dir: a.data_dir,
+            database_url: a.database_url,
+            env: a.env,
+            jwt_secret: a.jwt_secret.map(Secret::new),
+            token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
+            dev_login,
+            wechat,
+            log_format: a.log_format,
+            gateway,
+            login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! The `jiebanke` binary's library: configuration, telemetry and `Application`, which wires the
+//! storage, the domain, the gateway and the REST shell into one server. `main.rs` stays tiny so
+//! that tests and other binaries build the same server.
+
+pub mod app;
+pub mod config;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;
