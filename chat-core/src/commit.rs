@@ -12,6 +12,10 @@ use crate::ports::{Bus, Event, MessageStore};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
+/// Waits between attempts at a batch that failed; after the last, the senders get `unavailable`.
+const RETRIES: [std::time::Duration; 2] =
+    [std::time::Duration::from_millis(20), std::time::Duration::from_millis(100)];
+
 struct Pending {
     message: NewMessage,
     origin: Option<crate::ids::SessionId>,
@@ -79,8 +83,19 @@ async fn run(
     let mut batch: Vec<Pending> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let messages: Vec<NewMessage> = batch.iter().map(|p| p.message.clone()).collect();
-        let now = crate::now_ms();
-        match store.append(&messages, now).await {
+        // A failed transaction stored nothing, so trying it again is safe; transient failures
+        // (lock timeouts, deadlocks, a dropped connection) often pass on the next attempt.
+        let mut attempt = 0;
+        let outcome = loop {
+            match store.append(&messages, crate::now_ms()).await {
+                Err(CoreError::Unavailable(_)) if attempt < RETRIES.len() => {
+                    tokio::time::sleep(RETRIES[attempt]).await;
+                    attempt += 1;
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(results) => {
                 for (pending, result) in batch.drain(..).zip(results) {
                     if let Ok(Appended::New(m)) = &result {

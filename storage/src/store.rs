@@ -55,6 +55,17 @@ fn placeholders(n: usize) -> String {
 }
 
 impl SqlStore {
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first could not upgrade to a writer if
+    /// another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait
+    /// out).
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+        Ok(match self.dialect {
+            crate::Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            crate::Dialect::MySql => self.pool.begin().await?,
+        })
+    }
+
     async fn conversation_row(&self, id: ConvId) -> Result<Option<Conversation>, StorageError> {
         let row = sqlx::query(
             "SELECT id, kind, title, owner_id, created_at, last_seq FROM conversations WHERE id = ?",
@@ -80,7 +91,7 @@ impl SqlStore {
 
     async fn append_tx(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>, StorageError> {
         let mut out: Vec<Option<Result<Appended>>> = vec![None; batch.len()];
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
 
         // 1. Resends: (sender, cmid) already stored, or repeated inside this batch.
         let mut stored: HashMap<(i64, String), Message> = HashMap::new();
@@ -271,7 +282,7 @@ impl ConversationStore for SqlStore {
         let (lo, hi) = (a.min(b), a.max(b));
         let key = format!("{lo}:{hi}");
         let run = async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let sql = format!(
                 "{} INTO conversations (kind, direct_key, last_seq, created_at) VALUES ('direct', ?, 0, ?)",
                 self.dialect.insert_ignore()
@@ -300,7 +311,7 @@ impl ConversationStore for SqlStore {
 
     async fn create_group(&self, owner: UserId, title: &Title, members: &[UserId], now: i64) -> Result<Conversation> {
         let run = async {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let res = sqlx::query(
                 "INSERT INTO conversations (kind, title, owner_id, last_seq, created_at) VALUES ('group', ?, ?, 0, ?)",
             )

@@ -1,0 +1,366 @@
+//! Test support: a real server (in-process on a free port, or the real binary as a child process
+//! for kill -9 and SIGTERM), a real HTTP client and a real WebSocket client.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use jiebanke::{Application, Config};
+use jiebanke_storage::testing::TestMySql;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("jbk-{tag}-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    MySql,
+}
+
+/// A database for one test: a temp dir (always) and a MySQL database (for `Db::MySql`).
+pub struct TestDb {
+    pub dir: TempDir,
+    pub mysql: Option<TestMySql>,
+}
+
+impl TestDb {
+    /// `None` when MySQL is asked for and not there (the test then returns early; with
+    /// `JBK_REQUIRE_SERVICES=1` it panics instead).
+    pub async fn new(db: Db) -> Option<TestDb> {
+        let dir = TempDir::new("app");
+        let mysql = match db {
+            Db::Sqlite => None,
+            Db::MySql => Some(TestMySql::create().await?),
+        };
+        Some(TestDb { dir, mysql })
+    }
+    pub fn url(&self) -> Option<String> {
+        self.mysql.as_ref().map(|m| m.url.clone())
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Starts the server in-process on a free port with `tweak` applied to the dev config.
+pub async fn spawn_app(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let mut config = Config::dev(db.dir.0.clone());
+    config.database_url = db.url();
+    // Tests open many sessions from one address quickly.
+    config.gateway.handshake_rate = std::num::NonZeroU32::new(1000).unwrap();
+    config.gateway.handshake_burst = std::num::NonZeroU32::new(1000).unwrap();
+    tweak(&mut config);
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let handle = tokio::spawn(app.run());
+    TestApp { addr, shutdown, handle, http: reqwest::Client::new() }
+}
+
+pub struct LoggedIn {
+    pub token: String,
+    pub id: String,
+}
+
+pub async fn login(http: &reqwest::Client, base: &str, code: &str) -> LoggedIn {
+    let resp = http.post(format!("{base}/api/v1/auth/login")).json(&json!({ "code": code })).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "login");
+    let v: Value = resp.json().await.unwrap();
+    LoggedIn { token: v["token"].as_str().unwrap().to_owned(), id: v["user"]["id"].as_str().unwrap().to_owned() }
+}
+
+pub async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+    let resp = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn get(http: &reqwest::Client, url: String, token: &str) -> (u16, Value) {
+    let resp = http.get(url).bearer_auth(token).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub async fn direct(http: &reqwest::Client, base: &str, me: &LoggedIn, other: &LoggedIn) -> String {
+    let (s, v) = post(http, format!("{base}/api/v1/conversations"), &me.token, json!({"kind":"direct","members":[other.id]})).await;
+    assert_eq!(s, 200, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Json,
+    MsgPack,
+    /// No subprotocol header at all (JSON by default).
+    None,
+}
+
+/// A real WebSocket client speaking jbk.v1.
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub proto: Proto,
+    pub hello: Value,
+}
+
+pub async fn connect(addr: SocketAddr, token: &str, proto: Proto) -> Client {
+    try_connect(addr, token, proto).await.expect("websocket upgrade")
+}
+
+pub async fn try_connect(addr: SocketAddr, token: &str, proto: Proto) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{addr}/ws?token={token}").into_client_request().unwrap();
+    match proto {
+        Proto::Json => {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("jbk.v1.json"));
+        }
+        Proto::MsgPack => {
+            req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("jbk.v1.msgpack"));
+        }
+        Proto::None => {}
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    let mut c = Client { ws, proto, hello: Value::Null };
+    let hello = c.recv().await;
+    assert_eq!(hello["type"], "hello", "first frame is hello: {hello}");
+    c.hello = hello;
+    Ok(c)
+}
+
+/// What a read returned when it was not a data frame.
+#[derive(Debug)]
+pub enum Event {
+    Frame(Value),
+    Closed(Option<(u16, String)>),
+}
+
+impl Client {
+    pub async fn send(&mut self, v: Value) {
+        let msg = match self.proto {
+            Proto::MsgPack => Message::Binary(rmp_serde::to_vec_named(&v).unwrap().into()),
+            _ => Message::Text(v.to_string().into()),
+        };
+        self.ws.send(msg).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        self.ws.send(m).await.unwrap();
+    }
+
+    /// Next data frame or close, skipping pings.
+    pub async fn next_event(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) => return Some(Event::Closed(None)),
+                Ok(Some(Err(_))) => return Some(Event::Closed(None)),
+                Ok(Some(Ok(m))) => m,
+            };
+            match msg {
+                Message::Text(t) => {
+                    assert_ne!(self.proto, Proto::MsgPack, "a msgpack session gets binary frames");
+                    return Some(Event::Frame(serde_json::from_str(t.as_str()).unwrap()));
+                }
+                Message::Binary(b) => {
+                    assert_eq!(self.proto, Proto::MsgPack, "a json session gets text frames");
+                    return Some(Event::Frame(rmp_serde::from_slice(&b).unwrap()));
+                }
+                Message::Close(f) => {
+                    return Some(Event::Closed(f.map(|f| (u16::from(f.code), f.reason.as_str().to_owned()))))
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        match self.next_event(WAIT).await {
+            Some(Event::Frame(v)) => v,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame of type `ty`, skipping others (typing, presence, read...).
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == ty {
+                return v;
+            }
+        }
+    }
+
+    /// Asserts nothing but pings arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(e) = self.next_event(wait).await {
+            panic!("expected silence, got {e:?}");
+        }
+    }
+
+    /// Reads until the server closes; returns its close code and reason.
+    pub async fn expect_close(&mut self, wait: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match self.next_event(deadline.saturating_duration_since(tokio::time::Instant::now())).await {
+                Some(Event::Closed(c)) => return c,
+                Some(Event::Frame(_)) => continue,
+                None => panic!("server did not close in time"),
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, id: u64, conv: &str, cmid: &str, text: &str) {
+        self.send(json!({"type":"send","id":id,"conv":conv,"cmid":cmid,"body":{"kind":"text","text":text}})).await;
+    }
+
+    /// Sends and waits for the ack (skipping other frames); returns the ack.
+    pub async fn say(&mut self, id: u64, conv: &str, cmid: &str, text: &str) -> Value {
+        self.send_text(id, conv, cmid, text).await;
+        loop {
+            let v = self.recv().await;
+            if (v["type"] == "ack" || v["type"] == "error") && v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    /// All messages after `after`, following `more`.
+    pub async fn sync_all(&mut self, conv: &str, mut after: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        for id in 1_000_000u64.. {
+            self.send(json!({"type":"sync","id":id,"conv":conv,"after":after,"limit":200})).await;
+            let h = loop {
+                let v = self.recv().await;
+                if v["type"] == "history" && v["id"] == id {
+                    break v;
+                }
+                assert!(!(v["type"] == "error" && v["id"] == id), "sync failed: {v}");
+            };
+            let msgs = h["messages"].as_array().unwrap().clone();
+            if let Some(last) = msgs.last() {
+                after = last["seq"].as_u64().unwrap();
+            }
+            out.extend(msgs);
+            if h["more"] != true {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// The real binary as a child process (for kill -9 and SIGTERM).
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl ServerProcess {
+    pub async fn start(db: &TestDb, extra_env: &[(&str, &str)]) -> ServerProcess {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let log = db.dir.0.join(format!("server-{port}.log"));
+        let out = std::fs::File::create(&log).unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
+        cmd.arg("serve")
+            .env("JBK_LISTEN", addr.to_string())
+            .env("JBK_DATA_DIR", &db.dir.0)
+            .env("JBK_HANDSHAKE_RATE", "1000")
+            .env("JBK_HANDSHAKE_BURST", "1000")
+            .env("JBK_MSG_RATE", "10000")
+            .env("JBK_MSG_BURST", "10000")
+            .env_remove("JBK_DATABASE_URL")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out);
+        if let Some(url) = db.url() {
+            cmd.env("JBK_DATABASE_URL", url);
+        }
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start jiebanke");
+        let p = ServerProcess { child, addr, log };
+        p.wait_ready().await;
+        p
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(r) = http.get(format!("{}/readyz", self.base())).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server did not become ready: {}", std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+
+    pub fn kill9(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+
+    pub fn sigterm(&self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
