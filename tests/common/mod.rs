@@ -295,7 +295,11 @@ pub fn free_port() -> u16 {
 
 impl ServerProcess {
     pub async fn start(db: &TestDb, extra_env: &[(&str, &str)]) -> ServerProcess {
-        let port = free_port();
+        Self::start_at(db, free_port(), extra_env).await
+    }
+
+    /// Starts on a given port (to restart "the same" server after a crash).
+    pub async fn start_at(db: &TestDb, port: u16, extra_env: &[(&str, &str)]) -> ServerProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = db.dir.0.join(format!("server-{port}.log"));
         let out = std::fs::File::create(&log).unwrap();
