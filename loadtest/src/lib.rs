@@ -1,1 +1,2 @@
-//! placeholder
+//! The load generator that speaks the real protocol. Empty until the load-test and benchmarks
+//! issue lands; see BENCHMARKS.md.
