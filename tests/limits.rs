@@ -282,3 +282,87 @@ async fn metrics_count_frames_errors_and_ack_latency() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+/// Mutated frames in both codecs: each gets an answer or is handled, the session lives (pings in
+/// between reset the bad-frame count), the process keeps serving, and no session task is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_never_kills_the_session_or_the_server() {
+    let (_db, app) = setup(|c| {
+        c.gateway.msg_burst = NonZeroU32::new(10_000).unwrap();
+        c.gateway.msg_rate = NonZeroU32::new(10_000).unwrap();
+    })
+    .await;
+    let a = login(&app.http, &app.base(), "fuzz-a").await;
+    let b = login(&app.http, &app.base(), "fuzz-b").await;
+    let conv = direct(&app.http, &app.base(), &a, &b).await;
+    let seeds = [
+        json!({"type":"send","id":1,"conv":conv,"cmid":"f","body":{"kind":"text","text":"hi"}}),
+        json!({"type":"sync","id":2,"conv":conv,"after":0,"limit":5}),
+        json!({"type":"read","id":3,"conv":conv,"seq":1}),
+        json!({"type":"presence_subscribe","id":4,"users":[b.id]}),
+        json!({"type":"typing","conv":conv}),
+    ];
+    let mut rng = 0x2545F4914F6CDD1Du64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for proto in [Proto::Json, Proto::MsgPack] {
+        let mut c = connect(app.addr, &a.token, proto).await;
+        for i in 0..300u64 {
+            let seed = &seeds[(next() % seeds.len() as u64) as usize];
+            let mut bytes = match proto {
+                Proto::MsgPack => rmp_serde::to_vec_named(seed).unwrap(),
+                _ => seed.to_string().into_bytes(),
+            };
+            for _ in 0..(next() % 4) {
+                let at = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[at] = next() as u8,
+                    1 => bytes.truncate(at.max(1)),
+                    _ => bytes.insert(at, next() as u8),
+                }
+            }
+            let msg = match proto {
+                Proto::MsgPack => Message::Binary(bytes.into()),
+                _ => Message::Text(String::from_utf8_lossy(&bytes).into_owned().into()),
+            };
+            c.send_raw(msg).await;
+            if i % 5 == 4 {
+                still_alive(&mut c).await;
+            }
+        }
+        still_alive(&mut c).await;
+    }
+    let (s, _) = get(&app.http, format!("{}/healthz", app.base()), "").await;
+    assert_eq!(s, 200);
+    // Every session task ended once its socket closed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = app.http.get(format!("{}/metrics", app.base())).send().await.unwrap().text().await.unwrap();
+        if text.contains("jbk_ws_connections 0") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sessions left open:\n{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_ping_frames_are_answered() {
+    use futures_util::StreamExt;
+    let (_db, app) = setup(|_| {}).await;
+    let a = login(&app.http, &app.base(), "pinger").await;
+    let mut c = connect(app.addr, &a.token, Proto::Json).await;
+    c.send_raw(Message::Ping(b"are-you-there".to_vec().into())).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let m = tokio::time::timeout_at(deadline, c.ws.next()).await.expect("pong in time").unwrap().unwrap();
+        if let Message::Pong(p) = m {
+            assert_eq!(&p[..], b"are-you-there");
+            break;
+        }
+    }
+}

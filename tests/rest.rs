@@ -88,8 +88,8 @@ async fn conversations_rest() {
     assert_eq!(del(&b, &c.id).await.unwrap().status(), 403);
     assert_eq!(del(&a, &c.id).await.unwrap().status(), 204);
     assert_eq!(del(&a, &c.id).await.unwrap().status(), 404, "c is no longer a member");
-    let (s, _) = get(&app.http, format!("{url}/{gid}"), &c.token).await;
-    assert_eq!(s, 404, "non-members do not see it");
+    let (s, e) = get(&app.http, format!("{url}/{gid}"), &c.token).await;
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "non-members do not see it");
     assert_eq!(del(&b, &b.id).await.unwrap().status(), 204, "a member may leave");
 
     // List mine.

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::ports::{Bus, Event, Store};
 use crate::presence::{PresenceRegistry, PresenceState};
 use dashmap::DashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Most members a group may have.
@@ -24,13 +25,16 @@ pub struct ChatService {
     /// Members per conversation, so that a send needs no query. Filled on first use, dropped on
     /// every membership change; cleared whole past `MEMBER_CACHE_CAP` entries.
     members: DashMap<ConvId, Arc<[UserId]>>,
+    /// Bumped on every membership change, so that a member list read from storage before a
+    /// change is not put in the cache after it.
+    members_gen: AtomicU64,
     presence: PresenceRegistry,
 }
 
 impl ChatService {
     /// `committer` must write to the same `store`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, bus: Arc<dyn Bus>) -> Self {
-        Self { store, committer, bus, members: DashMap::new(), presence: PresenceRegistry::default() }
+        Self { store, committer, bus, members: DashMap::new(), members_gen: AtomicU64::new(0), presence: PresenceRegistry::default() }
     }
 
     pub async fn login(&self, identity: &Identity) -> Result<User> {
@@ -61,11 +65,13 @@ impl ChatService {
         self.store.create_group(me, title, &all, crate::now_ms()).await
     }
 
-    /// The conversation if `me` is a member; `not_found` otherwise (no leak of its existence).
+    /// The conversation if `me` is a member: `not_found` if it does not exist, `forbidden` if I
+    /// am not in it (the same answers as sending to it).
     pub async fn conversation(&self, me: UserId, id: ConvId) -> Result<Conversation> {
         match self.store.conversation(id).await? {
             Some(c) if c.members.contains(&me) => Ok(c),
-            _ => Err(CoreError::NotFound("conversation".into())),
+            Some(_) => Err(CoreError::Forbidden("not a member of this conversation".into())),
+            None => Err(CoreError::NotFound("conversation".into())),
         }
     }
 
@@ -79,7 +85,7 @@ impl ChatService {
         }
         self.require_users(&new).await?;
         self.store.add_members(id, &new, crate::now_ms()).await?;
-        self.members.remove(&id);
+        self.forget_members(id);
         self.conversation(me, id).await
     }
 
@@ -96,10 +102,11 @@ impl ChatService {
         if user == me && is_owner {
             return Err(CoreError::invalid("the owner cannot leave the group"));
         }
-        if !self.store.remove_member(id, user).await? {
+        let removed = self.store.remove_member(id, user).await?;
+        self.forget_members(id);
+        if !removed {
             return Err(CoreError::NotFound("member".into()));
         }
-        self.members.remove(&id);
         Ok(())
     }
 
@@ -176,6 +183,11 @@ impl ChatService {
         Ok(PresenceState { online: false, last_seen })
     }
 
+    /// Whether the user has a session on this node now.
+    pub fn is_online(&self, user: UserId) -> bool {
+        self.presence.is_online(user)
+    }
+
     pub fn online_users(&self) -> usize {
         self.presence.online_users()
     }
@@ -190,6 +202,7 @@ impl ChatService {
         let members = match self.members.get(&conv) {
             Some(m) => m.clone(),
             None => {
+                let gen = self.members_gen.load(Ordering::SeqCst);
                 let list = self.store.members(conv).await?;
                 if list.is_empty() {
                     return Err(CoreError::NotFound("conversation".into()));
@@ -198,7 +211,10 @@ impl ChatService {
                 if self.members.len() >= MEMBER_CACHE_CAP {
                     self.members.clear();
                 }
-                self.members.insert(conv, list.clone());
+                // Cache only if no membership changed while we read; otherwise use it this once.
+                if self.members_gen.load(Ordering::SeqCst) == gen {
+                    self.members.insert(conv, list.clone());
+                }
                 list
             }
         };
@@ -207,6 +223,11 @@ impl ChatService {
         } else {
             Err(CoreError::Forbidden("not a member of this conversation".into()))
         }
+    }
+
+    fn forget_members(&self, id: ConvId) {
+        self.members_gen.fetch_add(1, Ordering::SeqCst);
+        self.members.remove(&id);
     }
 
     async fn owned_group(&self, me: UserId, id: ConvId) -> Result<Conversation> {

@@ -86,6 +86,7 @@ async fn run(
         // A failed transaction stored nothing, so trying it again is safe; transient failures
         // (lock timeouts, deadlocks, a dropped connection) often pass on the next attempt.
         let mut attempt = 0;
+        let first_try_ms = crate::now_ms();
         let outcome = loop {
             match store.append(&messages, crate::now_ms()).await {
                 Err(CoreError::Unavailable(_)) if attempt < RETRIES.len() => {
@@ -96,7 +97,20 @@ async fn run(
             }
         };
         match outcome {
-            Ok(results) => {
+            Ok(mut results) => {
+                if attempt > 0 {
+                    // A failed attempt may in fact have committed (the error came after the
+                    // commit reached the database). Its messages then come back as duplicates
+                    // stamped after this batch began: they were never answered nor delivered,
+                    // so they are new to everyone.
+                    for r in results.iter_mut() {
+                        if let Ok(Appended::Duplicate(m)) = r {
+                            if m.ts >= first_try_ms {
+                                *r = Ok(Appended::New(m.clone()));
+                            }
+                        }
+                    }
+                }
                 for (pending, result) in batch.drain(..).zip(results) {
                     if let Ok(Appended::New(m)) = &result {
                         bus.publish(Event::Message {

@@ -28,14 +28,12 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
     let cfg = gw.config.clone();
     let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
     let shared = Arc::new(SessionShared::new(id.clone(), user, tx));
-    let (sink, stream) = socket.split();
+    let (sink, mut stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, shared.clone(), codec, cfg.heartbeat, gw.clone()));
 
     gw.metrics.connections.inc();
     gw.metrics.connections_total.inc();
-    gw.hub.register(shared.clone());
-    gw.chat.session_opened(user);
-    gw.metrics.online_users.set(gw.chat.online_users() as i64);
+    // hello is queued before the session is registered, so it is always the first frame.
     gw.hub.push(
         &shared,
         Arc::new(Outbound::new(ServerFrame::Hello {
@@ -46,6 +44,9 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
             protocol: codec.protocol().to_owned(),
         })),
     );
+    gw.hub.register(shared.clone());
+    gw.chat.session_opened(user);
+    gw.metrics.online_users.set(gw.chat.online_users() as i64);
     tracing::debug!(session = %id, %user, ?codec, "session open");
 
     let quota = Quota::per_second(cfg.msg_rate).allow_burst(cfg.msg_burst);
@@ -58,7 +59,7 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
         bad_in_row: 0,
         inflight: FuturesUnordered::new(),
     };
-    let end = session.read_loop(stream).await;
+    let end = session.read_loop(&mut stream).await;
 
     // Answer what was accepted before closing: a send read before the drain gets its ack.
     if end.drains() {
@@ -77,6 +78,19 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
     gw.metrics.online_users.set(gw.chat.online_users() as i64);
     if end != CloseReason::ClientClosed {
         gw.metrics.close(end.label());
+    }
+    // The closing handshake: while the writer sends our close frame, keep reading (and
+    // dropping) until the client's close arrives. Closing the socket with unread input would
+    // make the kernel send a reset, which can destroy the close frame before the client reads it.
+    if end != CloseReason::ClientClosed {
+        let linger = async {
+            while let Some(Ok(m)) = stream.next().await {
+                if matches!(m, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
     }
     if tokio::time::timeout(cfg.drain_timeout + Duration::from_secs(1), writer).await.is_err() {
         tracing::warn!(session = %id, "writer did not finish in time");
@@ -98,7 +112,7 @@ struct Session {
 }
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
+    async fn read_loop(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
         let cfg = self.gw.config.clone();
         let mut check = tokio::time::interval(cfg.heartbeat.min(Duration::from_secs(5)));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -114,7 +128,9 @@ impl Session {
                     self.queue_all(replies);
                 }
                 _ = check.tick() => {
-                    if last_rx.elapsed() > cfg.heartbeat_timeout {
+                    // While the session's requests fill `max_inflight` we are not reading, and
+                    // the silence is ours, not the client's.
+                    if self.inflight.len() < cfg.max_inflight && last_rx.elapsed() > cfg.heartbeat_timeout {
                         return CloseReason::HeartbeatTimeout;
                     }
                 }
@@ -122,11 +138,11 @@ impl Session {
                     let msg = match msg {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => {
-                            let text = e.to_string();
-                            if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
-                                return CloseReason::TooLarge;
-                            }
-                            return CloseReason::ClientClosed;
+                            let too_large = e
+                                .into_inner()
+                                .downcast_ref::<tungstenite::Error>()
+                                .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
+                            return if too_large { CloseReason::TooLarge } else { CloseReason::ClientClosed };
                         }
                         None => return CloseReason::ClientClosed,
                     };
@@ -266,26 +282,35 @@ impl Session {
             ClientFrame::PresenceSubscribe { users, .. } => {
                 let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
                 let max = self.gw.config.max_presence_watch;
-                let mut new: Vec<UserId> = users.into_iter().filter(|u| !self.watched.contains(u)).collect();
-                new.sort();
-                new.dedup();
+                let mut users = users;
+                users.sort();
+                users.dedup();
+                let new: Vec<UserId> = users.iter().copied().filter(|u| !self.watched.contains(u)).collect();
                 if self.watched.len() + new.len() > max {
                     return Err(fail(CoreError::invalid(format!("a session watches at most {max} users"))));
                 }
-                // Watch first, then read the state: a change in between is seen twice, never missed.
+                // Watch first, then read the state: a change in between is seen, never missed.
                 for u in &new {
                     self.gw.hub.watch(*u, self.shared.clone());
                 }
                 self.watched.extend(new.iter().copied());
+                // Every user asked for gets its current state, already watched or not.
                 self.inflight.push(Box::pin(async move {
-                    let mut out = Vec::with_capacity(new.len());
-                    for u in new {
+                    let mut out = Vec::with_capacity(users.len());
+                    for u in users {
                         match chat.presence(u).await {
-                            Ok(p) => out.push(ServerFrame::Presence {
-                                user: u.to_string(),
-                                online: p.online,
-                                last_seen: p.last_seen,
-                            }),
+                            Ok(mut p) => {
+                                // The snapshot is queued after any change published while it
+                                // was read; if one happened, the newer state is what we send.
+                                if chat.is_online(u) != p.online {
+                                    p = chat.presence(u).await.unwrap_or(p);
+                                }
+                                out.push(ServerFrame::Presence {
+                                    user: u.to_string(),
+                                    online: p.online,
+                                    last_seen: p.last_seen,
+                                })
+                            }
                             Err(e) => out.push(error_frame(id.clone(), &e)),
                         }
                     }

@@ -30,6 +30,9 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    if state.login_limiter.len() > 100_000 {
+        state.login_limiter.retain_recent();
+    }
     if let Err(not_until) = state.login_limiter.check_key(&peer.ip()) {
         let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
         return Err(ApiError {
