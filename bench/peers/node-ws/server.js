@@ -1,0 +1,899 @@
+'use strict';
+// Benchmark peer for Jiebanke: the seed design (Node.js + Express + ws, optionally mysql2 on
+// MariaDB) serving the jbk.v1.json subset used by the load generator. One process, one thread.
+// See README.md for what is and is not implemented.
+
+const http = require('node:http');
+const crypto = require('node:crypto');
+const express = require('express');
+const { WebSocketServer } = require('ws');
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+const LISTEN = process.env.PEER_LISTEN || '127.0.0.1:9090';
+const MODE = process.env.PEER_MODE || 'memory';
+const MYSQL_URL = process.env.PEER_MYSQL_URL || 'mysql://root@127.0.0.1:3306/test';
+const POOL_SIZE = Number(process.env.PEER_MYSQL_POOL || 16);
+
+if (MODE !== 'memory' && MODE !== 'mysql') {
+  console.error(`PEER_MODE must be memory or mysql, not ${JSON.stringify(MODE)}`);
+  process.exit(2);
+}
+
+const HEARTBEAT_MS = 25000; // server Ping period; 3 silent periods close the socket (4002)
+const MAX_FRAME_BYTES = 65536; // frames above this get error too_large, the session lives
+const HARD_FRAME_CAP = 1 << 20; // ws closes 1009 above this
+const MAX_INFLIGHT = 64; // per session: stop reading the socket past this many pending requests
+const SLOW_CONSUMER_BYTES = 8 << 20; // outbound buffer above this: close 4008
+const MEMBER_CACHE_CAP = 100000;
+const PROTOCOL = 'jbk.v1.json';
+
+const ID_RE = /^[0-9]{1,19}$/;
+const CMID_RE = /^[\x21-\x7e]{1,64}$/;
+const LOGIN_CODE_RE = /^[\x21-\x7e]{1,128}$/;
+
+// Every text frame goes out with these options (a Buffer sent as a text frame).
+const TEXT = { binary: false };
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+/** A client-supplied id (string or non-negative integer) as a canonical decimal string, or null. */
+function parseId(v) {
+  let s;
+  if (typeof v === 'string') s = v;
+  else if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) s = String(v);
+  else return null;
+  if (!ID_RE.test(s)) return null;
+  // Positive and within i63: strip leading zeros, compare as BigInt only when long.
+  s = s.replace(/^0+/, '');
+  if (s.length === 0) return null;
+  if (s.length === 19 && BigInt(s) > 9223372036854775807n) return null;
+  return s;
+}
+
+function nicknameOf(code) {
+  const chars = Array.from(code);
+  return '旅行者' + chars.slice(-4).join('');
+}
+
+function idCompare(a, b) {
+  // decimal strings without leading zeros
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+function restError(res, status, code, message) {
+  res.status(status).json({ code, message });
+}
+
+class HttpError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// Tokens are opaque random hex strings mapped to a user in this process (both modes).
+const tokens = new Map(); // token -> { id, nickname }
+
+function newToken(user) {
+  const t = crypto.randomBytes(18).toString('hex');
+  tokens.set(t, user);
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stores. Both expose the same async-ish API; memory mode returns plain values synchronously
+// where the hot path benefits from it.
+// ---------------------------------------------------------------------------------------------
+
+class MemoryStore {
+  constructor() {
+    this.usersByCode = new Map(); // code -> user
+    this.usersById = new Map(); // id -> user
+    this.nextUser = 1;
+    this.convs = new Map(); // id -> conv { id, kind, title, owner, members: [], memberSet: Set, lastSeq }
+    this.direct = new Map(); // "lo:hi" -> conv
+    this.nextConv = 1;
+    this.sent = new Map(); // sender + "\n" + cmid -> { conv, seq, ts } (idempotency)
+  }
+
+  async init() {}
+  async close() {}
+
+  async login(code) {
+    let u = this.usersByCode.get(code);
+    if (!u) {
+      u = { id: String(this.nextUser++), nickname: nicknameOf(code) };
+      this.usersByCode.set(code, u);
+      this.usersById.set(u.id, u);
+    }
+    return u;
+  }
+
+  _mkConv(kind, title, owner, members) {
+    const c = {
+      id: String(this.nextConv++),
+      kind,
+      title,
+      owner,
+      members,
+      memberSet: new Set(members),
+      lastSeq: 0,
+    };
+    this.convs.set(c.id, c);
+    return c;
+  }
+
+  async directConversation(me, other) {
+    if (!this.usersById.has(other)) throw new HttpError(404, 'not_found', `not found: user ${other}`);
+    const key = idCompare(me, other) < 0 ? `${me}:${other}` : `${other}:${me}`;
+    let c = this.direct.get(key);
+    if (!c) {
+      c = this._mkConv('direct', null, null, [me, other]);
+      this.direct.set(key, c);
+    }
+    return c;
+  }
+
+  async groupConversation(me, title, others) {
+    for (const u of others) {
+      if (!this.usersById.has(u)) throw new HttpError(404, 'not_found', `not found: user ${u}`);
+    }
+    return this._mkConv('group', title, me, [me, ...others]);
+  }
+
+  /** Synchronous: { members } or an error code string. */
+  members(conv) {
+    return this.convs.get(conv);
+  }
+
+  /** Synchronous append. Returns { seq, ts, duplicate, conv }. */
+  append(c, from, cmid, body) {
+    const key = from + '\n' + cmid;
+    const prev = this.sent.get(key);
+    if (prev !== undefined) return { conv: prev.conv, seq: prev.seq, ts: prev.ts, duplicate: true };
+    const seq = ++c.lastSeq;
+    const ts = Date.now();
+    this.sent.set(key, { conv: c.id, seq, ts });
+    return { conv: c.id, seq, ts, duplicate: false };
+  }
+}
+
+class MysqlStore {
+  constructor(url) {
+    this.url = url;
+    this.pool = null;
+    this.memberCache = new Map(); // conv id -> { members: [], memberSet: Set }
+  }
+
+  async init() {
+    const mysql = require('mysql2/promise');
+    const u = new URL(this.url);
+    const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'test';
+    const base = {
+      host: u.hostname || '127.0.0.1',
+      port: Number(u.port || 3306),
+      user: decodeURIComponent(u.username || 'root'),
+      password: decodeURIComponent(u.password || ''),
+      charset: 'utf8mb4',
+      supportBigNumbers: true,
+    };
+    // Create the database if it is missing, then the tables (same schema as Jiebanke's MySQL
+    // migration, so the peer can share a database with it).
+    const admin = await mysql.createConnection(base);
+    await admin.query(`CREATE DATABASE IF NOT EXISTS \`${database.replace(/`/g, '``')}\``);
+    await admin.end();
+    this.pool = mysql.createPool({ ...base, database, connectionLimit: POOL_SIZE, waitForConnections: true, queueLimit: 0 });
+    const ddl = [
+      `CREATE TABLE IF NOT EXISTS users (
+        id          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        provider    VARCHAR(16)  NOT NULL,
+        subject     VARCHAR(128) NOT NULL,
+        nickname    VARCHAR(64)  NOT NULL,
+        created_at  BIGINT       NOT NULL,
+        last_seen   BIGINT       NULL,
+        UNIQUE KEY users_identity (provider, subject)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS conversations (
+        id          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        kind        VARCHAR(16)  NOT NULL,
+        title       VARCHAR(255) NULL,
+        owner_id    BIGINT       NULL,
+        direct_key  VARCHAR(64)  NULL,
+        last_seq    BIGINT       NOT NULL DEFAULT 0,
+        created_at  BIGINT       NOT NULL,
+        UNIQUE KEY conversations_direct (direct_key)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS members (
+        conv_id     BIGINT NOT NULL,
+        user_id     BIGINT NOT NULL,
+        read_seq    BIGINT NOT NULL DEFAULT 0,
+        joined_at   BIGINT NOT NULL,
+        PRIMARY KEY (conv_id, user_id),
+        KEY members_by_user (user_id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS messages (
+        conv_id     BIGINT        NOT NULL,
+        seq         BIGINT        NOT NULL,
+        sender_id   BIGINT        NOT NULL,
+        cmid        VARCHAR(64)   NOT NULL,
+        ts          BIGINT        NOT NULL,
+        kind        VARCHAR(16)   NOT NULL,
+        text        VARCHAR(4000) NOT NULL,
+        PRIMARY KEY (conv_id, seq),
+        UNIQUE KEY messages_cmid (sender_id, cmid)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+    ];
+    for (const q of ddl) await this.pool.query(q);
+  }
+
+  async close() {
+    if (this.pool) await this.pool.end();
+  }
+
+  async login(code) {
+    const nickname = nicknameOf(code);
+    const [r] = await this.pool.execute(
+      "INSERT INTO users (provider, subject, nickname, created_at) VALUES ('dev', ?, ?, ?) " +
+        'ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)',
+      [code, nickname, Date.now()],
+    );
+    // The nickname is a function of the code, so no second round trip is needed.
+    return { id: String(r.insertId), nickname };
+  }
+
+  async _missingUser(ids) {
+    if (ids.length === 0) return null;
+    const [rows] = await this.pool.query('SELECT id FROM users WHERE id IN (?)', [ids]);
+    const found = new Set(rows.map((r) => String(r.id)));
+    return ids.find((i) => !found.has(i)) || null;
+  }
+
+  async _tx(fn) {
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.query('START TRANSACTION');
+      try {
+        const v = await fn(conn);
+        await conn.query('COMMIT');
+        return v;
+      } catch (e) {
+        await conn.query('ROLLBACK').catch(() => {});
+        throw e;
+      }
+    } finally {
+      conn.release();
+    }
+  }
+
+  /**
+   * The member cache. A value is an entry, or the promise of one while it loads (so concurrent
+   * misses share one query). An entry also carries the in-order delivery state of its
+   * conversation: `next` is the next seq to hand to the recipients, `pending` holds messages that
+   * committed before a smaller seq did.
+   */
+  _entry(id, members, lastSeq) {
+    return { id, members, memberSet: new Set(members), next: lastSeq + 1, pending: null, gapSince: 0, inflight: 0 };
+  }
+
+  _put(id, entry) {
+    if (this.memberCache.size >= MEMBER_CACHE_CAP) {
+      // Evict idle entries only: an entry with appends in flight owns its seq window.
+      for (const [k, v] of this.memberCache) {
+        if (typeof v.then !== 'function' && v.inflight === 0 && v.pending === null) this.memberCache.delete(k);
+      }
+    }
+    this.memberCache.set(id, entry);
+    return entry;
+  }
+
+  async directConversation(me, other) {
+    const missing = await this._missingUser([other]);
+    if (missing) throw new HttpError(404, 'not_found', `not found: user ${missing}`);
+    const key = idCompare(me, other) < 0 ? `${me}:${other}` : `${other}:${me}`;
+    const now = Date.now();
+    let lastSeq = 0;
+    const id = await this._tx(async (conn) => {
+      await conn.execute(
+        "INSERT IGNORE INTO conversations (kind, direct_key, last_seq, created_at) VALUES ('direct', ?, 0, ?)",
+        [key, now],
+      );
+      const [rows] = await conn.execute('SELECT id, last_seq FROM conversations WHERE direct_key = ?', [key]);
+      const id = String(rows[0].id);
+      lastSeq = Number(rows[0].last_seq);
+      await conn.execute(
+        'INSERT IGNORE INTO members (conv_id, user_id, read_seq, joined_at) VALUES (?, ?, 0, ?), (?, ?, 0, ?)',
+        [id, me, now, id, other, now],
+      );
+      return id;
+    });
+    const c = await this.members(id); // cached, or loaded now (the pair is committed)
+    return { id, kind: 'direct', title: null, owner: null, members: c.members, lastSeq };
+  }
+
+  async groupConversation(me, title, others) {
+    const missing = await this._missingUser(others);
+    if (missing) throw new HttpError(404, 'not_found', `not found: user ${missing}`);
+    const now = Date.now();
+    const members = [me, ...others];
+    const id = await this._tx(async (conn) => {
+      const [r] = await conn.execute(
+        "INSERT INTO conversations (kind, title, owner_id, last_seq, created_at) VALUES ('group', ?, ?, 0, ?)",
+        [title, me, now],
+      );
+      const id = String(r.insertId);
+      const rows = members.map((u) => [id, u, 0, now]);
+      await conn.query('INSERT INTO members (conv_id, user_id, read_seq, joined_at) VALUES ?', [rows]);
+      return id;
+    });
+    this._put(id, this._entry(id, members, 0));
+    return { id, kind: 'group', title, owner: me, members };
+  }
+
+  /** Cached entry, or a promise of it (resolving to undefined when the conversation is unknown). */
+  members(conv) {
+    const c = this.memberCache.get(conv);
+    if (c !== undefined) return c;
+    const p = this.pool
+      .execute(
+        'SELECT c.last_seq, m.user_id FROM conversations c LEFT JOIN members m ON m.conv_id = c.id ' +
+          'WHERE c.id = ? ORDER BY m.joined_at, m.user_id',
+        [conv],
+      )
+      .then(
+        ([rows]) => {
+          if (this.memberCache.get(conv) !== p) return this.memberCache.get(conv);
+          if (rows.length === 0) {
+            this.memberCache.delete(conv);
+            return undefined;
+          }
+          const members = [];
+          for (const r of rows) if (r.user_id !== null) members.push(String(r.user_id));
+          return this._put(conv, this._entry(conv, members, Number(rows[0].last_seq)));
+        },
+        (e) => {
+          if (this.memberCache.get(conv) === p) this.memberCache.delete(conv);
+          throw e;
+        },
+      );
+    this.memberCache.set(conv, p);
+    return p;
+  }
+
+  /** One transaction per message: bump last_seq, read it, insert the message, commit. */
+  async append(c, from, cmid, body) {
+    const conn = await this.pool.getConnection();
+    let committing = false;
+    try {
+      await conn.query('START TRANSACTION');
+      await conn.execute('UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?', [c.id]);
+      const [rows] = await conn.execute('SELECT last_seq FROM conversations WHERE id = ?', [c.id]);
+      const seq = Number(rows[0].last_seq);
+      const ts = Date.now();
+      await conn.execute(
+        'INSERT INTO messages (conv_id, seq, sender_id, cmid, ts, kind, text) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [c.id, seq, from, cmid, ts, body.kind, body.text],
+      );
+      committing = true;
+      await conn.query('COMMIT');
+      conn.release();
+      return { conv: c.id, seq, ts, duplicate: false };
+    } catch (e) {
+      if (!committing) {
+        await conn.query('ROLLBACK').catch(() => {});
+        conn.release();
+        if (e && e.code === 'ER_DUP_ENTRY') {
+          // (sender, cmid) already stored: answer with the original.
+          const r = await this._sent(from, cmid);
+          if (r) return { ...r, duplicate: true };
+        }
+        throw e;
+      }
+      // The COMMIT failed ambiguously: drop the connection, and look for the message. If it
+      // is stored, it is answered as new (and delivered), like Jiebanke does.
+      conn.destroy();
+      const r = await this._sent(from, cmid);
+      if (r && r.conv === c.id) return { ...r, duplicate: false };
+      throw e;
+    }
+  }
+
+  async _sent(from, cmid) {
+    const [rows] = await this.pool.execute('SELECT conv_id, seq, ts FROM messages WHERE sender_id = ? AND cmid = ?', [from, cmid]);
+    if (rows.length === 0) return null;
+    return { conv: String(rows[0].conv_id), seq: Number(rows[0].seq), ts: Number(rows[0].ts) };
+  }
+}
+
+const store = MODE === 'mysql' ? new MysqlStore(MYSQL_URL) : new MemoryStore();
+
+// ---------------------------------------------------------------------------------------------
+// REST (Express)
+// ---------------------------------------------------------------------------------------------
+
+const app = express();
+app.disable('x-powered-by');
+app.set('etag', false);
+
+app.get('/healthz', (req, res) => {
+  res.json({ status: 'ok' });
+});
+
+const jsonBody = express.json({ limit: '64kb', type: () => true });
+function requireJson(req, res, next) {
+  const ct = req.headers['content-type'];
+  if (!ct || !/^application\/json\b/i.test(ct)) {
+    return restError(res, 415, 'unsupported_media_type', 'expected Content-Type: application/json');
+  }
+  jsonBody(req, res, next);
+}
+
+function requireAuth(req, res, next) {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string' || !h.startsWith('Bearer ')) {
+    return restError(res, 401, 'unauthorized', 'missing bearer token');
+  }
+  const user = tokens.get(h.slice(7));
+  if (user === undefined) return restError(res, 401, 'unauthorized', 'invalid or expired token');
+  req.user = user;
+  next();
+}
+
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+app.post('/api/v1/auth/login', requireJson, async (req, res, next) => {
+  try {
+    const b = req.body;
+    if (!isObject(b) || typeof b.code !== 'string') {
+      return restError(res, 422, 'invalid', 'invalid: code must be a string');
+    }
+    if (!LOGIN_CODE_RE.test(b.code)) return restError(res, 422, 'invalid', 'invalid: bad login code');
+    if (b.provider !== undefined && b.provider !== 'dev') {
+      return restError(res, 422, 'invalid', 'invalid: login provider not enabled');
+    }
+    const user = await store.login(b.code);
+    const token = newToken(user);
+    res.json({ token, user: { id: user.id, nickname: user.nickname, provider: 'dev' } });
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.post('/api/v1/conversations', requireAuth, requireJson, async (req, res, next) => {
+  try {
+    const me = req.user.id;
+    const b = req.body;
+    if (!isObject(b)) return restError(res, 422, 'invalid', 'invalid: expected an object');
+    const raw = b.members === undefined || b.members === null ? [] : b.members;
+    if (!Array.isArray(raw)) return restError(res, 422, 'invalid', 'invalid: members must be an array');
+    const ids = [];
+    for (const m of raw) {
+      const id = parseId(m);
+      if (id === null) return restError(res, 422, 'invalid', 'invalid: bad user id');
+      ids.push(id);
+    }
+    let c;
+    if (b.kind === 'direct') {
+      if (ids.length !== 1) return restError(res, 422, 'invalid', 'invalid: a direct conversation has exactly one other member');
+      if (ids[0] === me) return restError(res, 422, 'invalid', 'invalid: cannot open a direct conversation with yourself');
+      c = await store.directConversation(me, ids[0]);
+    } else if (b.kind === 'group') {
+      const title = typeof b.title === 'string' ? b.title.trim() : null;
+      if (title === null || title.length === 0 || Array.from(title).length > 64) {
+        return restError(res, 422, 'invalid', 'invalid: title must be 1 to 64 characters');
+      }
+      const others = [];
+      const seen = new Set([me]);
+      for (const id of ids) {
+        if (!seen.has(id)) {
+          seen.add(id);
+          others.push(id);
+        }
+      }
+      if (others.length + 1 > 500) return restError(res, 422, 'invalid', 'invalid: more than 500 members');
+      c = await store.groupConversation(me, title, others);
+    } else {
+      return restError(res, 422, 'invalid', 'invalid: kind must be direct or group');
+    }
+    res.json({
+      id: c.id,
+      kind: c.kind,
+      title: c.title,
+      owner: c.owner,
+      members: c.members,
+      last_seq: c.lastSeq || 0,
+    });
+  } catch (e) {
+    next(e);
+  }
+});
+
+// Unknown routes: empty 404, like the Rust server's framework.
+app.use((req, res) => {
+  res.status(404).end();
+});
+
+// eslint-disable-next-line no-unused-vars
+app.use((err, req, res, next) => {
+  if (err instanceof HttpError) return restError(res, err.status, err.code, err.message);
+  if (err && err.type === 'entity.too.large') return restError(res, 413, 'too_large', 'body too large');
+  if (err && err.type === 'entity.parse.failed') return restError(res, 400, 'bad_request', 'malformed JSON body');
+  if (err && typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+    return restError(res, 400, 'bad_request', 'could not read the body');
+  }
+  console.error('request failed:', err);
+  restError(res, 503, 'unavailable', 'temporarily unavailable, retry later');
+});
+
+// ---------------------------------------------------------------------------------------------
+// WebSocket
+// ---------------------------------------------------------------------------------------------
+
+const sessions = new Map(); // user id -> Set<WebSocket>
+let sessionCounter = 0;
+const sessionPrefix = crypto.randomBytes(3).toString('hex');
+let draining = false;
+
+const wss = new WebSocketServer({
+  noServer: true,
+  perMessageDeflate: false,
+  clientTracking: false,
+  maxPayload: HARD_FRAME_CAP,
+  handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
+});
+
+function refuse(socket, status, reason, code, message) {
+  const body = JSON.stringify({ code, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+function onUpgrade(req, socket, head) {
+  socket.on('error', noop);
+  const url = req.url;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  if (path !== '/ws') {
+    socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    return;
+  }
+  if (draining) return refuse(socket, 503, 'Service Unavailable', 'unavailable', 'server is draining');
+  let token = null;
+  if (q >= 0) token = new URLSearchParams(url.slice(q + 1)).get('token');
+  if (token === null) {
+    const h = req.headers.authorization;
+    if (typeof h === 'string' && h.startsWith('Bearer ')) token = h.slice(7);
+  }
+  if (token === null || token === '') return refuse(socket, 401, 'Unauthorized', 'unauthorized', 'missing token');
+  const user = tokens.get(token);
+  if (user === undefined) return refuse(socket, 401, 'Unauthorized', 'unauthorized', 'invalid or expired token');
+  const proto = req.headers['sec-websocket-protocol'];
+  if (proto !== undefined && !proto.split(',').some((p) => p.trim() === PROTOCOL)) {
+    return refuse(socket, 400, 'Bad Request', 'invalid', 'unsupported subprotocol; use jbk.v1.json');
+  }
+  wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, user.id));
+}
+
+function noop() {}
+
+function onConnection(ws, uid) {
+  // Per-connection state: three small fields on the socket object, shared handlers.
+  ws.uid = uid;
+  ws.inflight = 0;
+  ws.idle = 0;
+  let set = sessions.get(uid);
+  if (set === undefined) {
+    set = new Set();
+    sessions.set(uid, set);
+  }
+  set.add(ws);
+  const session = `${sessionPrefix}-${++sessionCounter}`;
+  ws.send(
+    `{"type":"hello","user":${JSON.stringify(uid)},"session":"${session}","heartbeat_ms":${HEARTBEAT_MS},` +
+      `"max_frame_bytes":${MAX_FRAME_BYTES},"protocol":"${PROTOCOL}"}`,
+  );
+  ws.on('message', onMessage);
+  ws.on('pong', onPong);
+  ws.on('close', onClose);
+  ws.on('error', noop);
+}
+
+function onPong() {
+  this.idle = 0;
+}
+
+function onClose() {
+  const set = sessions.get(this.uid);
+  if (set !== undefined) {
+    set.delete(this);
+    if (set.size === 0) sessions.delete(this.uid);
+  }
+}
+
+function push(ws, data) {
+  if (ws.readyState !== 1) return;
+  if (ws.bufferedAmount > SLOW_CONSUMER_BYTES) {
+    ws.close(4008, 'slow_consumer');
+    ws.terminate();
+    return;
+  }
+  ws.send(data, TEXT);
+}
+
+function sendError(ws, id, code, message) {
+  push(ws, JSON.stringify({ type: 'error', id, code, message }));
+}
+
+/** The request id of a frame: number, short string, or null. `undefined` means invalid. */
+function requestId(v) {
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  if (typeof v === 'string') return Buffer.byteLength(v) <= 64 ? v : null;
+  return undefined;
+}
+
+function onMessage(data, isBinary) {
+  const ws = this;
+  ws.idle = 0;
+  if (data.length > MAX_FRAME_BYTES) return sendError(ws, null, 'too_large', 'frame too large');
+  let f;
+  try {
+    f = JSON.parse(data);
+  } catch {
+    return sendError(ws, null, 'bad_frame', 'frame is not valid JSON');
+  }
+  if (f === null || typeof f !== 'object' || Array.isArray(f)) {
+    return sendError(ws, null, 'bad_frame', 'frame is not an object');
+  }
+  const id = requestId(f.id);
+  if (id === undefined) return sendError(ws, null, 'invalid', 'invalid: bad id');
+  const type = f.type;
+  if (type === 'send') return onSend(ws, id, f);
+  if (type === 'ping') return push(ws, `{"type":"pong","id":${JSON.stringify(id)}}`);
+  if (typeof type !== 'string') return sendError(ws, id, 'invalid', 'invalid: type must be a string');
+  return sendError(ws, id, 'unknown_type', `unknown frame type: ${type}`);
+}
+
+function onSend(ws, id, f) {
+  const conv = parseId(f.conv);
+  if (conv === null) return sendError(ws, id, 'invalid', 'invalid: bad conv');
+  const cmid = f.cmid;
+  if (typeof cmid !== 'string' || !CMID_RE.test(cmid)) return sendError(ws, id, 'invalid', 'invalid: bad cmid');
+  const body = f.body;
+  if (
+    body === null ||
+    typeof body !== 'object' ||
+    body.kind !== 'text' ||
+    typeof body.text !== 'string' ||
+    body.text.length === 0 ||
+    // 1..4000 Unicode scalar values (a UTF-16 length above 4000 may still be in range)
+    (body.text.length > 4000 && (body.text.length > 8000 || Array.from(body.text).length > 4000)) ||
+    body.text.trim().length === 0
+  ) {
+    return sendError(ws, id, 'invalid', 'invalid: body must be {"kind":"text","text":"1..4000 characters"}');
+  }
+  const msgBody = { kind: 'text', text: body.text };
+  const c = store.members(conv);
+  if (c === undefined || typeof c.then !== 'function') return sendKnown(ws, id, conv, c, cmid, msgBody);
+  begin(ws);
+  c.then(
+    (cc) => {
+      end(ws);
+      sendKnown(ws, id, conv, cc, cmid, msgBody);
+    },
+    (e) => {
+      end(ws);
+      console.error('members lookup failed:', e.message);
+      sendError(ws, id, 'unavailable', 'temporarily unavailable; retry with the same cmid');
+    },
+  );
+}
+
+function sendKnown(ws, id, conv, c, cmid, body) {
+  if (c === undefined) return sendError(ws, id, 'not_found', 'not found: conversation');
+  const uid = ws.uid;
+  if (!c.memberSet.has(uid)) return sendError(ws, id, 'forbidden', 'forbidden: not a member of this conversation');
+  if (MODE === 'memory') {
+    // Synchronous: acks and deliveries happen in seq order by construction.
+    const a = store.append(c, uid, cmid, body);
+    if (ack(ws, id, c, cmid, a)) fanout(ws, c, a.seq, a.ts, uid, cmid, body);
+    return;
+  }
+  begin(ws);
+  c.inflight++;
+  store.append(c, uid, cmid, body).then(
+    (a) => {
+      c.inflight--;
+      end(ws);
+      if (ack(ws, id, c, cmid, a)) sequence(c, ws, a.seq, a.ts, uid, cmid, body);
+    },
+    (e) => {
+      c.inflight--;
+      end(ws);
+      console.error('append failed:', e.message);
+      sendError(ws, id, 'unavailable', 'temporarily unavailable; retry with the same cmid');
+    },
+  );
+}
+
+/** Sends the ack (or the conflict error). True when the message is new and must be delivered. */
+function ack(ws, id, c, cmid, a) {
+  if (a.duplicate && a.conv !== c.id) {
+    sendError(ws, id, 'conflict', 'conflict: cmid already used in another conversation');
+    return false;
+  }
+  push(
+    ws,
+    `{"type":"ack","id":${JSON.stringify(id)},"conv":"${a.conv}","cmid":${JSON.stringify(cmid)},` +
+      `"seq":${a.seq},"ts":${a.ts},"duplicate":${a.duplicate}}`,
+  );
+  return !a.duplicate;
+}
+
+/** Every other session of every member gets the msg; the frame is encoded once. */
+function fanout(origin, c, seq, ts, uid, cmid, body) {
+  let frame = null;
+  const members = c.members;
+  for (let i = 0; i < members.length; i++) {
+    const set = sessions.get(members[i]);
+    if (set === undefined) continue;
+    for (const s of set) {
+      if (s === origin) continue;
+      if (frame === null) {
+        frame = Buffer.from(
+          `{"type":"msg","conv":"${c.id}","seq":${seq},"from":"${uid}","cmid":${JSON.stringify(cmid)},` +
+            `"ts":${ts},"body":${JSON.stringify(body)}}`,
+        );
+      }
+      push(s, frame);
+    }
+  }
+}
+
+// MySQL mode: transactions of one conversation commit in seq order (the row lock on
+// conversations serializes them), but their COMMIT replies reach Node over different pool
+// connections in any order. Deliveries are therefore put back in seq order per conversation;
+// acks are not held back (the protocol answers in completion order).
+const gapped = new Set(); // entries with messages waiting for a smaller seq
+const GAP_TIMEOUT_MS = 2000;
+
+function sequence(c, origin, seq, ts, uid, cmid, body) {
+  if (seq === c.next) {
+    c.next++;
+    fanout(origin, c, seq, ts, uid, cmid, body);
+    if (c.pending !== null) drain(c);
+  } else if (seq < c.next) {
+    fanout(origin, c, seq, ts, uid, cmid, body); // cannot happen with one writer process
+  } else {
+    if (c.pending === null) {
+      c.pending = new Map();
+      c.gapSince = Date.now();
+      gapped.add(c);
+    }
+    c.pending.set(seq, { origin, seq, ts, uid, cmid, body });
+  }
+}
+
+function drain(c) {
+  let m;
+  while ((m = c.pending.get(c.next)) !== undefined) {
+    c.pending.delete(c.next);
+    c.next++;
+    c.gapSince = Date.now();
+    fanout(m.origin, c, m.seq, m.ts, m.uid, m.cmid, m.body);
+  }
+  if (c.pending.size === 0) {
+    c.pending = null;
+    gapped.delete(c);
+  }
+}
+
+// A seq that never shows up (another writer on the same tables, a commit lost in an unknown
+// state) must not stall a conversation: skip the gap after GAP_TIMEOUT_MS.
+const gapTimer = setInterval(() => {
+  if (gapped.size === 0) return;
+  const now = Date.now();
+  for (const c of gapped) {
+    if (now - c.gapSince < GAP_TIMEOUT_MS) continue;
+    let min = Infinity;
+    for (const k of c.pending.keys()) if (k < min) min = k;
+    console.error(`conv ${c.id}: seq ${c.next}..${min - 1} never committed here; skipping the gap`);
+    c.next = min;
+    drain(c);
+  }
+}, 500);
+gapTimer.unref();
+
+// Backpressure: past MAX_INFLIGHT pending requests, stop reading this socket.
+function begin(ws) {
+  if (++ws.inflight === MAX_INFLIGHT) ws.pause();
+}
+function end(ws) {
+  if (ws.inflight-- === MAX_INFLIGHT) ws.resume();
+}
+
+// Heartbeat: one timer for all sockets. Any received frame or Pong resets `idle`.
+const heartbeat = setInterval(() => {
+  for (const set of sessions.values()) {
+    for (const ws of set) {
+      if (++ws.idle >= 3) {
+        ws.close(4002, 'heartbeat_timeout');
+        ws.terminate();
+      } else if (ws.readyState === 1) {
+        ws.ping();
+      }
+    }
+  }
+}, HEARTBEAT_MS);
+heartbeat.unref();
+
+// ---------------------------------------------------------------------------------------------
+// Start and stop
+// ---------------------------------------------------------------------------------------------
+
+function parseListen(s) {
+  const i = s.lastIndexOf(':');
+  if (i < 0) return { host: '127.0.0.1', port: Number(s) };
+  let host = s.slice(0, i);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host || '0.0.0.0', port: Number(s.slice(i + 1)) };
+}
+
+const server = http.createServer({ keepAlive: true }, app);
+server.keepAliveTimeout = 65000;
+server.on('upgrade', onUpgrade);
+
+async function main() {
+  await store.init();
+  const { host, port } = parseListen(LISTEN);
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 4096 }, resolve);
+  });
+  const a = server.address();
+  const shown = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  console.log(`peer listening on ${shown} mode=${MODE}`);
+}
+
+let stopping = false;
+async function shutdown(sig) {
+  if (stopping) return;
+  stopping = true;
+  draining = true;
+  const force = setTimeout(() => process.exit(0), 5000);
+  force.unref();
+  server.close();
+  server.closeAllConnections();
+  for (const set of sessions.values()) {
+    for (const ws of set) {
+      ws.close(1012, 'server_restart');
+      ws.terminate();
+    }
+  }
+  sessions.clear();
+  clearInterval(heartbeat);
+  clearInterval(gapTimer);
+  try {
+    await store.close();
+  } catch (e) {
+    console.error('closing the store failed:', e.message);
+  }
+  console.log(`peer stopped (${sig})`);
+  process.exit(0);
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+
+main().catch((e) => {
+  console.error('peer failed to start:', e);
+  process.exit(1);
+});

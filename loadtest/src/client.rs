@@ -1,0 +1,170 @@
+//! Talking to the server under test: REST login and conversations, WebSocket sessions over
+//! chosen source addresses, and the few frames the scenarios use.
+
+use anyhow::{bail, Context};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Codec {
+    Json,
+    Msgpack,
+}
+
+/// Where the server is and how to reach it.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub codec: Codec,
+    /// Source addresses to spread sessions over (127.0.0.2, 127.0.0.3, ...): each gives its own
+    /// 64k ephemeral ports.
+    pub sources: Vec<Ipv4Addr>,
+    next_source: AtomicUsize,
+    pub http: reqwest::Client,
+}
+
+impl Target {
+    pub fn new(addr: SocketAddr, codec: Codec, sources: usize) -> Target {
+        // 127.0.0.2, 127.0.0.3, ... 127.0.0.254, 127.0.1.1, ...
+        let sources = (0..sources.max(1))
+            .map(|i| {
+                let k = i + 1;
+                Ipv4Addr::new(127, 0, (k / 254) as u8, (k % 254 + 1) as u8)
+            })
+            .collect();
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("http client");
+        Target { addr, codec, sources, next_source: AtomicUsize::new(0), http }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn login(&self, code: &str) -> anyhow::Result<(String, String)> {
+        for attempt in 0..20 {
+            let resp = self
+                .http
+                .post(format!("{}/api/v1/auth/login", self.base()))
+                .json(&json!({ "code": code }))
+                .send()
+                .await
+                .context("login request")?;
+            if resp.status() == 429 && attempt < 19 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+                continue;
+            }
+            if !resp.status().is_success() {
+                bail!("login {code}: HTTP {}", resp.status());
+            }
+            let v: Value = resp.json().await?;
+            let token = v["token"].as_str().context("token")?.to_owned();
+            let id = v["user"]["id"].as_str().context("user id")?.to_owned();
+            return Ok((token, id));
+        }
+        bail!("login {code}: rate limited")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+        let resp = self.http.post(format!("{}{path}", self.base())).bearer_auth(token).json(&body).send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("POST {path}: HTTP {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    pub async fn direct(&self, token: &str, other: &str) -> anyhow::Result<String> {
+        let v = self.post("/api/v1/conversations", token, json!({"kind":"direct","members":[other]})).await?;
+        Ok(v["id"].as_str().context("conversation id")?.to_owned())
+    }
+
+    /// A group of the owner and `members`, created with the first 400 and grown by the members
+    /// endpoint in chunks (request bodies are limited).
+    pub async fn group(&self, token: &str, title: &str, members: &[String]) -> anyhow::Result<String> {
+        let (first, rest) = members.split_at(members.len().min(400));
+        let v = self.post("/api/v1/conversations", token, json!({"kind":"group","title":title,"members":first})).await?;
+        let id = v["id"].as_str().context("conversation id")?.to_owned();
+        for chunk in rest.chunks(1000) {
+            self.post(&format!("/api/v1/conversations/{id}/members"), token, json!({ "members": chunk })).await?;
+        }
+        Ok(id)
+    }
+
+    /// Opens a session from the next source address and reads its hello.
+    pub async fn connect(&self, token: &str) -> anyhow::Result<Ws> {
+        let i = self.next_source.fetch_add(1, Ordering::Relaxed);
+        let src = self.sources[i % self.sources.len()];
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
+        let stream = socket.connect(self.addr).await.context("tcp connect")?;
+        stream.set_nodelay(true)?;
+        let mut req = format!("ws://{}/ws?token={token}", self.addr).into_client_request()?;
+        let proto = match self.codec {
+            Codec::Json => "jbk.v1.json",
+            Codec::Msgpack => "jbk.v1.msgpack",
+        };
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(proto));
+        let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.context("websocket upgrade")?;
+        match ws.next().await {
+            Some(Ok(m)) => {
+                let f = decode(self.codec, &m).context("hello")?;
+                if f.ty != "hello" {
+                    bail!("first frame was {}, not hello", f.ty);
+                }
+            }
+            other => bail!("no hello: {other:?}"),
+        }
+        Ok(ws)
+    }
+
+    /// A `send` frame. `text` must need no JSON escaping (the scenarios use ASCII filler).
+    pub fn send_frame(&self, id: u64, conv: &str, cmid: &str, text: &str) -> Message {
+        match self.codec {
+            Codec::Json => Message::Text(
+                format!(r#"{{"type":"send","id":{id},"conv":"{conv}","cmid":"{cmid}","body":{{"kind":"text","text":"{text}"}}}}"#)
+                    .into(),
+            ),
+            Codec::Msgpack => {
+                let v = json!({"type":"send","id":id,"conv":conv,"cmid":cmid,"body":{"kind":"text","text":text}});
+                Message::Binary(rmp_serde::to_vec_named(&v).expect("encode").into())
+            }
+        }
+    }
+}
+
+/// The fields of a server frame the scenarios look at; the body is skipped.
+#[derive(Debug, Deserialize)]
+pub struct Frame {
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub seq: Option<u64>,
+    pub cmid: Option<String>,
+}
+
+/// Decodes a data frame; `None` for ping, pong and close.
+pub fn decode(codec: Codec, m: &Message) -> Option<Frame> {
+    match (codec, m) {
+        (_, Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
+        (Codec::Msgpack, Message::Binary(b)) => rmp_serde::from_slice(b).ok(),
+        _ => None,
+    }
+}
+
+/// The send time carried in a cmid `<prefix>.<n>.<micros since start>`.
+pub fn cmid(prefix: &str, n: u64, micros: u64) -> String {
+    format!("{prefix}.{n}.{micros}")
+}
+
+pub fn cmid_micros(cmid: &str) -> Option<u64> {
+    cmid.rsplit('.').next()?.parse().ok()
+}

@@ -1,0 +1,98 @@
+//! The scenarios. Each logs its users in over REST, opens real sessions, drives load, checks
+//! every message, and returns what it measured for the report.
+
+pub mod chat;
+pub mod connect;
+pub mod rest;
+pub mod room;
+
+use crate::client::{Target, Ws};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A logged-in user.
+#[derive(Clone)]
+pub struct User {
+    pub token: String,
+    pub id: String,
+}
+
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg:<12} [{bar:40}] {pos}/{len} ({per_sec}, {elapsed})")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+pub fn spinner() -> ProgressBar {
+    let pb = ProgressBar::new_spinner();
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("template"));
+    pb.enable_steady_tick(Duration::from_millis(250));
+    pb
+}
+
+/// Logs in `n` users named `<prefix>-<i>`, 64 at a time.
+pub async fn login_all(t: &Arc<Target>, prefix: &str, n: usize) -> anyhow::Result<Vec<User>> {
+    let pb = bar(n as u64, "login");
+    let users: Vec<User> = stream::iter(0..n)
+        .map(|i| {
+            let t = t.clone();
+            let pb = pb.clone();
+            let code = format!("{prefix}-{i}");
+            async move {
+                let (token, id) = t.login(&code).await?;
+                pb.inc(1);
+                Ok::<_, anyhow::Error>(User { token, id })
+            }
+        })
+        .buffered(64)
+        .try_collect()
+        .await?;
+    pb.finish();
+    Ok(users)
+}
+
+/// Opens one session per user, `parallel` at a time, at most `rate` per second (0: no limit).
+pub async fn connect_all(t: &Arc<Target>, users: &[User], parallel: usize, rate: f64) -> anyhow::Result<Vec<Ws>> {
+    let pb = bar(users.len() as u64, "connect");
+    let start = tokio::time::Instant::now();
+    let sockets: Vec<Ws> = stream::iter(users.iter().cloned().enumerate())
+        .map(|(i, u)| {
+            let t = t.clone();
+            let pb = pb.clone();
+            async move {
+                if rate > 0.0 {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+                }
+                let ws = t.connect(&u.token).await?;
+                pb.inc(1);
+                Ok::<_, anyhow::Error>(ws)
+            }
+        })
+        .buffered(parallel.max(1))
+        .try_collect()
+        .await?;
+    pb.finish();
+    Ok(sockets)
+}
+
+/// What a scenario measured.
+#[derive(Default)]
+pub struct Outcome {
+    pub results: serde_json::Map<String, serde_json::Value>,
+    pub latency: std::collections::BTreeMap<String, crate::stats::Latency>,
+    pub timeline: std::collections::BTreeMap<String, Vec<u64>>,
+    pub failures: Vec<String>,
+    /// The measured window (the part the throughput figures divide by).
+    pub window_s: f64,
+}
+
+/// Fires once the measured window starts and once it ends, so the runner can read the server's
+/// CPU time exactly around it.
+pub type Probe = Arc<dyn Fn() + Send + Sync>;

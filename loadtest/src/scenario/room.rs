@@ -1,0 +1,235 @@
+//! `room`: one group of M members, K of them sending. Measures deliveries per second and the
+//! fan-out latency of each broadcast (first and last recipient), and checks that every acked
+//! message reached every other member exactly once, in order.
+
+use super::{connect_all, login_all, spinner, Outcome, Probe};
+use crate::client::{cmid, cmid_micros, decode, Target};
+use crate::stats::{histogram, Latency, Merged, Timeline};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct RoomArgs {
+    /// Members of the room (each one session).
+    #[arg(long, default_value_t = 1000)]
+    pub members: usize,
+    /// How many of them send.
+    #[arg(long, default_value_t = 10)]
+    pub senders: usize,
+    /// Messages per second each sender sends.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    #[arg(long, default_value_t = 64)]
+    pub text_bytes: usize,
+    #[arg(long, default_value_t = 15)]
+    pub grace: u64,
+    #[arg(long, default_value_t = 64)]
+    pub parallel: usize,
+    /// The broadcast deadline of the "reach every member" figure, in ms.
+    #[arg(long, default_value_t = 500)]
+    pub within_ms: u64,
+}
+
+/// Per broadcast (indexed by seq): how many received it and the first and last latency (µs).
+struct PerSeq {
+    count: Vec<AtomicU32>,
+    first: Vec<AtomicU64>,
+    last: Vec<AtomicU64>,
+}
+
+pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> anyhow::Result<Outcome> {
+    let users = login_all(&t, &format!("{prefix}-room"), a.members).await?;
+    let others: Vec<String> = users[1..].iter().map(|u| u.id.clone()).collect();
+    let conv = t.group(&users[0].token, "bench room", &others).await?;
+    let sockets = connect_all(&t, &users, a.parallel, 0.0).await?;
+
+    let expected = (a.senders as f64 * a.rate * a.duration as f64 * 1.5) as usize + 1000;
+    let per = Arc::new(PerSeq {
+        count: (0..expected).map(|_| AtomicU32::new(0)).collect(),
+        first: (0..expected).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        last: (0..expected).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let total_s = (a.duration + a.grace + 5) as usize;
+    let start = Instant::now();
+    let sent = Arc::new(Timeline::new(start, total_s));
+    let acked = Arc::new(Timeline::new(start, total_s));
+    let delivered = Arc::new(Timeline::new(start, total_s));
+    let errors = Arc::new(AtomicU64::new(0));
+    let reorders = Arc::new(AtomicU64::new(0));
+    let ack_lat = Arc::new(Merged::default());
+    let e2e_lat = Arc::new(Merged::default());
+    let stop = CancellationToken::new();
+    let text = "x".repeat(a.text_bytes.max(1));
+    let deadline = start + Duration::from_secs(a.duration);
+    probe();
+
+    let mut tasks = Vec::new();
+    for (k, ws) in sockets.into_iter().enumerate() {
+        let (mut sink, mut stream) = ws.split();
+        let sender = (k < a.senders).then(|| {
+            let (t2, sent2, text, conv, rate) = (t.clone(), sent.clone(), text.clone(), conv.clone(), a.rate);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut n = 0u64;
+                let me = format!("s{k}");
+                while Instant::now() < deadline {
+                    tick.tick().await;
+                    let c = cmid(&me, n, start.elapsed().as_micros() as u64);
+                    if sink.send(t2.send_frame(n, &conv, &c, &text)).await.is_err() {
+                        break;
+                    }
+                    sent2.add(1);
+                    n += 1;
+                }
+            })
+        });
+        let (t3, acked, delivered, errors, reorders, ack_lat, e2e_lat, per, stop) = (
+            t.clone(), acked.clone(), delivered.clone(), errors.clone(), reorders.clone(),
+            ack_lat.clone(), e2e_lat.clone(), per.clone(), stop.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut h_ack = histogram();
+            let mut h_e2e = histogram();
+            let mut last = 0u64;
+            loop {
+                let m = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    m = stream.next() => m,
+                };
+                let Some(Ok(m)) = m else { break };
+                let Some(f) = decode(t3.codec, &m) else { continue };
+                let now = start.elapsed().as_micros() as u64;
+                let lat = f.cmid.as_deref().and_then(cmid_micros).map(|c| now.saturating_sub(c).max(1));
+                match (f.ty.as_str(), f.seq, lat) {
+                    ("ack", Some(_), Some(l)) => {
+                        let _ = h_ack.record(l);
+                        acked.add(1);
+                    }
+                    ("msg", Some(seq), Some(l)) => {
+                        let _ = h_e2e.record(l);
+                        if seq <= last {
+                            reorders.fetch_add(1, Ordering::Relaxed);
+                        }
+                        last = seq;
+                        if let Some(i) = (seq as usize).checked_sub(1).filter(|i| *i < per.count.len()) {
+                            per.count[i].fetch_add(1, Ordering::Relaxed);
+                            per.first[i].fetch_min(l, Ordering::Relaxed);
+                            per.last[i].fetch_max(l, Ordering::Relaxed);
+                        }
+                        delivered.add(1);
+                    }
+                    ("error", _, _) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            }
+            ack_lat.add(&h_ack);
+            e2e_lat.add(&h_e2e);
+            if let Some(s) = sender {
+                let _ = s.await;
+            }
+        }));
+    }
+
+    let fanout = (a.members - 1) as u64;
+    let pb = spinner();
+    let give_up = deadline + Duration::from_secs(a.grace);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (s, ac, d) = (sent.get(), acked.get(), delivered.get());
+        pb.set_message(format!(
+            "sent {s}  acked {ac}  delivered {d}  ({:.0} deliveries/s)",
+            d as f64 / start.elapsed().as_secs_f64()
+        ));
+        let now = Instant::now();
+        let errs = errors.load(Ordering::Relaxed);
+        if now >= deadline && ((ac + errs >= s && d >= ac * fanout) || now >= give_up) {
+            break;
+        }
+    }
+    probe();
+    let drain_end = start.elapsed();
+    pb.finish_and_clear();
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    let mut out = Outcome::default();
+    let ac = acked.get();
+    let mut h_first = histogram();
+    let mut h_last = histogram();
+    let (mut complete, mut within, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64);
+    for i in 0..(ac as usize).min(per.count.len()) {
+        let n = per.count[i].load(Ordering::Relaxed) as u64;
+        if n < fanout {
+            lost += fanout - n;
+        } else if n > fanout {
+            dup += n - fanout;
+        }
+        if n > 0 {
+            let _ = h_first.record(per.first[i].load(Ordering::Relaxed).max(1));
+            let l = per.last[i].load(Ordering::Relaxed).max(1);
+            let _ = h_last.record(l);
+            if n >= fanout {
+                complete += 1;
+                if l <= a.within_ms * 1000 {
+                    within += 1;
+                }
+            }
+        }
+    }
+    let reorder = reorders.load(Ordering::Relaxed);
+    let errs = errors.load(Ordering::Relaxed);
+    if lost > 0 {
+        out.failures.push(format!("{lost} deliveries of acked messages missing"));
+    }
+    if dup > 0 {
+        out.failures.push(format!("{dup} duplicate deliveries"));
+    }
+    if reorder > 0 {
+        out.failures.push(format!("{reorder} deliveries out of seq order"));
+    }
+    if errs > 0 {
+        out.failures.push(format!("{errs} error frames"));
+    }
+    let secs = drain_end.as_secs_f64();
+    out.window_s = secs;
+    out.results = json!({
+        "members": a.members,
+        "senders": a.senders,
+        "sent": sent.get(),
+        "acked": ac,
+        "delivered": delivered.get(),
+        "expected_deliveries": ac * fanout,
+        "errors": errs,
+        "lost": lost,
+        "duplicates": dup,
+        "reordered": reorder,
+        "offered_broadcasts_per_s": a.rate * a.senders as f64,
+        "deliveries_per_s": delivered.get() as f64 / secs,
+        "broadcasts_complete": complete,
+        "broadcasts_complete_within": within,
+        "within_ms": a.within_ms,
+        "share_within": if ac > 0 { within as f64 / ac as f64 } else { 0.0 },
+    })
+    .as_object()
+    .cloned()
+    .unwrap_or_default();
+    out.latency.insert("ack".into(), ack_lat.summary());
+    out.latency.insert("delivery".into(), e2e_lat.summary());
+    out.latency.insert("fanout_first".into(), Latency::of(&h_first));
+    out.latency.insert("fanout_last".into(), Latency::of(&h_last));
+    let upto = drain_end.as_secs() as usize + 1;
+    out.timeline.insert("sent".into(), sent.series(upto));
+    out.timeline.insert("delivered".into(), delivered.series(upto));
+    Ok(out)
+}
