@@ -48,7 +48,7 @@ impl Application {
         let bus = Arc::new(LocalBus::new());
         let store_arc = Arc::new(store.clone());
         let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), CommitConfig::default());
-        let chat = Arc::new(ChatService::new(store_arc, committer, bus.clone()));
+        let chat = Arc::new(ChatService::new(store_arc, committer, bus.clone()).with_max_group(config.max_group_members));
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         bus.attach(hub.clone());

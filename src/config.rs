@@ -85,6 +85,9 @@ pub struct ServeArgs {
     pub login_rate: u32,
     #[arg(long, env = "JBK_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
+    /// Most members a group conversation may have.
+    #[arg(long, env = "JBK_MAX_GROUP_MEMBERS", default_value_t = 500)]
+    pub max_group_members: usize,
 }
 
 /// The server's settings after parsing and checking.
@@ -101,6 +104,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub login_rate: NonZeroU32,
+    pub max_group_members: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -129,6 +133,7 @@ impl Config {
             log_format: LogFormat::Text,
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
+            max_group_members: 500,
         }
     }
 
@@ -188,6 +193,7 @@ impl Config {
             log_format: a.log_format,
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
+            max_group_members: a.max_group_members.max(2),
         })
     }
 }

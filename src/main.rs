@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = Config::from_args(args)?;
             telemetry::init(config.log_format);
+            raise_open_files();
             let app = Application::build(config).await?;
             let token = app.shutdown_token();
             tokio::spawn(async move {
@@ -40,5 +41,19 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Every session is a socket: raise the soft open-file limit to the hard one.
+fn raise_open_files() {
+    #[cfg(unix)]
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        tracing::info!(open_files = lim.rlim_cur, "open-file limit");
     }
 }

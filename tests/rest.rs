@@ -206,3 +206,21 @@ fn production_refuses_the_dev_login_and_insecure_settings() {
     let e = serve_args(&[("JBK_MSG_RATE", "0")]).unwrap_err();
     assert!(e.to_string().contains("JBK_MSG_RATE"));
 }
+
+#[tokio::test]
+async fn group_size_is_limited_by_configuration() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let app = spawn_app(&db, |c| c.max_group_members = 3).await;
+    let base = app.base();
+    let mut users = Vec::new();
+    for i in 0..4 {
+        users.push(login(&app.http, &base, &format!("gs{i}")).await);
+    }
+    let url = format!("{base}/api/v1/conversations");
+    let (s, e) = post(&app.http, url.clone(), &users[0].token, json!({"kind":"group","title":"t","members":[users[1].id, users[2].id, users[3].id]})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid")), "{e}");
+    let (s, g) = post(&app.http, url.clone(), &users[0].token, json!({"kind":"group","title":"t","members":[users[1].id, users[2].id]})).await;
+    assert_eq!(s, 200);
+    let (s, e) = post(&app.http, format!("{url}/{}/members", g["id"].as_str().unwrap()), &users[0].token, json!({"members":[users[3].id]})).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid")));
+}

@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Most members a group may have.
+/// Most members a group may have, unless configured otherwise (`ChatService::with_max_group`).
 pub const MAX_GROUP_MEMBERS: usize = 500;
 /// Most messages one history page returns.
 pub const MAX_HISTORY_LIMIT: u32 = 200;
@@ -29,12 +29,19 @@ pub struct ChatService {
     /// change is not put in the cache after it.
     members_gen: AtomicU64,
     presence: PresenceRegistry,
+    max_group: usize,
 }
 
 impl ChatService {
     /// `committer` must write to the same `store`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, bus: Arc<dyn Bus>) -> Self {
-        Self { store, committer, bus, members: DashMap::new(), members_gen: AtomicU64::new(0), presence: PresenceRegistry::default() }
+        Self { store, committer, bus, members: DashMap::new(), members_gen: AtomicU64::new(0), presence: PresenceRegistry::default(), max_group: MAX_GROUP_MEMBERS }
+    }
+
+    /// Sets the most members a group may have (at least 2).
+    pub fn with_max_group(mut self, max: usize) -> Self {
+        self.max_group = max.max(2);
+        self
     }
 
     pub async fn login(&self, identity: &Identity) -> Result<User> {
@@ -58,8 +65,8 @@ impl ChatService {
         let mut all: Vec<UserId> = members.iter().copied().filter(|u| *u != me).collect();
         all.sort();
         all.dedup();
-        if all.len() + 1 > MAX_GROUP_MEMBERS {
-            return Err(CoreError::invalid(format!("a group has at most {MAX_GROUP_MEMBERS} members")));
+        if all.len() + 1 > self.max_group {
+            return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
         }
         self.require_users(&all).await?;
         self.store.create_group(me, title, &all, crate::now_ms()).await
@@ -80,8 +87,8 @@ impl ChatService {
         let mut new: Vec<UserId> = users.iter().copied().filter(|u| !conv.members.contains(u)).collect();
         new.sort();
         new.dedup();
-        if conv.members.len() + new.len() > MAX_GROUP_MEMBERS {
-            return Err(CoreError::invalid(format!("a group has at most {MAX_GROUP_MEMBERS} members")));
+        if conv.members.len() + new.len() > self.max_group {
+            return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
         }
         self.require_users(&new).await?;
         self.store.add_members(id, &new, crate::now_ms()).await?;

@@ -62,6 +62,13 @@ pub struct GatewayConfig {
     pub max_presence_watch: usize,
     /// How long a draining session may take to answer its accepted requests.
     pub drain_timeout: Duration,
+    /// Bytes read from a socket at a time. The transport allocates (and zeroes) this much per
+    /// session, so it is most of an idle session's memory: keep it small.
+    pub read_buffer_bytes: usize,
+    /// Frames are buffered up to this many bytes before a write; a flush writes them anyway.
+    pub write_buffer_bytes: usize,
+    /// Most bytes a session's transport may hold unwritten; past it the session is closed.
+    pub max_write_buffer_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -80,6 +87,9 @@ impl Default for GatewayConfig {
             max_bad_frames: 10,
             max_presence_watch: 500,
             drain_timeout: Duration::from_secs(10),
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 64 * 1024,
+            max_write_buffer_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -238,7 +248,12 @@ async fn upgrade(
             }
         }
     };
-    let mut ws = ws.max_message_size(gw.config.hard_max_bytes).max_frame_size(gw.config.hard_max_bytes);
+    let mut ws = ws
+        .max_message_size(gw.config.hard_max_bytes)
+        .max_frame_size(gw.config.hard_max_bytes)
+        .read_buffer_size(gw.config.read_buffer_bytes)
+        .write_buffer_size(gw.config.write_buffer_bytes)
+        .max_write_buffer_size(gw.config.max_write_buffer_bytes.max(gw.config.write_buffer_bytes + gw.config.hard_max_bytes));
     if let Some(c) = codec {
         ws.set_selected_protocol(HeaderValue::from_static(c.protocol()));
     }

@@ -122,36 +122,55 @@ impl SqlStore {
             }
         }
 
-        // 2. Seqs: reserve a contiguous range per conversation. The UPDATE takes the row lock
-        //    (MySQL) or the write lock (SQLite), so concurrent writers on other nodes never
-        //    share a seq.
-        let mut per_conv: Vec<(ConvId, Vec<usize>)> = Vec::new();
+        // 2. Seqs: reserve a contiguous range per conversation, for all conversations of the
+        //    batch in one UPDATE per chunk, and read the new last_seq back. The UPDATE takes the
+        //    row locks (MySQL) or the write lock (SQLite), so concurrent writers on other nodes
+        //    never share a seq.
+        let mut order: Vec<ConvId> = Vec::new();
+        let mut members: HashMap<ConvId, Vec<usize>> = HashMap::new();
         for &i in &fresh {
-            match per_conv.iter_mut().find(|(c, _)| *c == batch[i].conv) {
-                Some((_, v)) => v.push(i),
-                None => per_conv.push((batch[i].conv, vec![i])),
+            members
+                .entry(batch[i].conv)
+                .or_insert_with(|| {
+                    order.push(batch[i].conv);
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let mut lasts: HashMap<i64, i64> = HashMap::with_capacity(order.len());
+        for chunk in order.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "UPDATE conversations SET last_seq = last_seq + CASE id {} END WHERE id IN ({})",
+                vec!["WHEN ? THEN ?"; chunk.len()].join(" "),
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q.bind(c.get()).bind(members[c].len() as i64);
+            }
+            for c in chunk {
+                q = q.bind(c.get());
+            }
+            q.execute(&mut *tx).await?;
+            let sql = format!("SELECT id, last_seq FROM conversations WHERE id IN ({})", placeholders(chunk.len()));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for c in chunk {
+                q = q.bind(c.get());
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                lasts.insert(row.try_get("id")?, row.try_get("last_seq")?);
             }
         }
         let mut rows: Vec<Message> = Vec::with_capacity(fresh.len());
-        for (conv, idxs) in &per_conv {
-            let n = idxs.len() as i64;
-            let updated = sqlx::query("UPDATE conversations SET last_seq = last_seq + ? WHERE id = ?")
-                .bind(n)
-                .bind(conv.get())
-                .execute(&mut *tx)
-                .await?;
-            if updated.rows_affected() == 0 {
+        for conv in &order {
+            let idxs = &members[conv];
+            let Some(&last) = lasts.get(&conv.get()) else {
                 for &i in idxs {
                     out[i] = Some(Err(CoreError::NotFound("conversation".into())));
                 }
                 continue;
-            }
-            let last: i64 = sqlx::query("SELECT last_seq FROM conversations WHERE id = ?")
-                .bind(conv.get())
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("last_seq")?;
-            let first = last - n + 1;
+            };
+            let first = last - idxs.len() as i64 + 1;
             for (k, &i) in idxs.iter().enumerate() {
                 let m = &batch[i];
                 let msg = Message {

@@ -77,6 +77,20 @@ class HttpError extends Error {
   }
 }
 
+/** not_found / forbidden / invalid unless `me` owns the group `c`. */
+function checkOwnedGroup(c, me) {
+  if (c === undefined || c === null) throw new HttpError(404, 'not_found', 'not found: conversation');
+  if (!c.memberSet.has(me)) throw new HttpError(403, 'forbidden', 'forbidden: not a member of this conversation');
+  if (c.kind !== 'group') throw new HttpError(422, 'invalid', 'invalid: members of a direct conversation cannot change');
+  if (c.owner !== me) throw new HttpError(403, 'forbidden', 'forbidden: only the owner adds members');
+}
+
+/** The users not in `set`, without duplicates, in id order. */
+function newMembers(set, users) {
+  const out = [...new Set(users.filter((u) => !set.has(u)))];
+  return out.sort(idCompare);
+}
+
 // Tokens are opaque random hex strings mapped to a user in this process (both modes).
 const tokens = new Map(); // token -> { id, nickname }
 
@@ -99,6 +113,7 @@ class MemoryStore {
     this.convs = new Map(); // id -> conv { id, kind, title, owner, members: [], memberSet: Set, lastSeq }
     this.direct = new Map(); // "lo:hi" -> conv
     this.nextConv = 1;
+    this.byUser = new Map(); // user id -> [conv] in creation order
     this.sent = new Map(); // sender + "\n" + cmid -> { conv, seq, ts } (idempotency)
   }
 
@@ -108,7 +123,7 @@ class MemoryStore {
   async login(code) {
     let u = this.usersByCode.get(code);
     if (!u) {
-      u = { id: String(this.nextUser++), nickname: nicknameOf(code) };
+      u = { id: String(this.nextUser++), nickname: nicknameOf(code), createdAt: Date.now() };
       this.usersByCode.set(code, u);
       this.usersById.set(u.id, u);
     }
@@ -124,8 +139,45 @@ class MemoryStore {
       members,
       memberSet: new Set(members),
       lastSeq: 0,
+      createdAt: Date.now(),
     };
     this.convs.set(c.id, c);
+    for (const u of members) this._index(u, c);
+    return c;
+  }
+
+  _index(u, c) {
+    const list = this.byUser.get(u);
+    if (list === undefined) this.byUser.set(u, [c]);
+    else list.push(c);
+  }
+
+  async user(id) {
+    const u = this.usersById.get(id);
+    return u === undefined ? null : { id: u.id, nickname: u.nickname, createdAt: u.createdAt, lastSeen: null };
+  }
+
+  /** The user's conversations, newest first, at most 1,000, with read_seq (always 0 here). */
+  async conversationsOf(me) {
+    const list = this.byUser.get(me) || [];
+    const out = [];
+    for (let i = list.length - 1; i >= 0 && out.length < 1000; i--) out.push(list[i]);
+    return out;
+  }
+
+  async addMembers(me, id, users) {
+    const c = this.convs.get(id);
+    checkOwnedGroup(c, me);
+    const fresh = newMembers(c.memberSet, users);
+    if (c.members.length + fresh.length > 500) throw new HttpError(422, 'invalid', 'invalid: a group has at most 500 members');
+    for (const u of fresh) {
+      if (!this.usersById.has(u)) throw new HttpError(404, 'not_found', `not found: user ${u}`);
+    }
+    for (const u of fresh) {
+      c.members.push(u);
+      c.memberSet.add(u);
+      this._index(u, c);
+    }
     return c;
   }
 
@@ -298,14 +350,16 @@ class MysqlStore {
     const key = idCompare(me, other) < 0 ? `${me}:${other}` : `${other}:${me}`;
     const now = Date.now();
     let lastSeq = 0;
+    let createdAt = now;
     const id = await this._tx(async (conn) => {
       await conn.execute(
         "INSERT IGNORE INTO conversations (kind, direct_key, last_seq, created_at) VALUES ('direct', ?, 0, ?)",
         [key, now],
       );
-      const [rows] = await conn.execute('SELECT id, last_seq FROM conversations WHERE direct_key = ?', [key]);
+      const [rows] = await conn.execute('SELECT id, last_seq, created_at FROM conversations WHERE direct_key = ?', [key]);
       const id = String(rows[0].id);
       lastSeq = Number(rows[0].last_seq);
+      createdAt = Number(rows[0].created_at);
       await conn.execute(
         'INSERT IGNORE INTO members (conv_id, user_id, read_seq, joined_at) VALUES (?, ?, 0, ?), (?, ?, 0, ?)',
         [id, me, now, id, other, now],
@@ -313,7 +367,7 @@ class MysqlStore {
       return id;
     });
     const c = await this.members(id); // cached, or loaded now (the pair is committed)
-    return { id, kind: 'direct', title: null, owner: null, members: c.members, lastSeq };
+    return { id, kind: 'direct', title: null, owner: null, members: c.members, lastSeq, createdAt };
   }
 
   async groupConversation(me, title, others) {
@@ -332,7 +386,90 @@ class MysqlStore {
       return id;
     });
     this._put(id, this._entry(id, members, 0));
-    return { id, kind: 'group', title, owner: me, members };
+    return { id, kind: 'group', title, owner: me, members, lastSeq: 0, createdAt: now };
+  }
+
+  async user(id) {
+    const [rows] = await this.pool.execute('SELECT id, nickname, created_at, last_seen FROM users WHERE id = ?', [id]);
+    if (rows.length === 0) return null;
+    const r = rows[0];
+    return { id: String(r.id), nickname: r.nickname, createdAt: Number(r.created_at), lastSeen: r.last_seen === null ? null : Number(r.last_seen) };
+  }
+
+  async conversationsOf(me) {
+    const [convs] = await this.pool.execute(
+      'SELECT c.id, c.kind, c.title, c.owner_id, c.last_seq, c.created_at, m.read_seq ' +
+        'FROM members m JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ? ' +
+        'ORDER BY c.created_at DESC, c.id DESC LIMIT 1000',
+      [me],
+    );
+    if (convs.length === 0) return [];
+    const [mem] = await this.pool.query(
+      'SELECT conv_id, user_id FROM members WHERE conv_id IN (?) ORDER BY joined_at, user_id',
+      [convs.map((c) => c.id)],
+    );
+    const byConv = new Map();
+    for (const r of mem) {
+      const k = String(r.conv_id);
+      const list = byConv.get(k);
+      if (list === undefined) byConv.set(k, [String(r.user_id)]);
+      else list.push(String(r.user_id));
+    }
+    return convs.map((r) => this._row(r, byConv.get(String(r.id)) || [], Number(r.read_seq)));
+  }
+
+  _row(r, members, readSeq) {
+    return {
+      id: String(r.id),
+      kind: r.kind,
+      title: r.title,
+      owner: r.owner_id === null ? null : String(r.owner_id),
+      members,
+      lastSeq: Number(r.last_seq),
+      createdAt: Number(r.created_at),
+      readSeq,
+    };
+  }
+
+  async _conversation(id) {
+    const [rows] = await this.pool.execute('SELECT id, kind, title, owner_id, last_seq, created_at FROM conversations WHERE id = ?', [id]);
+    if (rows.length === 0) return null;
+    const [mem] = await this.pool.execute('SELECT user_id FROM members WHERE conv_id = ? ORDER BY joined_at, user_id', [id]);
+    const members = mem.map((m) => String(m.user_id));
+    const c = this._row(rows[0], members);
+    c.memberSet = new Set(members);
+    return c;
+  }
+
+  async addMembers(me, id, users) {
+    const c = await this._conversation(id);
+    checkOwnedGroup(c, me);
+    const fresh = newMembers(c.memberSet, users);
+    if (c.members.length + fresh.length > 500) throw new HttpError(422, 'invalid', 'invalid: a group has at most 500 members');
+    const missing = await this._missingUser(fresh);
+    if (missing) throw new HttpError(404, 'not_found', `not found: user ${missing}`);
+    if (fresh.length > 0) {
+      const now = Date.now();
+      await this.pool.query('INSERT IGNORE INTO members (conv_id, user_id, read_seq, joined_at) VALUES ?', [
+        fresh.map((u) => [id, u, 0, now]),
+      ]);
+      // Update the cached entry in place: it also holds the conversation's delivery order.
+      const add = (e) => {
+        if (e === undefined) return;
+        for (const u of fresh) {
+          if (!e.memberSet.has(u)) {
+            e.members.push(u);
+            e.memberSet.add(u);
+          }
+        }
+      };
+      const e = this.memberCache.get(id);
+      if (e !== undefined) {
+        if (typeof e.then === 'function') e.then(add, noop);
+        else add(e);
+      }
+    }
+    return this._conversation(id);
   }
 
   /** Cached entry, or a promise of it (resolving to undefined when the conversation is unknown). */
@@ -489,27 +626,67 @@ app.post('/api/v1/conversations', requireAuth, requireJson, async (req, res, nex
       if (title === null || title.length === 0 || Array.from(title).length > 64) {
         return restError(res, 422, 'invalid', 'invalid: title must be 1 to 64 characters');
       }
-      const others = [];
-      const seen = new Set([me]);
-      for (const id of ids) {
-        if (!seen.has(id)) {
-          seen.add(id);
-          others.push(id);
-        }
-      }
+      const others = newMembers(new Set([me]), ids); // deduplicated, id order (as Jiebanke)
       if (others.length + 1 > 500) return restError(res, 422, 'invalid', 'invalid: more than 500 members');
       c = await store.groupConversation(me, title, others);
     } else {
       return restError(res, 422, 'invalid', 'invalid: kind must be direct or group');
     }
-    res.json({
-      id: c.id,
-      kind: c.kind,
-      title: c.title,
-      owner: c.owner,
-      members: c.members,
-      last_seq: c.lastSeq || 0,
+    res.json(convJson(c));
+  } catch (e) {
+    next(e);
+  }
+});
+
+function convJson(c) {
+  return {
+    id: c.id,
+    kind: c.kind,
+    title: c.title,
+    owner: c.owner,
+    members: c.members,
+    last_seq: c.lastSeq || 0,
+    created_at: c.createdAt,
+  };
+}
+
+app.get('/api/v1/me', requireAuth, async (req, res, next) => {
+  try {
+    const u = await store.user(req.user.id);
+    if (u === null) return restError(res, 404, 'not_found', 'not found: user');
+    res.json({ id: u.id, nickname: u.nickname, provider: 'dev', created_at: u.createdAt, last_seen: u.lastSeen });
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.get('/api/v1/conversations', requireAuth, async (req, res, next) => {
+  try {
+    const list = await store.conversationsOf(req.user.id);
+    const conversations = list.map((c) => {
+      const j = convJson(c);
+      j.read_seq = c.readSeq || 0;
+      return j;
     });
+    res.json({ conversations });
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.post('/api/v1/conversations/:id/members', requireAuth, requireJson, async (req, res, next) => {
+  try {
+    const conv = parseId(req.params.id);
+    if (conv === null) return restError(res, 404, 'not_found', 'not found: conversation');
+    const b = req.body;
+    if (!isObject(b) || !Array.isArray(b.members)) return restError(res, 422, 'invalid', 'invalid: members must be an array');
+    const ids = [];
+    for (const m of b.members) {
+      const id = parseId(m);
+      if (id === null) return restError(res, 422, 'invalid', 'invalid: bad user id');
+      ids.push(id);
+    }
+    res.json(convJson(await store.addMembers(req.user.id, conv, ids)));
   } catch (e) {
     next(e);
   }

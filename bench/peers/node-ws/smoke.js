@@ -111,7 +111,11 @@ function upgradeStatus(url) {
 }
 
 async function main() {
-  const run = crypto.randomBytes(4).toString('hex');
+  // SMOKE_RUN fixes the login codes (to rerun against the same users and conversation).
+  const run = process.env.SMOKE_RUN || crypto.randomBytes(4).toString('hex');
+  const tag = crypto.randomBytes(3).toString('hex'); // cmids are fresh on every execution
+  const pa = `a-${tag}`;
+  const pb = `b-${tag}`;
 
   // --- REST -----------------------------------------------------------------------------------
   const h = await http('GET', '/healthz');
@@ -151,6 +155,19 @@ async function main() {
     `group: ${group.status} ${group.text}`,
   );
 
+  // Members of a group: the owner adds, others cannot, direct conversations cannot change.
+  const d = await login(`smoke-d-${run}`);
+  if (group.json?.id) {
+    const add = await http('POST', `/api/v1/conversations/${group.json.id}/members`, { members: [d.user.id, b.user.id] }, a.token);
+    check(add.status === 200 && add.json?.members?.length === 4 && add.json.members[3] === d.user.id, `add member: ${add.status} ${add.text}`);
+    const notOwner = await http('POST', `/api/v1/conversations/${group.json.id}/members`, { members: [c.user.id] }, b.token);
+    check(notOwner.status === 403 && notOwner.json?.code === 'forbidden', `add member as non-owner: ${notOwner.status} ${notOwner.text}`);
+  }
+  const addDirect = await http('POST', `/api/v1/conversations/${convId}/members`, { members: [c.user.id] }, a.token);
+  check(addDirect.status === 422 && addDirect.json?.code === 'invalid', `add member to direct: ${addDirect.status} ${addDirect.text}`);
+  const me = await http('GET', '/api/v1/me', undefined, b.token);
+  check(me.status === 200 && me.json?.id === b.user.id, `me: ${me.status} ${me.text}`);
+
   // --- WebSocket refusals ---------------------------------------------------------------------
   check((await upgradeStatus(`${WS_BASE}/ws`)) === 401, 'ws without token is not refused with 401');
   check((await upgradeStatus(`${WS_BASE}/ws?token=bogus`)) === 401, 'ws with a bad token is not refused with 401');
@@ -187,8 +204,8 @@ async function main() {
   // --- N messages from each side, interleaved, without waiting for acks -----------------------
   const t0 = Date.now();
   for (let i = 0; i < N; i++) {
-    sa.ws.send(JSON.stringify({ type: 'send', id: i, conv: convId, cmid: `a-${i}`, body: { kind: 'text', text: `from a ${i}` } }));
-    sb.ws.send(JSON.stringify({ type: 'send', id: `b${i}`, conv: Number(convId), cmid: `b-${i}`, body: { kind: 'text', text: `from b ${i} 你好` } }));
+    sa.ws.send(JSON.stringify({ type: 'send', id: i, conv: convId, cmid: `${pa}-${i}`, body: { kind: 'text', text: `from a ${i}` } }));
+    sb.ws.send(JSON.stringify({ type: 'send', id: `b${i}`, conv: Number(convId), cmid: `${pb}-${i}`, body: { kind: 'text', text: `from b ${i} 你好` } }));
   }
   await waitUntil(
     () => sa.acks.size >= N && sb.acks.size >= N && sb.msgs.length >= N && sa.msgs.length >= N && sa2.msgs.length >= 2 * N,
@@ -200,8 +217,8 @@ async function main() {
   // Acks: every send acked once, seqs of the conversation exactly 1..2N.
   const seqs = [];
   for (const [s, prefix, idOf, who] of [
-    [sa, 'a', (i) => i, a.user.id],
-    [sb, 'b', (i) => `b${i}`, b.user.id],
+    [sa, pa, (i) => i, a.user.id],
+    [sb, pb, (i) => `b${i}`, b.user.id],
   ]) {
     for (let i = 0; i < N; i++) {
       const k = s.acks.get(`${prefix}-${i}`);
@@ -214,15 +231,17 @@ async function main() {
     }
     void who;
   }
+  // A new conversation starts at 1; a reused one (SMOKE_RUN) continues from its last_seq.
+  const base = typeof conv.json.last_seq === 'number' ? conv.json.last_seq : 0;
   seqs.sort((x, y) => x - y);
   for (let i = 0; i < seqs.length; i++) {
-    if (!check(seqs[i] === i + 1, `conversation seqs are not 1..${2 * N} without gaps or reuse: at ${i} got ${seqs[i]}`)) break;
+    if (!check(seqs[i] === base + i + 1, `conversation seqs are not ${base + 1}..${base + 2 * N} without gaps or reuse: at ${i} got ${seqs[i]}`)) break;
   }
 
   // Deliveries: each side gets exactly the other's N messages once, in seq order, matching acks.
   for (const [rcv, snd, prefix, fromId] of [
-    [sb, sa, 'a', a.user.id],
-    [sa, sb, 'b', b.user.id],
+    [sb, sa, pa, a.user.id],
+    [sa, sb, pb, b.user.id],
   ]) {
     const got = rcv.msgs.filter((m) => m.conv === convId);
     check(got.length === N, `${rcv.label}: ${got.length} msgs, expected ${N}`);
@@ -236,8 +255,8 @@ async function main() {
       last = m.seq;
       const k = snd.acks.get(m.cmid);
       check(k !== undefined && k.seq === m.seq && k.ts === m.ts, `${rcv.label}: msg ${m.cmid} seq/ts ${m.seq}/${m.ts} differs from ack ${JSON.stringify(k)}`);
-      const i = Number(m.cmid.slice(2));
-      const text = prefix === 'a' ? `from a ${i}` : `from b ${i} 你好`;
+      const i = Number(m.cmid.slice(m.cmid.lastIndexOf('-') + 1));
+      const text = prefix === pa ? `from a ${i}` : `from b ${i} 你好`;
       check(m.body?.kind === 'text' && m.body.text === text, `${rcv.label}: body of ${m.cmid}: ${JSON.stringify(m.body)}`);
       check(m.type === 'msg' && typeof m.ts === 'number', `${rcv.label}: malformed msg ${JSON.stringify(m)}`);
     }
@@ -246,17 +265,23 @@ async function main() {
   // The other session of A sees everything (its own user's messages included), in seq order.
   check(sa2.msgs.length === 2 * N, `A2: ${sa2.msgs.length} msgs, expected ${2 * N}`);
   for (let i = 0; i < sa2.msgs.length; i++) {
-    if (!check(sa2.msgs[i].seq === i + 1, `A2: msg ${i} has seq ${sa2.msgs[i].seq}, expected ${i + 1}`)) break;
+    if (!check(sa2.msgs[i].seq === base + i + 1, `A2: msg ${i} has seq ${sa2.msgs[i].seq}, expected ${base + i + 1}`)) break;
   }
   check(sc.msgs.length === 0, `C (not a member) got ${sc.msgs.length} msgs`);
 
+  // The conversation list shows the conversation with its new last_seq.
+  const list = await http('GET', '/api/v1/conversations', undefined, b.token);
+  const mine = list.json?.conversations?.find((x) => x.id === convId);
+  check(list.status === 200 && mine !== undefined && mine.last_seq === base + 2 * N && mine.read_seq === 0, `conversation list: ${list.status} ${JSON.stringify(mine)}`);
+
   // Idempotent resend: same cmid gets the original seq and is not delivered again.
   const before = { a: sa.msgs.length, b: sb.msgs.length, a2: sa2.msgs.length };
-  const orig = sa.acks.get('a-0');
-  sa.acks.delete('a-0');
-  sa.ws.send(JSON.stringify({ type: 'send', id: 'again', conv: convId, cmid: 'a-0', body: { kind: 'text', text: 'from a 0' } }));
-  await waitUntil(() => sa.acks.has('a-0'), 'ack of the resend', 5000).catch((e) => failures.push(e.message));
-  const dup = sa.acks.get('a-0');
+  const a0 = `${pa}-0`;
+  const orig = sa.acks.get(a0);
+  sa.acks.delete(a0);
+  sa.ws.send(JSON.stringify({ type: 'send', id: 'again', conv: convId, cmid: a0, body: { kind: 'text', text: 'from a 0' } }));
+  await waitUntil(() => sa.acks.has(a0), 'ack of the resend', 5000).catch((e) => failures.push(e.message));
+  const dup = sa.acks.get(a0);
   if (dup && orig) {
     check(dup.duplicate === true && dup.seq === orig.seq && dup.ts === orig.ts && dup.id === 'again', `resend ack: ${JSON.stringify(dup)} (original ${JSON.stringify(orig)})`);
   }
@@ -271,7 +296,7 @@ async function main() {
     if (failures.length > 50) console.error(`  ... and ${failures.length - 50} more`);
     process.exit(1);
   }
-  console.log(`smoke ok against ${BASE}: conv ${convId}, ${2 * N} messages acked with seq 1..${2 * N}, each delivered once in order to the peer and the second session, none echoed (${elapsed} ms)`);
+  console.log(`smoke ok against ${BASE}: conv ${convId}, ${2 * N} messages acked with seq ${base + 1}..${base + 2 * N}, each delivered once in order to the peer and the second session, none echoed (${elapsed} ms)`);
   process.exit(0);
 }
 
