@@ -78,8 +78,11 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut n = 0u64;
-            while Instant::now() < deadline {
+            loop {
                 tick.tick().await;
+                if Instant::now() >= deadline {
+                    break;
+                }
                 let c = cmid(&me, n, start.elapsed().as_micros() as u64);
                 if sink.send(t2.send_frame(n, &conv, &c, &text)).await.is_err() {
                     break;
@@ -201,6 +204,10 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
         if all.iter().enumerate().any(|(i, s)| *s != i as u64 + 1) {
             gaps += 1;
         }
+    }
+    let unanswered = sent.get().saturating_sub(acked.get() + errors.load(Ordering::Relaxed));
+    if unanswered > 0 {
+        out.failures.push(format!("{unanswered} sends got neither an ack nor an error"));
     }
     let reorder = reorders.load(Ordering::Relaxed);
     if dup > 0 {

@@ -79,8 +79,11 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut n = 0u64;
                 let me = format!("s{k}");
-                while Instant::now() < deadline {
+                loop {
                     tick.tick().await;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     let c = cmid(&me, n, start.elapsed().as_micros() as u64);
                     if sink.send(t2.send_frame(n, &conv, &c, &text)).await.is_err() {
                         break;
@@ -186,6 +189,10 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 }
             }
         }
+    }
+    let unanswered = sent.get().saturating_sub(acked.get() + errors.load(Ordering::Relaxed));
+    if unanswered > 0 {
+        out.failures.push(format!("{unanswered} sends got neither an ack nor an error"));
     }
     let reorder = reorders.load(Ordering::Relaxed);
     let errs = errors.load(Ordering::Relaxed);
