@@ -13,6 +13,23 @@ use std::collections::HashMap;
 /// Rows per multi-row `INSERT` (keeps statements far below both engines' placeholder limits).
 const INSERT_CHUNK: usize = 100;
 
+/// Splits `items` into slices whose lengths are powers of two (at most 128), largest first.
+/// The hot path's statements are built per slice length, so there are only eight distinct SQL
+/// texts per statement and every one stays in the driver's prepared-statement cache; chunks of
+/// arbitrary length would prepare a new statement for almost every batch.
+fn pow2_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = if rest.len() >= 128 { 128 } else { 1 << (usize::BITS - 1 - rest.len().leading_zeros()) };
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        Some(head)
+    })
+}
+
 fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(what.to_owned())
 }
@@ -95,7 +112,7 @@ impl SqlStore {
 
         // 1. Resends: (sender, cmid) already stored, or repeated inside this batch.
         let mut stored: HashMap<(i64, String), Message> = HashMap::new();
-        for chunk in batch.chunks(INSERT_CHUNK) {
+        for chunk in pow2_chunks(batch) {
             let cond = vec!["(sender_id = ? AND cmid = ?)"; chunk.len()].join(" OR ");
             let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text FROM messages WHERE {cond}");
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -138,7 +155,7 @@ impl SqlStore {
                 .push(i);
         }
         let mut lasts: HashMap<i64, i64> = HashMap::with_capacity(order.len());
-        for chunk in order.chunks(INSERT_CHUNK) {
+        for chunk in pow2_chunks(&order) {
             let sql = format!(
                 "UPDATE conversations SET last_seq = last_seq + CASE id {} END WHERE id IN ({})",
                 vec!["WHEN ? THEN ?"; chunk.len()].join(" "),
@@ -187,7 +204,7 @@ impl SqlStore {
         }
 
         // 3. The rows themselves.
-        for chunk in rows.chunks(INSERT_CHUNK) {
+        for chunk in pow2_chunks(&rows) {
             let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             let sql = format!("INSERT INTO messages (conv_id, seq, sender_id, cmid, ts, kind, text) VALUES {values}");
             let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -231,6 +248,20 @@ fn conversation_from(row: &AnyRow) -> Result<Conversation, StorageError> {
         last_seq: Seq::new(row.try_get::<i64, _>("last_seq")? as u64),
         members: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pow2_chunks_cover_everything_in_power_of_two_slices() {
+        for n in 0..600usize {
+            let v: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = super::pow2_chunks(&v).collect();
+            assert!(chunks.iter().all(|c| c.len().is_power_of_two() && c.len() <= 128));
+            let flat: Vec<usize> = chunks.concat();
+            assert_eq!(flat, v);
+        }
+    }
 }
 
 #[async_trait]

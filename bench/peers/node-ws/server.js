@@ -22,6 +22,8 @@ if (MODE !== 'memory' && MODE !== 'mysql') {
   process.exit(2);
 }
 
+// Like Jiebanke's JBK_MAX_GROUP_MEMBERS (the benchmark raises both for large rooms).
+const MAX_GROUP = Number(process.env.PEER_MAX_GROUP_MEMBERS || 500);
 const HEARTBEAT_MS = 25000; // server Ping period; 3 silent periods close the socket (4002)
 const MAX_FRAME_BYTES = 65536; // frames above this get error too_large, the session lives
 const HARD_FRAME_CAP = 1 << 20; // ws closes 1009 above this
@@ -169,7 +171,7 @@ class MemoryStore {
     const c = this.convs.get(id);
     checkOwnedGroup(c, me);
     const fresh = newMembers(c.memberSet, users);
-    if (c.members.length + fresh.length > 500) throw new HttpError(422, 'invalid', 'invalid: a group has at most 500 members');
+    if (c.members.length + fresh.length > MAX_GROUP) throw new HttpError(422, 'invalid', `invalid: a group has at most ${MAX_GROUP} members`);
     for (const u of fresh) {
       if (!this.usersById.has(u)) throw new HttpError(404, 'not_found', `not found: user ${u}`);
     }
@@ -445,7 +447,7 @@ class MysqlStore {
     const c = await this._conversation(id);
     checkOwnedGroup(c, me);
     const fresh = newMembers(c.memberSet, users);
-    if (c.members.length + fresh.length > 500) throw new HttpError(422, 'invalid', 'invalid: a group has at most 500 members');
+    if (c.members.length + fresh.length > MAX_GROUP) throw new HttpError(422, 'invalid', `invalid: a group has at most ${MAX_GROUP} members`);
     const missing = await this._missingUser(fresh);
     if (missing) throw new HttpError(404, 'not_found', `not found: user ${missing}`);
     if (fresh.length > 0) {
@@ -627,7 +629,7 @@ app.post('/api/v1/conversations', requireAuth, requireJson, async (req, res, nex
         return restError(res, 422, 'invalid', 'invalid: title must be 1 to 64 characters');
       }
       const others = newMembers(new Set([me]), ids); // deduplicated, id order (as Jiebanke)
-      if (others.length + 1 > 500) return restError(res, 422, 'invalid', 'invalid: more than 500 members');
+      if (others.length + 1 > MAX_GROUP) return restError(res, 422, 'invalid', `invalid: more than ${MAX_GROUP} members`);
       c = await store.groupConversation(me, title, others);
     } else {
       return restError(res, 422, 'invalid', 'invalid: kind must be direct or group');

@@ -23,10 +23,16 @@ pub struct ConnectArgs {
     pub hold: u64,
     #[arg(long, default_value_t = 64)]
     pub parallel: usize,
+    /// Users the sessions belong to, round robin (0: one user per session). Fewer users make
+    /// the set-up faster; each session still costs what a session costs.
+    #[arg(long, default_value_t = 0)]
+    pub users: usize,
 }
 
 pub async fn run(t: Arc<Target>, a: ConnectArgs, prefix: &str, server_pid: Option<u32>, probe: Probe) -> anyhow::Result<Outcome> {
-    let users = login_all(&t, &format!("{prefix}-conn"), a.sessions).await?;
+    let n_users = if a.users == 0 { a.sessions } else { a.users.min(a.sessions) };
+    let logged = login_all(&t, &format!("{prefix}-conn"), n_users).await?;
+    let users: Vec<_> = (0..a.sessions).map(|i| logged[i % n_users].clone()).collect();
     // Let the server settle after the logins, then read its memory before any session.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = server_pid.and_then(sys::proc_rss_kib);
@@ -88,6 +94,7 @@ pub async fn run(t: Arc<Target>, a: ConnectArgs, prefix: &str, server_pid: Optio
     out.window_s = ramp.as_secs_f64();
     out.results = json!({
         "sessions": a.sessions,
+        "users": n_users,
         "ramp_s": ramp.as_secs_f64(),
         "ramp_per_s": a.sessions as f64 / ramp.as_secs_f64(),
         "server_rss_before_kib": rss_before,
