@@ -7,7 +7,7 @@ use crate::config::{Config, Environment};
 use anyhow::Context;
 use jiebanke_chat_core::bus::LocalBus;
 use jiebanke_chat_core::chat::ChatService;
-use jiebanke_chat_core::commit::{CommitConfig, Committer};
+use jiebanke_chat_core::commit::Committer;
 use jiebanke_gateway::hub::Hub;
 use jiebanke_gateway::metrics::Metrics;
 use jiebanke_gateway::Gateway;
@@ -37,7 +37,7 @@ impl Application {
             Some(u) => u.clone(),
             None => format!("sqlite:{}", config.data_dir.join("jiebanke.db").display()),
         };
-        let store = SqlStore::connect(&url).await.context("connecting to the database")?;
+        let store = SqlStore::connect_with(&url, config.store).await.context("connecting to the database")?;
         let jwt_secret = match &config.jwt_secret {
             Some(s) => s.clone(),
             None if config.env == Environment::Production => anyhow::bail!("JBK_JWT_SECRET is required in production"),
@@ -47,7 +47,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let bus = Arc::new(LocalBus::new());
         let store_arc = Arc::new(store.clone());
-        let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), CommitConfig::default());
+        let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), config.commit);
         let chat = Arc::new(ChatService::new(store_arc, committer, bus.clone()).with_max_group(config.max_group_members));
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));

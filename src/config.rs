@@ -29,6 +29,12 @@ pub enum Environment {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSyncArg {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -88,6 +94,13 @@ pub struct ServeArgs {
     /// Most members a group conversation may have.
     #[arg(long, env = "JBK_MAX_GROUP_MEMBERS", default_value_t = 500)]
     pub max_group_members: usize,
+    /// SQLite durability: `full` fsyncs every commit (survives power loss); `normal` does not
+    /// (survives `kill -9`, may lose the last commits on power loss).
+    #[arg(long, env = "JBK_SQLITE_SYNC", value_enum, default_value = "full")]
+    pub sqlite_sync: SqliteSyncArg,
+    /// Most messages stored in one transaction (group commit).
+    #[arg(long, env = "JBK_COMMIT_BATCH", default_value_t = 4096)]
+    pub commit_batch: usize,
 }
 
 /// The server's settings after parsing and checking.
@@ -105,6 +118,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub login_rate: NonZeroU32,
     pub max_group_members: usize,
+    pub commit: jiebanke_chat_core::commit::CommitConfig,
+    pub store: jiebanke_storage::StoreOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +149,8 @@ impl Config {
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
             max_group_members: 500,
+            commit: jiebanke_chat_core::commit::CommitConfig::default(),
+            store: jiebanke_storage::StoreOptions::default(),
         }
     }
 
@@ -194,6 +211,16 @@ impl Config {
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
             max_group_members: a.max_group_members.max(2),
+            commit: jiebanke_chat_core::commit::CommitConfig {
+                max_batch: a.commit_batch.max(1),
+                ..jiebanke_chat_core::commit::CommitConfig::default()
+            },
+            store: jiebanke_storage::StoreOptions {
+                sqlite_sync: match a.sqlite_sync {
+                    SqliteSyncArg::Full => jiebanke_storage::SqliteSync::Full,
+                    SqliteSyncArg::Normal => jiebanke_storage::SqliteSync::Normal,
+                },
+            },
         })
     }
 }

@@ -32,7 +32,7 @@ pub struct CommitConfig {
 
 impl Default for CommitConfig {
     fn default() -> Self {
-        Self { max_batch: 512, queue: 8192 }
+        Self { max_batch: 4096, queue: 16384 }
     }
 }
 

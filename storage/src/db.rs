@@ -39,6 +39,23 @@ impl Dialect {
     }
 }
 
+/// How SQLite makes a commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// fsync of the WAL on every commit: an acked message survives a crash of the process and
+    /// a loss of power. The default.
+    #[default]
+    Full,
+    /// No fsync per commit (WAL mode): an acked message survives `kill -9` of the process (the
+    /// kernel has the write) but the last commits may be lost if the machine loses power.
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    pub sqlite_sync: SqliteSync,
+}
+
 /// The SQL implementation of every store port. Cheap to clone (a pool handle).
 #[derive(Clone)]
 pub struct SqlStore {
@@ -52,7 +69,12 @@ static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/
 impl SqlStore {
     /// Connects and applies pending migrations. `url` is `sqlite:PATH` (created if missing) or
     /// `mysql://user:pass@host:port/db`.
+    /// Connects with the default (fully durable) options.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StorageError> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url)?;
         let url = match dialect {
@@ -74,7 +96,11 @@ impl SqlStore {
                         // WAL lets readers run beside the one writer; FULL makes each commit
                         // durable (fsync) before it returns, so an ack survives power loss too.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute(match options.sqlite_sync {
+                            SqliteSync::Full => "PRAGMA synchronous = FULL",
+                            SqliteSync::Normal => "PRAGMA synchronous = NORMAL",
+                        })
+                        .await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
                     }
                     Ok(())

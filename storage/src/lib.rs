@@ -11,7 +11,7 @@ mod db;
 mod store;
 pub mod testing;
 
-pub use db::{Dialect, SqlStore};
+pub use db::{Dialect, SqlStore, SqliteSync, StoreOptions};
 
 /// The storage crate's one error type.
 #[derive(Debug, thiserror::Error)]
