@@ -86,7 +86,8 @@ for scenario, by_label in sorted(reports.items()):
     for l, f in fails.items():
         lines.append(f"\n{l} failed checks: {'; '.join(f)}")
     lines.append("")
-    lines.append(" ".join(f"![{scenario} {l}](bench/results/{run}/{scenario}-{l}.svg)" for l in labels))
+    lines.append(" ".join(f"![{scenario} {l}](bench/results/{run}/{scenario}-{l}.svg)" for l in labels
+                          if (results / f"{scenario}-{l}.svg").exists()))
     lines.append("")
 
 start, end = f"<!-- compare:{run}:start -->", f"<!-- compare:{run}:end -->"

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// (survives `kill -9`, may lose the last commits on power loss).
     #[arg(long, env = "JBK_SQLITE_SYNC", value_enum, default_value = "full")]
     pub sqlite_sync: SqliteSyncArg,
+    /// Bytes read from a socket at a time; the transport keeps this much per session.
+    #[arg(long, env = "JBK_WS_READ_BUFFER", default_value_t = 1024)]
+    pub ws_read_buffer: usize,
     /// Most messages stored in one transaction (group commit).
     #[arg(long, env = "JBK_COMMIT_BATCH", default_value_t = 4096)]
     pub commit_batch: usize,
@@ -196,6 +199,7 @@ impl Config {
             handshake_rate: nz(a.handshake_rate, "JBK_HANDSHAKE_RATE")?,
             handshake_burst: nz(a.handshake_burst, "JBK_HANDSHAKE_BURST")?,
             drain_timeout: Duration::from_millis(a.drain_timeout_ms),
+            read_buffer_bytes: a.ws_read_buffer.clamp(256, 1024 * 1024),
             ..GatewayConfig::default()
         };
         Ok(Config {

@@ -87,7 +87,7 @@ impl Default for GatewayConfig {
             max_bad_frames: 10,
             max_presence_watch: 500,
             drain_timeout: Duration::from_secs(10),
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 1024,
             write_buffer_bytes: 64 * 1024,
             max_write_buffer_bytes: 4 * 1024 * 1024,
         }
