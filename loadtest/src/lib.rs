@@ -64,13 +64,16 @@ pub enum Scenario {
     Rest(scenario::rest::RestArgs),
 }
 
+/// A snapshot at a window edge: the load generator's CPU, the server's CPU and RSS (KiB).
+type Mark = (sys::Cpu, Option<sys::Cpu>, Option<u64>);
+
 /// Runs one scenario, prints the summary, writes the report and the plot, and returns the
 /// report (whose `failures` say whether every check passed).
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     let nofile = sys::raise_nofile();
     let target = Arc::new(Target::new(cli.target, cli.codec, cli.sources));
     let prefix = cli.prefix.clone().unwrap_or_else(|| format!("lt{}", std::process::id()));
-    let marks: Arc<Mutex<Vec<(sys::Cpu, Option<sys::Cpu>, Option<u64>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let marks: Arc<Mutex<Vec<Mark>>> = Arc::new(Mutex::new(Vec::new()));
     let probe: Probe = {
         let (marks, pid) = (marks.clone(), cli.server_pid);
         Arc::new(move || {

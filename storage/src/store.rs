@@ -250,20 +250,6 @@ fn conversation_from(row: &AnyRow) -> Result<Conversation, StorageError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pow2_chunks_cover_everything_in_power_of_two_slices() {
-        for n in 0..600usize {
-            let v: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = super::pow2_chunks(&v).collect();
-            assert!(chunks.iter().all(|c| c.len().is_power_of_two() && c.len() <= 128));
-            let flat: Vec<usize> = chunks.concat();
-            assert_eq!(flat, v);
-        }
-    }
-}
-
 #[async_trait]
 impl UserStore for SqlStore {
     async fn upsert_user(&self, identity: &Identity, nickname: &str, now: i64) -> Result<User> {
@@ -524,5 +510,19 @@ impl MessageStore for SqlStore {
         .await
         .map_err(StorageError::from)?;
         Ok(rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pow2_chunks_cover_everything_in_power_of_two_slices() {
+        for n in 0..600usize {
+            let v: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = super::pow2_chunks(&v).collect();
+            assert!(chunks.iter().all(|c| c.len().is_power_of_two() && c.len() <= 128));
+            let flat: Vec<usize> = chunks.concat();
+            assert_eq!(flat, v);
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! `chat`: users in direct pairs, each sending at a given rate. Every acked message must reach
 //! the other member exactly once, in seq order; acked seqs of a conversation must be 1..=n.
 
-use super::{connect_all, login_all, spinner, Outcome, Probe};
-use crate::client::{cmid, cmid_micros, decode, Target};
+use super::{connect_all, login_all, spawn_sender, spinner, Outcome, Pace, Probe};
+use crate::client::{cmid_micros, decode, Target};
 use crate::stats::{histogram, Merged, Timeline};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -65,33 +65,22 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
 
     let mut tasks = Vec::new();
     for (k, ws) in sockets.into_iter().enumerate() {
-        let (mut sink, mut stream) = ws.split();
+        let (sink, mut stream) = ws.split();
         let (pair, side) = (k / 2, k % 2);
-        let conv = convs[pair].clone();
-        let t2 = t.clone();
-        let sent2 = sent.clone();
-        let text = text.clone();
-        let rate = a.rate;
-        let me = format!("u{k}");
         // Sender: paced, stops at the deadline.
-        let sender = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut n = 0u64;
-            loop {
-                tick.tick().await;
-                if Instant::now() >= deadline {
-                    break;
-                }
-                let c = cmid(&me, n, start.elapsed().as_micros() as u64);
-                if sink.send(t2.send_frame(n, &conv, &c, &text)).await.is_err() {
-                    break;
-                }
-                sent2.add(1);
-                n += 1;
-            }
-            sink
-        });
+        let sender = spawn_sender(
+            sink,
+            Pace {
+                target: t.clone(),
+                conv: convs[pair].clone(),
+                me: format!("u{k}"),
+                rate: a.rate,
+                text: text.clone(),
+                start,
+                deadline,
+                sent: sent.clone(),
+            },
+        );
         let (t3, acked, delivered, errors, reorders, ack_lat, e2e_lat, results, stop) = (
             t.clone(), acked.clone(), delivered.clone(), errors.clone(), reorders.clone(),
             ack_lat.clone(), e2e_lat.clone(), results.clone(), stop_reading.clone(),

@@ -96,3 +96,43 @@ pub struct Outcome {
 /// Fires once the measured window starts and once it ends, so the runner can read the server's
 /// CPU time exactly around it.
 pub type Probe = Arc<dyn Fn() + Send + Sync>;
+
+/// The sending half of a session, for the paced senders.
+pub type Sink = futures_util::stream::SplitSink<Ws, tokio_tungstenite::tungstenite::Message>;
+
+/// What a paced sender needs: where, how fast, until when, and the shared counter.
+pub struct Pace {
+    pub target: Arc<Target>,
+    pub conv: String,
+    /// The cmid prefix, unique per session.
+    pub me: String,
+    pub rate: f64,
+    pub text: String,
+    pub start: std::time::Instant,
+    pub deadline: std::time::Instant,
+    pub sent: Arc<crate::stats::Timeline>,
+}
+
+/// Sends `send` frames at `rate` per second until the deadline, the send time in each cmid;
+/// returns the sink so the caller can close it.
+pub fn spawn_sender(mut sink: Sink, p: Pace) -> tokio::task::JoinHandle<Sink> {
+    use futures_util::SinkExt;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / p.rate.max(0.001)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n = 0u64;
+        loop {
+            tick.tick().await;
+            if std::time::Instant::now() >= p.deadline {
+                break;
+            }
+            let c = crate::client::cmid(&p.me, n, p.start.elapsed().as_micros() as u64);
+            if sink.send(p.target.send_frame(n, &p.conv, &c, &p.text)).await.is_err() {
+                break;
+            }
+            p.sent.add(1);
+            n += 1;
+        }
+        sink
+    })
+}

@@ -2,10 +2,10 @@
 //! fan-out latency of each broadcast (first and last recipient), and checks that every acked
 //! message reached every other member exactly once, in order.
 
-use super::{connect_all, login_all, spinner, Outcome, Probe};
-use crate::client::{cmid, cmid_micros, decode, Target};
+use super::{connect_all, login_all, spawn_sender, spinner, Outcome, Pace, Probe};
+use crate::client::{cmid_micros, decode, Target};
 use crate::stats::{histogram, Latency, Merged, Timeline};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,27 +71,21 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
 
     let mut tasks = Vec::new();
     for (k, ws) in sockets.into_iter().enumerate() {
-        let (mut sink, mut stream) = ws.split();
+        let (sink, mut stream) = ws.split();
         let sender = (k < a.senders).then(|| {
-            let (t2, sent2, text, conv, rate) = (t.clone(), sent.clone(), text.clone(), conv.clone(), a.rate);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.001)));
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut n = 0u64;
-                let me = format!("s{k}");
-                loop {
-                    tick.tick().await;
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                    let c = cmid(&me, n, start.elapsed().as_micros() as u64);
-                    if sink.send(t2.send_frame(n, &conv, &c, &text)).await.is_err() {
-                        break;
-                    }
-                    sent2.add(1);
-                    n += 1;
-                }
-            })
+            spawn_sender(
+                sink,
+                Pace {
+                    target: t.clone(),
+                    conv: conv.clone(),
+                    me: format!("s{k}"),
+                    rate: a.rate,
+                    text: text.clone(),
+                    start,
+                    deadline,
+                    sent: sent.clone(),
+                },
+            )
         });
         let (t3, acked, delivered, errors, reorders, ack_lat, e2e_lat, per, stop) = (
             t.clone(), acked.clone(), delivered.clone(), errors.clone(), reorders.clone(),
