@@ -17,6 +17,7 @@ use jiebanke_storage::SqlStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -98,6 +99,13 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let Application { listener, router, gateway, store, writer, shutdown } = self;
         tracing::info!(addr = %listener.local_addr()?, "jiebanke serving");
+        // Frames are small and each must leave at once: without TCP_NODELAY a frame written while
+        // the previous one is unacknowledged waits for the client's delayed ACK (~40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let drain = {
