@@ -348,7 +348,8 @@ async fn write_loop(
     let mut ping = tokio::time::interval(heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await;
-    let mut batch: Vec<Arc<Outbound>> = Vec::with_capacity(WRITE_COALESCE);
+    // Grows on use: an idle session should not hold 64 slots.
+    let mut batch: Vec<Arc<Outbound>> = Vec::new();
     loop {
         tokio::select! {
             biased;

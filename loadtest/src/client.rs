@@ -114,7 +114,13 @@ impl Target {
             Codec::Msgpack => "jbk.v1.msgpack",
         };
         req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(proto));
-        let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.context("websocket upgrade")?;
+        // tungstenite zero-fills its whole read buffer before every read (128 KiB by default):
+        // with thousands of sessions that memset, not the server, would set the latency.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (mut ws, _) =
+            tokio_tungstenite::client_async_with_config(req, stream, Some(config)).await.context("websocket upgrade")?;
         match ws.next().await {
             Some(Ok(m)) => {
                 let f = decode(self.codec, &m).context("hello")?;
