@@ -19,18 +19,9 @@ pub struct ChatArgs {
     /// Messages per second each user sends.
     #[arg(long, default_value_t = 10.0)]
     pub rate: f64,
-    /// Seconds of sending.
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
-    /// Bytes of text per message.
-    #[arg(long, default_value_t = 64)]
-    pub text_bytes: usize,
-    /// Seconds to wait after sending for the last acks and deliveries.
-    #[arg(long, default_value_t = 15)]
-    pub grace: u64,
-    /// Sessions opened in parallel.
-    #[arg(long, default_value_t = 64)]
-    pub parallel: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub send: super::SendArgs,
 }
 
 #[derive(Default)]
@@ -46,9 +37,9 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
     for p in 0..a.pairs {
         convs.push(t.direct(&users[2 * p].token, &users[2 * p + 1].id).await?);
     }
-    let sockets = connect_all(&t, &users, a.parallel, 0.0).await?;
+    let sockets = connect_all(&t, &users, a.send.parallel, 0.0).await?;
 
-    let total_s = (a.duration + a.grace + 5) as usize;
+    let total_s = (a.send.duration + a.send.grace + 5) as usize;
     let start = Instant::now();
     let sent = Arc::new(Timeline::new(start, total_s));
     let acked = Arc::new(Timeline::new(start, total_s));
@@ -59,8 +50,8 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
     let e2e_lat = Arc::new(Merged::default());
     let results: Arc<Vec<Mutex<Conv>>> = Arc::new((0..a.pairs).map(|_| Mutex::new(Conv::default())).collect());
     let stop_reading = CancellationToken::new();
-    let text: String = "x".repeat(a.text_bytes.max(1));
-    let deadline = start + Duration::from_secs(a.duration);
+    let text: String = "x".repeat(a.send.text_bytes.max(1));
+    let deadline = start + Duration::from_secs(a.send.duration);
     probe();
 
     let mut tasks = Vec::new();
@@ -140,7 +131,7 @@ pub async fn run(t: Arc<Target>, a: ChatArgs, prefix: &str, probe: Probe) -> any
 
     let pb = spinner();
     let mut window_end = None;
-    let give_up = deadline + Duration::from_secs(a.grace);
+    let give_up = deadline + Duration::from_secs(a.send.grace);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let (s, ac, d) = (sent.get(), acked.get(), delivered.get());

@@ -82,6 +82,23 @@ pub async fn connect_all(t: &Arc<Target>, users: &[User], parallel: usize, rate:
     Ok(sockets)
 }
 
+/// The flags the sending scenarios share.
+#[derive(clap::Args, Debug, Clone, serde::Serialize)]
+pub struct SendArgs {
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 20)]
+    pub duration: u64,
+    /// Bytes of text per message.
+    #[arg(long, default_value_t = 64)]
+    pub text_bytes: usize,
+    /// Seconds to wait after sending for the last acks and deliveries.
+    #[arg(long, default_value_t = 15)]
+    pub grace: u64,
+    /// Sessions opened in parallel.
+    #[arg(long, default_value_t = 64)]
+    pub parallel: usize,
+}
+
 /// What a scenario measured.
 #[derive(Default)]
 pub struct Outcome {

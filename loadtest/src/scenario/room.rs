@@ -23,14 +23,9 @@ pub struct RoomArgs {
     /// Messages per second each sender sends.
     #[arg(long, default_value_t = 1.0)]
     pub rate: f64,
-    #[arg(long, default_value_t = 20)]
-    pub duration: u64,
-    #[arg(long, default_value_t = 64)]
-    pub text_bytes: usize,
-    #[arg(long, default_value_t = 15)]
-    pub grace: u64,
-    #[arg(long, default_value_t = 64)]
-    pub parallel: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub send: super::SendArgs,
     /// The broadcast deadline of the "reach every member" figure, in ms.
     #[arg(long, default_value_t = 500)]
     pub within_ms: u64,
@@ -47,15 +42,15 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     let users = login_all(&t, &format!("{prefix}-room"), a.members).await?;
     let others: Vec<String> = users[1..].iter().map(|u| u.id.clone()).collect();
     let conv = t.group(&users[0].token, "bench room", &others).await?;
-    let sockets = connect_all(&t, &users, a.parallel, 0.0).await?;
+    let sockets = connect_all(&t, &users, a.send.parallel, 0.0).await?;
 
-    let expected = (a.senders as f64 * a.rate * a.duration as f64 * 1.5) as usize + 1000;
+    let expected = (a.senders as f64 * a.rate * a.send.duration as f64 * 1.5) as usize + 1000;
     let per = Arc::new(PerSeq {
         count: (0..expected).map(|_| AtomicU32::new(0)).collect(),
         first: (0..expected).map(|_| AtomicU64::new(u64::MAX)).collect(),
         last: (0..expected).map(|_| AtomicU64::new(0)).collect(),
     });
-    let total_s = (a.duration + a.grace + 5) as usize;
+    let total_s = (a.send.duration + a.send.grace + 5) as usize;
     let start = Instant::now();
     let sent = Arc::new(Timeline::new(start, total_s));
     let acked = Arc::new(Timeline::new(start, total_s));
@@ -65,8 +60,8 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     let ack_lat = Arc::new(Merged::default());
     let e2e_lat = Arc::new(Merged::default());
     let stop = CancellationToken::new();
-    let text = "x".repeat(a.text_bytes.max(1));
-    let deadline = start + Duration::from_secs(a.duration);
+    let text = "x".repeat(a.send.text_bytes.max(1));
+    let deadline = start + Duration::from_secs(a.send.duration);
     probe();
 
     let mut tasks = Vec::new();
@@ -138,7 +133,7 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
 
     let fanout = (a.members - 1) as u64;
     let pb = spinner();
-    let give_up = deadline + Duration::from_secs(a.grace);
+    let give_up = deadline + Duration::from_secs(a.send.grace);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let (s, ac, d) = (sent.get(), acked.get(), delivered.get());
