@@ -3,16 +3,18 @@
 //! drains: stop accepting, close sessions with 1012 after answering what they accepted, let the
 //! writer finish, close the database.
 
-use crate::config::{Config, Environment};
+use crate::config::{Config, Environment, Role};
 use anyhow::Context;
 use jiebanke_chat_core::bus::LocalBus;
 use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::commit::Committer;
+use jiebanke_chat_core::ports::{Bus, Store};
+use jiebanke_cluster::RedisCluster;
 use jiebanke_gateway::hub::Hub;
 use jiebanke_gateway::metrics::Metrics;
 use jiebanke_gateway::Gateway;
 use jiebanke_rest::auth::{DevLogin, JwtKeys, LoginProvider, Secret, WeChatLogin};
-use jiebanke_rest::RestState;
+use jiebanke_rest::{Check, RestState};
 use jiebanke_storage::SqlStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ pub struct Application {
     store: SqlStore,
     writer: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Application {
@@ -46,13 +49,42 @@ impl Application {
         };
 
         let shutdown = CancellationToken::new();
-        let bus = Arc::new(LocalBus::new());
         let store_arc = Arc::new(store.clone());
+        let local_bus = Arc::new(LocalBus::new());
+        let cluster = match &config.cluster {
+            Some(c) => Some(RedisCluster::new(c.clone(), store_arc.clone() as Arc<dyn Store>).context("configuring redis")?),
+            None => None,
+        };
+        let bus: Arc<dyn Bus> = match &cluster {
+            Some(rc) => Arc::new(rc.handle()),
+            None => local_bus.clone(),
+        };
         let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), config.commit);
-        let chat = Arc::new(ChatService::new(store_arc, committer, bus.clone()).with_max_group(config.max_group_members));
+        let mut chat = ChatService::new(store_arc, committer, bus).with_max_group(config.max_group_members);
+        if let Some(rc) = &cluster {
+            chat = chat.with_directory(Arc::new(rc.handle()));
+        }
+        let chat = Arc::new(chat);
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
-        bus.attach(hub.clone());
+        match &cluster {
+            Some(rc) => {
+                let weak = Arc::downgrade(&chat);
+                rc.start(
+                    hub.clone(),
+                    Box::new(move |conv| {
+                        if let Some(chat) = weak.upgrade() {
+                            chat.members_changed_elsewhere(conv);
+                        }
+                    }),
+                )
+                .await;
+                tracing::info!(node = rc.node_id(), healthy = rc.healthy(), "cluster mode: joined through redis");
+            }
+            None => {
+                local_bus.attach(hub.clone());
+            }
+        }
         let jwt = Arc::new(JwtKeys::new(&jwt_secret, config.token_ttl));
         let gateway = Gateway::new(chat.clone(), hub, jwt.clone(), config.gateway.clone(), metrics, shutdown.clone());
 
@@ -67,24 +99,36 @@ impl Application {
             logins.push(Arc::new(DevLogin));
         }
         let ready_store = store.clone();
+        let ready_cluster = cluster.clone();
         let rest = RestState {
             chat,
             jwt,
             logins: Arc::new(logins),
             readiness: Arc::new(move || {
                 let s = ready_store.clone();
-                Box::pin(async move { vec![("database", s.ping().await)] })
+                let rc = ready_cluster.clone();
+                Box::pin(async move {
+                    let mut checks = vec![Check { name: "database", ok: s.ping().await, critical: true }];
+                    if let Some(rc) = rc {
+                        checks.push(Check { name: "redis", ok: rc.healthy(), critical: false });
+                    }
+                    checks
+                })
             }),
             draining: shutdown.clone(),
             login_limiter: Arc::new(governor::RateLimiter::keyed(
                 governor::Quota::per_second(config.login_rate).allow_burst(config.login_rate.saturating_mul(std::num::NonZeroU32::new(5).expect("nonzero"))),
             )),
         };
-        let router = jiebanke_rest::router(rest).merge(jiebanke_gateway::router(gateway.clone()));
+        let router = match config.role {
+            Role::Full => jiebanke_rest::router(rest).merge(jiebanke_gateway::router(gateway.clone())),
+            Role::Gateway => jiebanke_rest::health_router(rest).merge(jiebanke_gateway::router(gateway.clone())),
+            Role::Rest => jiebanke_rest::router(rest),
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Application { listener, router, gateway, store, writer, shutdown })
+        Ok(Application { listener, router, gateway, store, writer, shutdown, cluster })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -97,7 +141,7 @@ impl Application {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, router, gateway, store, writer, shutdown } = self;
+        let Application { listener, router, gateway, store, writer, shutdown, cluster } = self;
         tracing::info!(addr = %listener.local_addr()?, "jiebanke serving");
         // Frames are small and each must leave at once: without TCP_NODELAY a frame written while
         // the previous one is unacknowledged waits for the client's delayed ACK (~40 ms).
@@ -119,6 +163,9 @@ impl Application {
         };
         let (served, ()) = tokio::join!(serve, drain);
         served.context("serving")?;
+        if let Some(rc) = &cluster {
+            rc.leave().await;
+        }
         drop(gateway);
         // The writer ends once the last handle to it is gone; it stores what was queued first.
         if tokio::time::timeout(Duration::from_secs(5), writer).await.is_err() {

@@ -20,6 +20,28 @@ pub struct Cli {
 pub enum Command {
     /// Runs the WebSocket gateway and the REST service in one process on one port.
     Serve(ServeArgs),
+    /// Runs the WebSocket gateway alone (cluster mode: needs JBK_REDIS_URL).
+    Gateway(ServeArgs),
+    /// Runs the REST service alone (cluster mode: needs JBK_REDIS_URL).
+    Rest(ServeArgs),
+}
+
+/// Which halves of the backend this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Full,
+    Gateway,
+    Rest,
+}
+
+impl Command {
+    pub fn into_parts(self) -> (Role, ServeArgs) {
+        match self {
+            Command::Serve(a) => (Role::Full, a),
+            Command::Gateway(a) => (Role::Gateway, a),
+            Command::Rest(a) => (Role::Rest, a),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +126,18 @@ pub struct ServeArgs {
     /// Most messages stored in one transaction (group commit).
     #[arg(long, env = "JBK_COMMIT_BATCH", default_value_t = 4096)]
     pub commit_batch: usize,
+    /// Cluster mode: the Redis that carries events between nodes and holds global presence.
+    #[arg(long, env = "JBK_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// This node's id in the cluster (default: generated at start).
+    #[arg(long, env = "JBK_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Prefix of the Redis keys and channels, so that several clusters can share one Redis.
+    #[arg(long, env = "JBK_REDIS_PREFIX", default_value = "jbk")]
+    pub redis_prefix: String,
+    /// A node silent this long is dead and its users are shown offline (cluster mode).
+    #[arg(long, env = "JBK_PRESENCE_TTL_MS", default_value_t = 30_000)]
+    pub presence_ttl_ms: u64,
 }
 
 /// The server's settings after parsing and checking.
@@ -123,6 +157,9 @@ pub struct Config {
     pub max_group_members: usize,
     pub commit: jiebanke_chat_core::commit::CommitConfig,
     pub store: jiebanke_storage::StoreOptions,
+    pub role: Role,
+    /// Cluster mode when set.
+    pub cluster: Option<jiebanke_cluster::ClusterConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,10 +191,36 @@ impl Config {
             max_group_members: 500,
             commit: jiebanke_chat_core::commit::CommitConfig::default(),
             store: jiebanke_storage::StoreOptions::default(),
+            role: Role::Full,
+            cluster: None,
         }
     }
 
-    pub fn from_args(a: ServeArgs) -> anyhow::Result<Config> {
+    pub fn from_args(role: Role, a: ServeArgs) -> anyhow::Result<Config> {
+        let cluster = match &a.redis_url {
+            Some(url) => {
+                let shared_db = a.database_url.as_deref().is_some_and(|u| u.starts_with("mysql:") || u.starts_with("mariadb:"));
+                if !shared_db {
+                    anyhow::bail!("cluster mode (JBK_REDIS_URL) needs the shared database: set JBK_DATABASE_URL=mysql://…");
+                }
+                if a.presence_ttl_ms < 300 {
+                    anyhow::bail!("JBK_PRESENCE_TTL_MS must be at least 300");
+                }
+                let node_id = match &a.node_id {
+                    Some(id) if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => id.clone(),
+                    Some(_) => anyhow::bail!("JBK_NODE_ID must be 1-64 letters, digits, '-', '_' or '.'"),
+                    None => format!("n-{:08x}", rand::random::<u32>()),
+                };
+                let mut c = jiebanke_cluster::ClusterConfig::new(url.clone(), node_id);
+                c.prefix = a.redis_prefix.clone();
+                c.presence_ttl = Duration::from_millis(a.presence_ttl_ms);
+                Some(c)
+            }
+            None if role != Role::Full => {
+                anyhow::bail!("`jiebanke gateway` and `jiebanke rest` run one half of a cluster: set JBK_REDIS_URL (and JBK_DATABASE_URL=mysql://…)")
+            }
+            None => None,
+        };
         let production = a.env == Environment::Production;
         let dev_login = a.dev_login.unwrap_or(!production);
         if production && dev_login {
@@ -225,6 +288,8 @@ impl Config {
                     SqliteSyncArg::Normal => jiebanke_storage::SqliteSync::Normal,
                 },
             },
+            role,
+            cluster,
         })
     }
 }

@@ -1,13 +1,14 @@
 use clap::Parser;
-use jiebanke::config::{Cli, Command, Config};
+use jiebanke::config::{Cli, Config};
 use jiebanke::{telemetry, Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => {
-            let config = Config::from_args(args)?;
+    let (role, args) = cli.command.into_parts();
+    {
+        {
+            let config = Config::from_args(role, args)?;
             telemetry::init(config.log_format);
             raise_open_files();
             let app = Application::build(config).await?;

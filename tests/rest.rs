@@ -183,8 +183,8 @@ fn serve_args(env: &[(&str, &str)]) -> anyhow::Result<jiebanke::Config> {
         unsafe { std::env::set_var(k, v) };
     }
     let cli = jiebanke::config::Cli::try_parse_from(["jiebanke", "serve"])?;
-    let jiebanke::config::Command::Serve(args) = cli.command;
-    jiebanke::Config::from_args(args)
+    let (role, args) = cli.command.into_parts();
+    jiebanke::Config::from_args(role, args)
 }
 
 #[test]

@@ -5,7 +5,7 @@ use crate::commit::Committer;
 use crate::error::{CoreError, Result};
 use crate::ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
 use crate::model::*;
-use crate::ports::{Bus, Event, Store};
+use crate::ports::{Bus, Event, PresenceDirectory, Store};
 use crate::presence::{PresenceRegistry, PresenceState};
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,13 +29,26 @@ pub struct ChatService {
     /// change is not put in the cache after it.
     members_gen: AtomicU64,
     presence: PresenceRegistry,
+    /// Global presence and routing in cluster mode; `None` on the embedded default.
+    directory: Option<Arc<dyn PresenceDirectory>>,
+    /// Serialises one user's session opens and closes on this node, so that the directory sees
+    /// this node's transitions in the order they happened. Striped: a fixed number of locks.
+    user_locks: Box<[tokio::sync::Mutex<()>]>,
     max_group: usize,
 }
+
+const USER_LOCK_STRIPES: usize = 256;
 
 impl ChatService {
     /// `committer` must write to the same `store`.
     pub fn new(store: Arc<dyn Store>, committer: Committer, bus: Arc<dyn Bus>) -> Self {
-        Self { store, committer, bus, members: DashMap::new(), members_gen: AtomicU64::new(0), presence: PresenceRegistry::default(), max_group: MAX_GROUP_MEMBERS }
+        Self { store, committer, bus, members: DashMap::new(), members_gen: AtomicU64::new(0), presence: PresenceRegistry::default(), directory: None, user_locks: (0..USER_LOCK_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(), max_group: MAX_GROUP_MEMBERS }
+    }
+
+    /// Cluster mode: presence is global and this node registers its users in `directory`.
+    pub fn with_directory(mut self, directory: Arc<dyn PresenceDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
     }
 
     /// Sets the most members a group may have (at least 2).
@@ -166,28 +179,86 @@ impl ChatService {
         Ok(())
     }
 
-    pub fn session_opened(&self, user: UserId) {
-        if let Some(state) = self.presence.session_opened(user) {
-            self.publish_presence(user, state);
+    /// A session of `user` opened on this node. Returns once events for the user reach this
+    /// node (in cluster mode: once the directory has it; if the directory is unreachable the
+    /// session is served locally and the bus tells it to resync when it is back).
+    pub async fn session_opened(&self, user: UserId) {
+        let Some(dir) = &self.directory else {
+            if let Some(state) = self.presence.session_opened(user) {
+                self.publish_presence(user, state);
+            }
+            return;
+        };
+        let _turn = self.user_lock(user).lock().await;
+        if self.presence.session_opened(user).is_some() {
+            match dir.node_online(user).await {
+                Ok(true) => self.publish_presence(user, PresenceState { online: true, last_seen: None }),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, %user, "presence directory unreachable at session open"),
+            }
         }
     }
 
     pub async fn session_closed(&self, user: UserId) {
         let now = crate::now_ms();
-        if let Some(state) = self.presence.session_closed(user, now) {
-            if let Err(e) = self.store.set_last_seen(user, now).await {
-                tracing::warn!(error = %e, %user, "last_seen not stored");
+        let Some(dir) = &self.directory else {
+            if let Some(state) = self.presence.session_closed(user, now) {
+                self.store_last_seen(user, now).await;
+                self.publish_presence(user, state);
             }
-            self.publish_presence(user, state);
+            return;
+        };
+        let _turn = self.user_lock(user).lock().await;
+        if self.presence.session_closed(user, now).is_some() {
+            match dir.node_offline(user).await {
+                Ok(true) => {
+                    self.store_last_seen(user, now).await;
+                    self.publish_presence(user, PresenceState { online: false, last_seen: Some(now) });
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, %user, "presence directory unreachable at session close"),
+            }
         }
     }
 
+    async fn store_last_seen(&self, user: UserId, now: i64) {
+        if let Err(e) = self.store.set_last_seen(user, now).await {
+            tracing::warn!(error = %e, %user, "last_seen not stored");
+        }
+    }
+
+    fn user_lock(&self, user: UserId) -> &tokio::sync::Mutex<()> {
+        &self.user_locks[(user.get() as u64 as usize) % self.user_locks.len()]
+    }
+
+    /// A session of this node watches `user`'s presence (see `Bus::watch`).
+    pub fn watch(&self, user: UserId) -> crate::ports::Ready {
+        self.bus.watch(user)
+    }
+
+    pub fn unwatch(&self, user: UserId) {
+        self.bus.unwatch(user)
+    }
+
+    /// The user's presence: online if they have a session here or (cluster mode) on any node.
     pub async fn presence(&self, user: UserId) -> Result<PresenceState> {
-        if self.presence.is_online(user) {
+        let mut online = self.presence.is_online(user);
+        if !online {
+            if let Some(dir) = &self.directory {
+                online = dir.online(user).await.unwrap_or(false);
+            }
+        }
+        if online {
             return Ok(PresenceState { online: true, last_seen: None });
         }
         let last_seen = self.store.user(user).await?.and_then(|u| u.last_seen);
         Ok(PresenceState { online: false, last_seen })
+    }
+
+    /// Another node changed the members of `conv`: drop what this node cached of them.
+    pub fn members_changed_elsewhere(&self, conv: ConvId) {
+        self.members_gen.fetch_add(1, Ordering::SeqCst);
+        self.members.remove(&conv);
     }
 
     /// Whether the user has a session on this node now.
@@ -233,8 +304,8 @@ impl ChatService {
     }
 
     fn forget_members(&self, id: ConvId) {
-        self.members_gen.fetch_add(1, Ordering::SeqCst);
-        self.members.remove(&id);
+        self.members_changed_elsewhere(id);
+        self.bus.publish(Event::MembersChanged { conv: id });
     }
 
     async fn owned_group(&self, me: UserId, id: ConvId) -> Result<Conversation> {

@@ -90,6 +90,11 @@ pub enum Event {
         online: bool,
         last_seen: Option<i64>,
     },
+    /// The members of `conv` changed: every node drops what it cached of them. No session sees it.
+    MembersChanged { conv: ConvId },
+    /// Events may have been missed (the cluster bus was cut and is back): every session of this
+    /// node is told to `sync`. Only a bus publishes it, to its own node.
+    Resync,
 }
 
 /// Receives the events a `Bus` carries. Must not block: it runs on the publisher's task.
@@ -99,10 +104,38 @@ pub trait EventSink: Send + Sync + 'static {
 
 /// Carries events to every node's sessions.
 ///
-/// Guarantees: events published by one publisher reach each sink in publish order; delivery is
-/// at most once (a lost event is recovered by the client's `sync`, never by the bus).
+/// Guarantees: events published by one publisher reach each sink in publish order; the messages
+/// of one conversation reach each user in seq order, once; delivery is at most once (a lost
+/// event is recovered by the client's `sync`, never by the bus, and a bus that knows it may
+/// have lost some says so with `Event::Resync`).
 pub trait Bus: Send + Sync + 'static {
+    /// Never blocks: an event that cannot be queued is dropped (and counted by the adapter).
     fn publish(&self, event: Event);
+    /// A session of this node watches `user`'s presence. The watch counts at once (each `watch`
+    /// is undone by one `unwatch`, whether or not its future ran); once the returned future is
+    /// ready, `Event::Presence` of that user published on any node reaches this node. The
+    /// in-process bus needs neither.
+    fn watch(&self, _user: UserId) -> Ready {
+        Box::pin(async { Ok(()) })
+    }
+    fn unwatch(&self, _user: UserId) {}
+}
+
+/// Resolves once a bus registration has taken effect.
+pub type Ready = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'static>>;
+
+/// Where the users with sessions are, across nodes: the global presence of cluster mode, and
+/// the routing table a cluster bus uses to reach them. The embedded default has none (this
+/// node is the whole world).
+#[async_trait]
+pub trait PresenceDirectory: Send + Sync + 'static {
+    /// `user` has a first session on this node. From the return on, events for the user reach
+    /// this node. True if the user just came online globally.
+    async fn node_online(&self, user: UserId) -> Result<bool>;
+    /// `user`'s last session on this node closed. True if the user is now offline globally.
+    async fn node_offline(&self, user: UserId) -> Result<bool>;
+    /// Whether the user has a session on any node.
+    async fn online(&self, user: UserId) -> Result<bool>;
 }
 
 /// Turns a bearer token into the user it was issued to.

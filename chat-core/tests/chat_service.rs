@@ -161,8 +161,8 @@ async fn storage_outage_is_unavailable_never_an_ack() {
 async fn presence_follows_sessions() {
     let w = world();
     let a = user(&w.chat, "a").await;
-    w.chat.session_opened(a);
-    w.chat.session_opened(a);
+    w.chat.session_opened(a).await;
+    w.chat.session_opened(a).await;
     assert!(w.chat.presence(a).await.unwrap().online);
     w.chat.session_closed(a).await;
     assert!(w.chat.presence(a).await.unwrap().online);

@@ -215,6 +215,8 @@ pub enum ServerFrame {
     Typing { conv: String, user: String },
     Presence { user: String, online: bool, last_seen: Option<i64> },
     Pong { id: Option<ReqId> },
+    /// Events may have been missed (the cluster bus was interrupted): sync every conversation.
+    Resync,
     Error {
         id: Option<ReqId>,
         code: String,
@@ -235,6 +237,7 @@ impl ServerFrame {
             ServerFrame::Typing { .. } => "typing",
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::Pong { .. } => "pong",
+            ServerFrame::Resync => "resync",
             ServerFrame::Error { .. } => "error",
         }
     }

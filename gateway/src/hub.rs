@@ -201,6 +201,13 @@ impl EventSink for Hub {
                     self.push(s, frame.clone());
                 }
             }
+            Event::Resync => {
+                let frame = Arc::new(Outbound::new(ServerFrame::Resync));
+                for s in self.all_sessions() {
+                    self.push(&s, frame.clone());
+                }
+            }
+            Event::MembersChanged { .. } => {}
         }
     }
 }

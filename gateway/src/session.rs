@@ -33,6 +33,9 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
 
     gw.metrics.connections.inc();
     gw.metrics.connections_total.inc();
+    // In cluster mode this registers the user with the directory first, so that everything
+    // committed after the client's first sync reaches it live.
+    gw.chat.session_opened(user).await;
     // hello is queued before the session is registered, so it is always the first frame.
     gw.hub.push(
         &shared,
@@ -45,7 +48,6 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
         })),
     );
     gw.hub.register(shared.clone());
-    gw.chat.session_opened(user);
     gw.metrics.online_users.set(gw.chat.online_users() as i64);
     tracing::debug!(session = %id, %user, ?codec, "session open");
 
@@ -72,6 +74,9 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
     }
     shared.close(end);
     gw.hub.unregister(&shared, &session.watched);
+    for u in &session.watched {
+        gw.chat.unwatch(*u);
+    }
     drop(session);
     gw.chat.session_closed(user).await;
     gw.metrics.connections.dec();
@@ -294,8 +299,15 @@ impl Session {
                     self.gw.hub.watch(*u, self.shared.clone());
                 }
                 self.watched.extend(new.iter().copied());
+                // Counted now (undone by unwatch at close, whether or not the future runs).
+                let ready: Vec<_> = new.iter().map(|u| chat.watch(*u)).collect();
                 // Every user asked for gets its current state, already watched or not.
                 self.inflight.push(Box::pin(async move {
+                    for r in ready {
+                        if let Err(e) = r.await {
+                            tracing::warn!(error = %e, "presence watch not registered with the bus");
+                        }
+                    }
                     let mut out = Vec::with_capacity(users.len());
                     for u in users {
                         match chat.presence(u).await {
@@ -320,8 +332,11 @@ impl Session {
             ClientFrame::PresenceUnsubscribe { users, .. } => {
                 let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
                 for u in users {
-                    self.gw.hub.unwatch(u, &self.shared);
-                    self.watched.retain(|w| *w != u);
+                    if self.watched.contains(&u) {
+                        self.gw.hub.unwatch(u, &self.shared);
+                        self.watched.retain(|w| *w != u);
+                        self.gw.chat.unwatch(u);
+                    }
                 }
             }
         }

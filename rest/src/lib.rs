@@ -23,8 +23,17 @@ use jiebanke_chat_core::ports::TokenVerifier;
 use jiebanke_chat_core::UserId;
 use std::sync::Arc;
 
-/// Answers whether a dependency is reachable, for `/readyz`: (name, ok).
-pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Vec<(&'static str, bool)>> + Send + Sync>;
+/// One dependency's state for `/readyz`. A critical one down makes the node unready (503); a
+/// non-critical one down leaves it serving, degraded (200 with `"status":"degraded"`).
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub critical: bool,
+}
+
+/// Answers whether the dependencies are reachable, for `/readyz`.
+pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Vec<Check>> + Send + Sync>;
 
 /// Everything REST handlers share.
 #[derive(Clone)]
@@ -42,6 +51,11 @@ pub struct RestState {
 
 /// Largest request body the REST shell reads.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// `/healthz` and `/readyz` alone, for a process that runs the gateway without the REST shell.
+pub fn health_router(state: RestState) -> Router {
+    routes::health::router().with_state(state)
+}
 
 pub fn router(state: RestState) -> Router {
     Router::new()

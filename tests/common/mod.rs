@@ -300,11 +300,16 @@ impl ServerProcess {
 
     /// Starts on a given port (to restart "the same" server after a crash).
     pub async fn start_at(db: &TestDb, port: u16, extra_env: &[(&str, &str)]) -> ServerProcess {
+        Self::start_role(db, "serve", port, extra_env).await
+    }
+
+    /// Starts `jiebanke <role>` (serve, gateway or rest) on `port`.
+    pub async fn start_role(db: &TestDb, role: &str, port: u16, extra_env: &[(&str, &str)]) -> ServerProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = db.dir.0.join(format!("server-{port}.log"));
-        let out = std::fs::File::create(&log).unwrap();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
-        cmd.arg("serve")
+        cmd.arg(role)
             .env("JBK_LISTEN", addr.to_string())
             .env("JBK_DATA_DIR", &db.dir.0)
             .env("JBK_HANDSHAKE_RATE", "1000")
@@ -328,6 +333,30 @@ impl ServerProcess {
 
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `/readyz`'s status ("ready", "degraded", ...), or "down" if it does not answer.
+    pub async fn ready_status(&self) -> String {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap();
+        match http.get(format!("{}/readyz", self.base())).send().await {
+            Ok(r) => r.json::<Value>().await.map(|v| v["status"].as_str().unwrap_or("?").to_owned()).unwrap_or_else(|_| "?".into()),
+            Err(_) => "down".into(),
+        }
+    }
+
+    /// Waits until `/readyz` says `status` (panics with the log after `within`).
+    pub async fn wait_status(&self, status: &str, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let now = self.ready_status().await;
+            if now == status {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("readyz stayed {now}, wanted {status}:\n{}", self.log_text());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn wait_ready(&self) {
@@ -366,5 +395,98 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A key prefix on the machine's Redis for one test; its keys are deleted when dropped.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    /// `None` (SKIPPED) when no Redis answers, unless `JBK_REQUIRE_SERVICES=1` (then it panics).
+    pub fn new() -> Option<TestRedis> {
+        let url = std::env::var("JBK_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let ok = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+        if let Err(e) = ok {
+            if jiebanke_storage::testing::services_required() {
+                panic!("Redis at {url} is required (JBK_REQUIRE_SERVICES=1): {e}");
+            }
+            eprintln!("SKIPPED: Redis test, no server at {url}: {e}");
+            return None;
+        }
+        Some(TestRedis { url, prefix: format!("jbk_t_{:08x}", rand::random::<u32>()) })
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let Ok(mut c) = redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2))) else { return };
+        let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", self.prefix)).query(&mut c).unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut c);
+        }
+    }
+}
+
+/// A redis-server of the test's own, on a free port, that the test may kill and start again.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    dir: TempDir,
+}
+
+impl OwnRedis {
+    /// `None` (SKIPPED) if redis-server is not installed, unless services are required.
+    pub async fn start() -> Option<OwnRedis> {
+        let mut r = OwnRedis { port: free_port(), child: None, dir: TempDir::new("redis") };
+        if let Err(e) = r.spawn().await {
+            if jiebanke_storage::testing::services_required() {
+                panic!("redis-server is required (JBK_REQUIRE_SERVICES=1): {e}");
+            }
+            eprintln!("SKIPPED: own redis-server: {e}");
+            return None;
+        }
+        Some(r)
+    }
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+    pub async fn spawn(&mut self) -> Result<(), String> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir.0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.child = Some(child);
+        for _ in 0..100 {
+            if redis::Client::open(self.url().as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("redis-server did not answer".into())
+    }
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }

@@ -19,12 +19,23 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(state): State<RestState>) -> (StatusCode, Json<Value>) {
     let checks = (state.readiness)().await;
     let mut deps = Map::new();
-    for (name, ok) in &checks {
-        deps.insert((*name).to_owned(), Value::from(if *ok { "ok" } else { "down" }));
+    for c in &checks {
+        deps.insert(c.name.to_owned(), Value::from(if c.ok { "ok" } else { "down" }));
     }
     let draining = state.draining.is_cancelled();
-    let ready = !draining && checks.iter().all(|(_, ok)| *ok);
-    let status = if draining { "draining" } else if ready { "ready" } else { "degraded" };
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let critical_down = checks.iter().any(|c| c.critical && !c.ok);
+    let any_down = checks.iter().any(|c| !c.ok);
+    // Unready (503): draining, or a dependency without which nothing works (the database).
+    // Degraded (200): serving this node's users without a non-critical one (Redis): taking the
+    // node out of the load balancer would not help, every node shares that dependency.
+    let (code, status) = if draining {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if critical_down {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if any_down {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ready")
+    };
     (code, Json(json!({ "status": status, "checks": deps })))
 }

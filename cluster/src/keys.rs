@@ -1,0 +1,43 @@
+//! Every Redis key and channel of cluster mode, under one prefix. The part in braces is the
+//! hash tag: on Redis Cluster each key or channel lives in the slot of its user or node, so the
+//! one-key scripts stay valid and per-node and per-user channels spread over the shards.
+
+use jiebanke_chat_core::UserId;
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys { prefix: prefix.to_owned() }
+    }
+    /// Channel: the events for one node's sessions.
+    pub fn node_channel(&self, node: &str) -> String {
+        format!("{}:node:{{{node}}}", self.prefix)
+    }
+    /// Channel: presence changes of one user.
+    pub fn presence_channel(&self, user: UserId) -> String {
+        format!("{}:pres:{{{user}}}", self.prefix)
+    }
+    /// Channel: conversations whose members changed (every node).
+    pub fn members_channel(&self) -> String {
+        format!("{}:members", self.prefix)
+    }
+    /// Set: the nodes with a session of the user.
+    pub fn on(&self, user: UserId) -> String {
+        format!("{}:on:{{{user}}}", self.prefix)
+    }
+    /// Set: the users with a session on the node.
+    pub fn node_users(&self, node: &str) -> String {
+        format!("{}:nusers:{{{node}}}", self.prefix)
+    }
+    /// Sorted set: node → last heartbeat (ms).
+    pub fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}

@@ -1,0 +1,17 @@
+//! Cluster mode's adapters for the domain's ports, on real engines:
+//!
+//! - `node::RedisCluster`: the `Bus` and the `PresenceDirectory` on Redis pub/sub and sets.
+//! - `order::Sequencer`: per user and conversation, messages in seq order, once.
+//! - `wire`: what crosses nodes, in MessagePack.
+//! - `keys`: the Redis keys and channels.
+
+pub mod keys;
+pub mod node;
+pub mod order;
+pub mod wire;
+
+pub use node::{ClusterConfig, RedisCluster, RedisClusterHandle};
+
+pub(crate) fn now_ms() -> i64 {
+    jiebanke_chat_core::now_ms()
+}

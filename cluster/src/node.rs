@@ -1,0 +1,725 @@
+//! `RedisCluster`: this node's link to the others through Redis. It is the `Bus` (events to the
+//! sessions of every node) and the `PresenceDirectory` (who is online where) of cluster mode.
+//!
+//! Routing: each node subscribes to its own channel; `on:{user}` holds the nodes with a
+//! session of the user. A publisher looks the members up and publishes each event once per
+//! node that has some of them, naming those members. Presence changes go to `pres:{user}`,
+//! which only nodes with a watcher of the user subscribe to; membership changes go to
+//! `members`, which every node subscribes to (they are rare).
+//!
+//! Liveness: each node scores itself in `nodes` every `presence_ttl / 3`. A node that has not
+//! for `presence_ttl` is dead: the first live node to remove it from `nodes` takes its users
+//! out of their `on:` sets and publishes them offline if it was their last node.
+//!
+//! Outages: a lost subscription is re-established with backoff; then this node registers its
+//! users again and tells its sessions to `resync` (what was published meanwhile did not reach
+//! them). While Redis is down the node serves its own users; `healthy()` says false.
+
+use crate::keys::Keys;
+use crate::order::{Item, Sequencer, Verdict};
+use crate::wire;
+use async_trait::async_trait;
+use dashmap::{DashMap, DashSet};
+use futures_util::StreamExt;
+use jiebanke_chat_core::ports::{Bus, Event, EventSink, PresenceDirectory, Ready, Store};
+use jiebanke_chat_core::{ConvId, CoreError, Message, Seq, SessionId, UserId};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// How long a held out-of-order message waits for the missing ones before they are read from
+/// storage.
+const GAP_WAIT: Duration = Duration::from_millis(150);
+/// Most events one publish pipeline carries.
+const PUBLISH_BATCH: usize = 256;
+/// Bound of every Redis command and connection attempt.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the subscription is checked with a PING.
+const SUB_PING: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    /// Prefix of every key and channel: several clusters (or tests) may share one Redis.
+    pub prefix: String,
+    pub node_id: String,
+    /// A node silent for this long is dead and its users offline.
+    pub presence_ttl: Duration,
+    /// Events waiting to be published to Redis; when full, events are dropped (and counted):
+    /// the members recover them with `sync`.
+    pub publish_queue: usize,
+}
+
+impl ClusterConfig {
+    pub fn new(redis_url: impl Into<String>, node_id: impl Into<String>) -> Self {
+        ClusterConfig {
+            redis_url: redis_url.into(),
+            prefix: "jbk".into(),
+            node_id: node_id.into(),
+            presence_ttl: Duration::from_secs(30),
+            publish_queue: 65_536,
+        }
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct ClusterStats {
+    pub published: AtomicU64,
+    pub publish_dropped: AtomicU64,
+    pub received: AtomicU64,
+    pub received_bad: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub gap_fills: AtomicU64,
+    pub reaped_nodes: AtomicU64,
+}
+
+enum Control {
+    Subscribe(String, oneshot::Sender<bool>),
+    Unsubscribe(String),
+}
+
+pub struct RedisCluster {
+    cfg: ClusterConfig,
+    keys: Keys,
+    client: redis::Client,
+    conn: ConnectionManager,
+    store: Arc<dyn Store>,
+    sink: OnceLock<Arc<dyn EventSink>>,
+    on_members: OnceLock<Box<dyn Fn(ConvId) + Send + Sync>>,
+    /// Users with a session on this node (the directory's view of this node).
+    local_users: DashSet<UserId>,
+    /// Presence watches per watched user (see `Bus::watch`).
+    watched: Mutex<HashMap<UserId, u32>>,
+    /// To the subscriber task. Unbounded, but each entry comes from one watch or unwatch, which
+    /// sessions bound (`max_presence_watch` each).
+    control: mpsc::UnboundedSender<Control>,
+    control_rx: Mutex<Option<mpsc::UnboundedReceiver<Control>>>,
+    outq: mpsc::Sender<Event>,
+    outq_rx: Mutex<Option<mpsc::Receiver<Event>>>,
+    seq: Sequencer,
+    sub_ok: AtomicBool,
+    pub_ok: AtomicBool,
+    beat_ok: AtomicBool,
+    online_script: redis::Script,
+    offline_script: redis::Script,
+    pub stats: ClusterStats,
+    stop: CancellationToken,
+}
+
+/// SADD the node; true if that made the set go from empty to one node: the user came online.
+const ONLINE_LUA: &str = r"
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+if added == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+return 0";
+/// SREM the node; true if that emptied the set: the user went offline.
+const OFFLINE_LUA: &str = r"
+local removed = redis.call('SREM', KEYS[1], ARGV[1])
+if removed == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0";
+
+fn unavailable(e: impl std::fmt::Display) -> CoreError {
+    CoreError::unavailable(format!("redis: {e}"))
+}
+
+impl RedisCluster {
+    /// Prepares the link; nothing is sent until `start`. A Redis that is down now is not an
+    /// error: the node starts degraded and connects when it can.
+    pub fn new(cfg: ClusterConfig, store: Arc<dyn Store>) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(cfg.redis_url.as_str())?;
+        let conn = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(REDIS_TIMEOUT))
+                .set_response_timeout(Some(REDIS_TIMEOUT))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500)),
+        )?;
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let (outq, outq_rx) = mpsc::channel(cfg.publish_queue.max(1));
+        Ok(Arc::new(RedisCluster {
+            keys: Keys::new(&cfg.prefix),
+            cfg,
+            client,
+            conn,
+            store,
+            sink: OnceLock::new(),
+            on_members: OnceLock::new(),
+            local_users: DashSet::new(),
+            watched: Mutex::new(HashMap::new()),
+            control,
+            control_rx: Mutex::new(Some(control_rx)),
+            outq,
+            outq_rx: Mutex::new(Some(outq_rx)),
+            seq: Sequencer::default(),
+            sub_ok: AtomicBool::new(false),
+            pub_ok: AtomicBool::new(true),
+            beat_ok: AtomicBool::new(false),
+            online_script: redis::Script::new(ONLINE_LUA),
+            offline_script: redis::Script::new(OFFLINE_LUA),
+            stats: ClusterStats::default(),
+            stop: CancellationToken::new(),
+        }))
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.cfg.node_id
+    }
+
+    /// Starts the subscriber, the publisher and the heartbeat. `sink` gets the events for this
+    /// node's sessions; `on_members` is called when another node changed a conversation's
+    /// members. Returns once the first subscription is up, or after `REDIS_TIMEOUT` degraded.
+    pub async fn start(self: &Arc<Self>, sink: Arc<dyn EventSink>, on_members: Box<dyn Fn(ConvId) + Send + Sync>) {
+        let _ = self.sink.set(sink);
+        let _ = self.on_members.set(on_members);
+        let control_rx = self.control_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let outq_rx = self.outq_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (Some(control_rx), Some(outq_rx)) = (control_rx, outq_rx) else {
+            return; // started already
+        };
+        // A node restarted under the same id takes its old registrations back first.
+        if let Err(e) = self.clear_node(&self.cfg.node_id.clone()).await {
+            tracing::warn!(error = %e, "could not clear this node's earlier registrations");
+        }
+        let (up_tx, up_rx) = oneshot::channel();
+        tokio::spawn(self.clone().subscriber(control_rx, up_tx));
+        tokio::spawn(self.clone().publisher(outq_rx));
+        tokio::spawn(self.clone().heartbeat());
+        let _ = tokio::time::timeout(REDIS_TIMEOUT, up_rx).await;
+    }
+
+    /// Whether the subscription, the last publish and the last heartbeat all went through.
+    pub fn healthy(&self) -> bool {
+        self.sub_ok.load(Ordering::Relaxed) && self.pub_ok.load(Ordering::Relaxed) && self.beat_ok.load(Ordering::Relaxed)
+    }
+
+    /// Leaves the cluster at shutdown: unregisters this node's users (publishing those who go
+    /// offline) and the node, then stops the tasks. Sessions should be closed first.
+    pub async fn leave(self: &Arc<Self>) {
+        let me = self.cfg.node_id.clone();
+        let _ = tokio::time::timeout(REDIS_TIMEOUT * 2, async {
+            if let Err(e) = self.clear_node(&me).await {
+                tracing::warn!(error = %e, "could not unregister this node's users");
+            }
+            let mut conn = self.conn.clone();
+            let _: Result<(), _> = conn.zrem(self.keys.nodes(), &me).await;
+        })
+        .await;
+        // Let the publisher send the last presence changes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.stop.cancel();
+    }
+
+    fn sink(&self) -> Option<&Arc<dyn EventSink>> {
+        self.sink.get()
+    }
+
+    // ---- delivery on this node ----
+
+    /// Delivers a message to those of `targets` with a session here, in seq order per user.
+    fn deliver_message(self: &Arc<Self>, targets: &[UserId], message: &Arc<Message>, origin: &Option<SessionId>) {
+        let Some(sink) = self.sink() else { return };
+        let mut now = Vec::new();
+        for u in targets.iter().filter(|u| self.local_users.contains(*u)) {
+            match self.seq.offer(*u, (message.clone(), origin.clone())) {
+                Verdict::Deliver(items) if items.len() == 1 && items[0].0.seq == message.seq => now.push(*u),
+                Verdict::Deliver(items) => self.deliver_items(*u, items),
+                Verdict::Held { first: true } => self.schedule_fill(*u, message.conv),
+                Verdict::Held { .. } | Verdict::Duplicate => {}
+            }
+        }
+        if !now.is_empty() {
+            sink.deliver(&Event::Message { members: now.into(), origin: origin.clone(), message: message.clone() });
+        }
+    }
+
+    fn deliver_items(&self, user: UserId, items: Vec<Item>) {
+        let Some(sink) = self.sink() else { return };
+        let to: Arc<[UserId]> = Arc::from(vec![user]);
+        for (message, origin) in items {
+            sink.deliver(&Event::Message { members: to.clone(), origin, message });
+        }
+    }
+
+    /// After `GAP_WAIT`, reads what is still missing for (user, conv) from storage.
+    fn schedule_fill(self: &Arc<Self>, user: UserId, conv: ConvId) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(GAP_WAIT).await;
+            let Some((after, before)) = this.seq.gap(user, conv) else { return };
+            this.stats.gap_fills.fetch_add(1, Ordering::Relaxed);
+            let want = (before - after - 1).min(200) as u32;
+            let fetched = match this.store.history(conv, Seq::new(after), want).await {
+                Ok(page) => page.into_iter().map(Arc::new).collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, %conv, "gap not read from storage; the client syncs");
+                    Vec::new()
+                }
+            };
+            let items = this.seq.fill(user, conv, fetched);
+            this.deliver_items(user, items);
+        });
+    }
+
+    fn receive(self: &Arc<Self>, payload: &[u8]) {
+        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        let got = match wire::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.stats.received_bad.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "bad event from redis dropped");
+                return;
+            }
+        };
+        if got.node == self.cfg.node_id {
+            return;
+        }
+        match &got.event {
+            Event::Message { members, origin, message } => self.deliver_message(members, message, origin),
+            Event::MembersChanged { conv } => {
+                if let Some(f) = self.on_members.get() {
+                    f(*conv)
+                }
+            }
+            Event::Read { .. } | Event::Typing { .. } | Event::Presence { .. } => {
+                if let Some(sink) = self.sink() {
+                    sink.deliver(&got.event)
+                }
+            }
+            Event::Resync => {}
+        }
+    }
+
+    // ---- the subscriber ----
+
+    async fn subscriber(self: Arc<Self>, mut control: mpsc::UnboundedReceiver<Control>, up: oneshot::Sender<()>) {
+        let mut up = Some(up);
+        let mut backoff = Duration::from_millis(100);
+        let mut first = true;
+        loop {
+            if self.stop.is_cancelled() {
+                return;
+            }
+            match self.subscribe_once(&mut control, &mut up, first).await {
+                Ok(()) => return, // stopped
+                Err(e) => {
+                    if self.sub_ok.swap(false, Ordering::Relaxed) {
+                        backoff = Duration::from_millis(100);
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "redis subscription lost");
+                }
+            }
+            first = false;
+            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            // While down, watches cannot be confirmed; they are subscribed on reconnect.
+            let wait = tokio::time::sleep(backoff);
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    _ = self.stop.cancelled() => return,
+                    c = control.recv() => match c {
+                        Some(Control::Subscribe(_, reply)) => { let _ = reply.send(false); }
+                        Some(Control::Unsubscribe(_)) => {}
+                        None => return,
+                    },
+                }
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// One subscription's life: connect, subscribe, register, then serve until it breaks.
+    async fn subscribe_once(
+        self: &Arc<Self>,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        up: &mut Option<oneshot::Sender<()>>,
+        first: bool,
+    ) -> anyhow::Result<()> {
+        let pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.client.get_async_pubsub()).await??;
+        let (mut sink, mut stream) = pubsub.split();
+        let mut channels = vec![self.keys.node_channel(&self.cfg.node_id), self.keys.members_channel()];
+        let watched: Vec<UserId> = self.watched.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
+        channels.extend(watched.iter().map(|u| self.keys.presence_channel(*u)));
+        for chunk in channels.chunks(1000) {
+            tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(chunk)).await??;
+        }
+        // Routes to this node are only useful once its channel is subscribed.
+        self.register_all().await?;
+        self.sub_ok.store(true, Ordering::Relaxed);
+        if let Some(up) = up.take() {
+            let _ = up.send(());
+        }
+        if !first {
+            tracing::info!("redis subscription back; sessions told to resync");
+            if let Some(s) = self.sink() {
+                s.deliver(&Event::Resync);
+            }
+        }
+        let mut ping = tokio::time::interval(SUB_PING);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                msg = stream.next() => match msg {
+                    Some(m) => self.receive(m.get_payload_bytes()),
+                    None => anyhow::bail!("subscription stream ended"),
+                },
+                c = control.recv() => match c {
+                    Some(Control::Subscribe(ch, reply)) => {
+                        let r = tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(&ch)).await;
+                        let ok = matches!(r, Ok(Ok(())));
+                        let _ = reply.send(ok);
+                        if !ok { anyhow::bail!("subscribe failed"); }
+                    }
+                    Some(Control::Unsubscribe(ch)) => {
+                        tokio::time::timeout(REDIS_TIMEOUT, sink.unsubscribe(&ch)).await??;
+                    }
+                    None => return Ok(()),
+                },
+                _ = ping.tick() => {
+                    tokio::time::timeout(REDIS_TIMEOUT, sink.ping::<redis::Value>()).await??;
+                }
+            }
+        }
+    }
+
+    /// Puts this node and all its users (back) in the directory.
+    async fn register_all(&self) -> redis::RedisResult<()> {
+        let mut conn = self.conn.clone();
+        let me = self.cfg.node_id.as_str();
+        let _: () = conn.zadd(self.keys.nodes(), me, crate::now_ms()).await?;
+        let users: Vec<UserId> = self.local_users.iter().map(|u| *u).collect();
+        for chunk in users.chunks(1000) {
+            let mut p = redis::pipe();
+            for u in chunk {
+                p.sadd(self.keys.on(*u), me).ignore();
+                p.sadd(self.keys.node_users(me), u.get()).ignore();
+            }
+            let _: () = p.query_async(&mut conn).await?;
+        }
+        self.beat_ok.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    // ---- the publisher ----
+
+    async fn publisher(self: Arc<Self>, mut rx: mpsc::Receiver<Event>) {
+        let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut batch, PUBLISH_BATCH) => n,
+                _ = self.stop.cancelled() => return,
+            };
+            if n == 0 {
+                return;
+            }
+            match tokio::time::timeout(REDIS_TIMEOUT * 2, self.publish_batch(&batch)).await {
+                Ok(Ok(sent)) => {
+                    self.pub_ok.store(true, Ordering::Relaxed);
+                    self.stats.published.fetch_add(sent, Ordering::Relaxed);
+                }
+                res => {
+                    let was_ok = self.pub_ok.swap(false, Ordering::Relaxed);
+                    self.stats.publish_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    if was_ok {
+                        let err = match res {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timeout".into(),
+                        };
+                        tracing::warn!(error = %err, events = batch.len(), "events not published to redis; other nodes' members will sync");
+                    }
+                }
+            }
+            batch.clear();
+        }
+    }
+
+    /// Routes and publishes a batch in two round trips: the member lookups, then the publishes.
+    async fn publish_batch(&self, batch: &[Event]) -> redis::RedisResult<u64> {
+        let mut conn = self.conn.clone();
+        let me = self.cfg.node_id.as_str();
+        let mut need: Vec<UserId> = batch.iter().flat_map(|e| audience(e).iter().copied()).collect();
+        need.sort_unstable();
+        need.dedup();
+        let mut routes: HashMap<UserId, Vec<String>> = HashMap::with_capacity(need.len());
+        for chunk in need.chunks(1000) {
+            let mut p = redis::pipe();
+            for u in chunk {
+                p.smembers(self.keys.on(*u));
+            }
+            let nodes: Vec<Vec<String>> = p.query_async(&mut conn).await?;
+            for (u, n) in chunk.iter().zip(nodes) {
+                if n.iter().any(|x| x != me) {
+                    routes.insert(*u, n);
+                }
+            }
+        }
+        let mut p = redis::pipe();
+        let mut sent = 0u64;
+        for ev in batch {
+            match ev {
+                Event::Message { members, .. } | Event::Read { members, .. } | Event::Typing { members, .. } => {
+                    let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
+                    for m in members.iter() {
+                        for n in routes.get(m).into_iter().flatten().filter(|n| n.as_str() != me) {
+                            by_node.entry(n.as_str()).or_default().push(*m);
+                        }
+                    }
+                    for (node, to) in by_node {
+                        if let Some(bytes) = wire::encode(me, ev, &to) {
+                            p.publish(self.keys.node_channel(node), bytes).ignore();
+                            sent += 1;
+                        }
+                    }
+                }
+                Event::Presence { user, .. } => {
+                    if let Some(bytes) = wire::encode(me, ev, &[]) {
+                        p.publish(self.keys.presence_channel(*user), bytes).ignore();
+                        sent += 1;
+                    }
+                }
+                Event::MembersChanged { .. } => {
+                    if let Some(bytes) = wire::encode(me, ev, &[]) {
+                        p.publish(self.keys.members_channel(), bytes).ignore();
+                        sent += 1;
+                    }
+                }
+                Event::Resync => {}
+            }
+        }
+        if sent > 0 {
+            let _: () = p.query_async(&mut conn).await?;
+        }
+        Ok(sent)
+    }
+
+    // ---- liveness ----
+
+    async fn heartbeat(self: Arc<Self>) {
+        let every = (self.cfg.presence_ttl / 3).max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.stop.cancelled() => return,
+            }
+            match tokio::time::timeout(REDIS_TIMEOUT * 2, self.beat()).await {
+                Ok(Ok(())) => self.beat_ok.store(true, Ordering::Relaxed),
+                res => {
+                    if self.beat_ok.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(error = ?res.err().map(|_| "timeout"), "redis heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn beat(self: &Arc<Self>) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let me = self.cfg.node_id.clone();
+        let now = crate::now_ms();
+        let added: i64 = conn.zadd(self.keys.nodes(), &me, now).await?;
+        if added == 1 && self.sub_ok.load(Ordering::Relaxed) {
+            // This node was gone from the directory (Redis restarted, or others took it for
+            // dead during a stall): register again, and the sessions may have missed events.
+            tracing::warn!("this node was missing from the directory; registering again");
+            self.register_all().await?;
+            if let Some(s) = self.sink() {
+                s.deliver(&Event::Resync);
+            }
+        }
+        let deadline = now - self.cfg.presence_ttl.as_millis() as i64;
+        let dead: Vec<String> = conn.zrangebyscore(self.keys.nodes(), "-inf", deadline).await?;
+        for node in dead.into_iter().filter(|n| *n != me) {
+            let won: i64 = conn.zrem(self.keys.nodes(), &node).await?;
+            if won == 1 {
+                tracing::info!(%node, "node silent past the presence ttl; its users go offline");
+                self.stats.reaped_nodes.fetch_add(1, Ordering::Relaxed);
+                self.clear_node(&node).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `node` out of the `on:` sets of its users; publishes those left with no node
+    /// offline (and stores their last_seen).
+    async fn clear_node(self: &Arc<Self>, node: &str) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.node_users(node);
+        let users: Vec<i64> = conn.smembers(&key).await?;
+        let now = crate::now_ms();
+        for raw in users {
+            let Ok(user) = UserId::new(raw) else { continue };
+            if node == self.cfg.node_id && self.local_users.contains(&user) {
+                continue;
+            }
+            let gone: i64 = self.offline_script.key(self.keys.on(user)).arg(node).invoke_async(&mut conn).await?;
+            let _: () = conn.srem(&key, raw).await?;
+            if gone == 1 {
+                if let Err(e) = self.store.set_last_seen(user, now).await {
+                    tracing::warn!(error = %e, %user, "last_seen not stored");
+                }
+                self.publish(Event::Presence { user, online: false, last_seen: Some(now) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The members an event is for, if it is routed by member.
+fn audience(e: &Event) -> &[UserId] {
+    match e {
+        Event::Message { members, .. } | Event::Read { members, .. } | Event::Typing { members, .. } => members,
+        _ => &[],
+    }
+}
+
+/// The bus needs `Arc<Self>` to schedule gap fills; `Bus` is implemented on the `Arc`'s target
+/// through this handle.
+impl Bus for RedisClusterHandle {
+    fn publish(&self, event: Event) {
+        self.0.publish(event)
+    }
+    fn watch(&self, user: UserId) -> Ready {
+        self.0.watch(user)
+    }
+    fn unwatch(&self, user: UserId) {
+        self.0.unwatch(user)
+    }
+}
+
+/// `Arc<RedisCluster>` as the `Bus` and `PresenceDirectory` ports.
+#[derive(Clone)]
+pub struct RedisClusterHandle(pub Arc<RedisCluster>);
+
+#[async_trait]
+impl PresenceDirectory for RedisClusterHandle {
+    async fn node_online(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        self.0.node_online(user).await
+    }
+    async fn node_offline(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        self.0.node_offline(user).await
+    }
+    async fn online(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        self.0.online(user).await
+    }
+}
+
+impl RedisCluster {
+    pub fn handle(self: &Arc<Self>) -> RedisClusterHandle {
+        RedisClusterHandle(self.clone())
+    }
+
+    fn publish(self: &Arc<Self>, event: Event) {
+        // Here first, at once and in publish order; then to the other nodes.
+        match &event {
+            Event::Message { members, origin, message } => self.deliver_message(members, message, origin),
+            Event::MembersChanged { .. } => {}
+            _ => {
+                if let Some(s) = self.sink() {
+                    s.deliver(&event)
+                }
+            }
+        }
+        if matches!(event, Event::Resync) {
+            return;
+        }
+        if self.outq.try_send(event).is_err() {
+            let n = self.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n + 1, "redis publish queue full; events dropped, members will sync");
+            }
+        }
+    }
+
+    fn watch(&self, user: UserId) -> Ready {
+        let first = {
+            let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            let n = w.entry(user).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if !first {
+            return Box::pin(async { Ok(()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        let _ = self.control.send(Control::Subscribe(self.keys.presence_channel(user), tx));
+        Box::pin(async move {
+            match tokio::time::timeout(REDIS_TIMEOUT, rx).await {
+                Ok(Ok(true)) => Ok(()),
+                _ => Err(unavailable("presence subscription not confirmed")),
+            }
+        })
+    }
+
+    fn unwatch(&self, user: UserId) {
+        let last = {
+            let mut w = self.watched.lock().unwrap_or_else(|e| e.into_inner());
+            match w.get_mut(&user) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                Some(_) => {
+                    w.remove(&user);
+                    true
+                }
+                None => false,
+            }
+        };
+        if last {
+            let _ = self.control.send(Control::Unsubscribe(self.keys.presence_channel(user)));
+        }
+    }
+
+    async fn node_online(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        self.local_users.insert(user);
+        let mut conn = self.conn.clone();
+        let me = self.cfg.node_id.as_str();
+        let r = async {
+            let came: i64 = self.online_script.key(self.keys.on(user)).arg(me).invoke_async(&mut conn).await?;
+            let _: () = conn.sadd(self.keys.node_users(me), user.get()).await?;
+            redis::RedisResult::Ok(came == 1)
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, r).await.map_err(unavailable)?.map_err(unavailable)
+    }
+
+    async fn node_offline(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        self.local_users.remove(&user);
+        self.seq.forget_user(user);
+        let mut conn = self.conn.clone();
+        let me = self.cfg.node_id.as_str();
+        let r = async {
+            let gone: i64 = self.offline_script.key(self.keys.on(user)).arg(me).invoke_async(&mut conn).await?;
+            let _: () = conn.srem(self.keys.node_users(me), user.get()).await?;
+            redis::RedisResult::Ok(gone == 1)
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, r).await.map_err(unavailable)?.map_err(unavailable)
+    }
+
+    async fn online(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
+        if self.local_users.contains(&user) {
+            return Ok(true);
+        }
+        let mut conn = self.conn.clone();
+        let n: i64 = tokio::time::timeout(REDIS_TIMEOUT, conn.scard(self.keys.on(user)))
+            .await
+            .map_err(unavailable)?
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<RedisCluster>();
+    is::<DashMap<UserId, ()>>();
+}

@@ -1,0 +1,129 @@
+//! What crosses nodes through Redis: an `Envelope` naming the publishing node around one event,
+//! in MessagePack with named fields (so that fields can be added without breaking older nodes).
+//! These types never leave this crate; `decode` parses them back into domain values once.
+
+use jiebanke_chat_core::ports::Event;
+use jiebanke_chat_core::{ClientMsgId, ConvId, Message, MessageBody, MessageText, Seq, SessionId, UserId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The publishing node: a node ignores its own events (it delivered them locally).
+    pub node: String,
+    pub ev: WireEvent,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum WireEvent {
+    /// `to`: the members the receiving node has sessions of (routing already applied).
+    Msg { to: Vec<i64>, origin: Option<String>, conv: i64, seq: u64, from: i64, cmid: String, ts: i64, kind: String, text: String },
+    Read { to: Vec<i64>, conv: i64, user: i64, seq: u64 },
+    Typing { to: Vec<i64>, conv: i64, user: i64 },
+    Presence { user: i64, online: bool, last_seen: Option<i64> },
+    Members { conv: i64 },
+}
+
+/// The event for the node whose sessions are `to`. `None` for events that never cross nodes.
+pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
+    let ids = || to.iter().map(|u| u.get()).collect::<Vec<_>>();
+    let ev = match event {
+        Event::Message { origin, message, .. } => {
+            let MessageBody::Text(text) = &message.body;
+            WireEvent::Msg {
+                to: ids(),
+                origin: origin.as_ref().map(|s| s.as_str().to_owned()),
+                conv: message.conv.get(),
+                seq: message.seq.get(),
+                from: message.from.get(),
+                cmid: message.cmid.as_str().to_owned(),
+                ts: message.ts,
+                kind: message.body.kind().to_owned(),
+                text: text.as_str().to_owned(),
+            }
+        }
+        Event::Read { conv, user, seq, .. } => WireEvent::Read { to: ids(), conv: conv.get(), user: user.get(), seq: seq.get() },
+        Event::Typing { conv, user, .. } => WireEvent::Typing { to: ids(), conv: conv.get(), user: user.get() },
+        Event::Presence { user, online, last_seen } => WireEvent::Presence { user: user.get(), online: *online, last_seen: *last_seen },
+        Event::MembersChanged { conv } => WireEvent::Members { conv: conv.get() },
+        Event::Resync => return None,
+    };
+    rmp_serde::to_vec_named(&Envelope { node: node.to_owned(), ev }).ok()
+}
+
+/// An event received from another node, parsed into domain values.
+#[derive(Debug)]
+pub struct Received {
+    pub node: String,
+    pub event: Event,
+}
+
+/// Parses a payload; `Err` names what was wrong (the payload is then dropped and counted).
+pub fn decode(payload: &[u8]) -> Result<Received, String> {
+    let env: Envelope = rmp_serde::from_slice(payload).map_err(|e| format!("undecodable: {e}"))?;
+    let users = |v: &[i64]| -> Result<Arc<[UserId]>, String> {
+        v.iter().map(|u| UserId::new(*u).map_err(|e| e.to_string())).collect::<Result<Vec<_>, _>>().map(Into::into)
+    };
+    let user = |u: i64| UserId::new(u).map_err(|e| e.to_string());
+    let conv = |c: i64| ConvId::new(c).map_err(|e| e.to_string());
+    let event = match env.ev {
+        WireEvent::Msg { to, origin, conv: c, seq, from, cmid, ts, kind, text } => {
+            if kind != "text" {
+                return Err(format!("unknown message kind {kind}"));
+            }
+            Event::Message {
+                members: users(&to)?,
+                origin: origin.map(SessionId::new),
+                message: Arc::new(Message {
+                    conv: conv(c)?,
+                    seq: Seq::new(seq),
+                    from: user(from)?,
+                    cmid: ClientMsgId::parse(&cmid).map_err(|e| e.to_string())?,
+                    ts,
+                    body: MessageBody::Text(MessageText::parse(&text).map_err(|e| e.to_string())?),
+                }),
+            }
+        }
+        WireEvent::Read { to, conv: c, user: u, seq } => Event::Read { members: users(&to)?, conv: conv(c)?, user: user(u)?, seq: Seq::new(seq) },
+        WireEvent::Typing { to, conv: c, user: u } => Event::Typing { members: users(&to)?, conv: conv(c)?, user: user(u)? },
+        WireEvent::Presence { user: u, online, last_seen } => Event::Presence { user: user(u)?, online, last_seen },
+        WireEvent::Members { conv: c } => Event::MembersChanged { conv: conv(c)? },
+    };
+    Ok(Received { node: env.node, event })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_survives_the_trip() {
+        let m = Arc::new(Message {
+            conv: ConvId::new(9).unwrap(),
+            seq: Seq::new(3),
+            from: UserId::new(1).unwrap(),
+            cmid: ClientMsgId::parse("c-1").unwrap(),
+            ts: 1234,
+            body: MessageBody::Text(MessageText::parse("你好").unwrap()),
+        });
+        let ev = Event::Message { members: vec![UserId::new(1).unwrap(), UserId::new(2).unwrap()].into(), origin: Some(SessionId::new("a-1")), message: m.clone() };
+        let bytes = encode("n1", &ev, &[UserId::new(2).unwrap()]).unwrap();
+        let r = decode(&bytes).unwrap();
+        assert_eq!(r.node, "n1");
+        match r.event {
+            Event::Message { members, origin, message } => {
+                assert_eq!(&*members, &[UserId::new(2).unwrap()]);
+                assert_eq!(origin.unwrap().as_str(), "a-1");
+                assert_eq!(*message, *m);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(decode(b"\x93\x01").is_err());
+        let bad = rmp_serde::to_vec_named(&Envelope { node: "n".into(), ev: WireEvent::Members { conv: -5 } }).unwrap();
+        assert!(decode(&bad).is_err());
+    }
+}
