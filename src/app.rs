@@ -80,6 +80,7 @@ impl Application {
                 )
                 .await;
                 tracing::info!(node = rc.node_id(), healthy = rc.healthy(), "cluster mode: joined through redis");
+                metrics.with_registry(|reg| rc.stats.register(reg));
             }
             None => {
                 local_bus.attach(hub.clone());

@@ -261,6 +261,15 @@ async fn redis_restart_under_traffic_recovers_by_itself() {
     let ack = cb.say(61, &conv, "after-b", "redis back").await;
     let m = recv_where(&mut ca, "msg", |v| v["cmid"] == "after-b").await;
     assert_eq!(m["seq"], ack["seq"]);
+    // The outage is visible in /metrics.
+    let text = http.get(format!("{}/metrics", n2.base())).send().await.unwrap().text().await.unwrap();
+    let reconnects: f64 = text
+        .lines()
+        .find(|l| l.starts_with("jbk_cluster_reconnects_total "))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no reconnect counter in:\n{text}"));
+    assert!(reconnects >= 1.0, "{text}");
+    assert!(text.contains("jbk_cluster_published_total"), "{text}");
     // Presence works again across nodes (the nodes registered their users again).
     cb.send(json!({"type":"presence_subscribe","id":70,"users":[a.id]})).await;
     let p = recv_where(&mut cb, "presence", |_| true).await;

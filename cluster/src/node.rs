@@ -26,7 +26,9 @@ use jiebanke_chat_core::{ConvId, CoreError, Message, Seq, SessionId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::AsyncCommands;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -67,16 +69,32 @@ impl ClusterConfig {
     }
 }
 
-/// Counters for `/metrics`.
+/// Counters for `/metrics` (`ClusterStats::register` names them).
 #[derive(Default)]
 pub struct ClusterStats {
-    pub published: AtomicU64,
-    pub publish_dropped: AtomicU64,
-    pub received: AtomicU64,
-    pub received_bad: AtomicU64,
-    pub reconnects: AtomicU64,
-    pub gap_fills: AtomicU64,
-    pub reaped_nodes: AtomicU64,
+    pub published: Counter,
+    pub publish_dropped: Counter,
+    pub received: Counter,
+    pub received_bad: Counter,
+    pub reconnects: Counter,
+    pub gap_fills: Counter,
+    pub reaped_nodes: Counter,
+    /// 1 while `healthy()`, refreshed on each heartbeat.
+    pub redis_up: Gauge,
+}
+
+impl ClusterStats {
+    /// Registers every metric (names get the registry's prefix).
+    pub fn register(&self, reg: &mut prometheus_client::registry::Registry) {
+        reg.register("cluster_published", "Envelopes published to Redis", self.published.clone());
+        reg.register("cluster_publish_dropped", "Events not published to Redis (queue full or Redis down)", self.publish_dropped.clone());
+        reg.register("cluster_received", "Envelopes received from Redis", self.received.clone());
+        reg.register("cluster_received_bad", "Undecodable envelopes dropped", self.received_bad.clone());
+        reg.register("cluster_reconnects", "Redis subscription losses", self.reconnects.clone());
+        reg.register("cluster_gap_fills", "Out-of-order gaps read from the database", self.gap_fills.clone());
+        reg.register("cluster_reaped_nodes", "Dead nodes whose users this node took offline", self.reaped_nodes.clone());
+        reg.register("cluster_redis_up", "1 while the Redis link is healthy", self.redis_up.clone());
+    }
 }
 
 enum Control {
@@ -252,7 +270,7 @@ impl RedisCluster {
         tokio::spawn(async move {
             tokio::time::sleep(GAP_WAIT).await;
             let Some((after, before)) = this.seq.gap(user, conv) else { return };
-            this.stats.gap_fills.fetch_add(1, Ordering::Relaxed);
+            this.stats.gap_fills.inc();
             let want = (before - after - 1).min(200) as u32;
             let fetched = match this.store.history(conv, Seq::new(after), want).await {
                 Ok(page) => page.into_iter().map(Arc::new).collect(),
@@ -267,11 +285,11 @@ impl RedisCluster {
     }
 
     fn receive(self: &Arc<Self>, payload: &[u8]) {
-        self.stats.received.fetch_add(1, Ordering::Relaxed);
+        self.stats.received.inc();
         let got = match wire::decode(payload) {
             Ok(r) => r,
             Err(e) => {
-                self.stats.received_bad.fetch_add(1, Ordering::Relaxed);
+                self.stats.received_bad.inc();
                 tracing::warn!(error = %e, "bad event from redis dropped");
                 return;
             }
@@ -315,7 +333,7 @@ impl RedisCluster {
                 }
             }
             first = false;
-            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            self.stats.reconnects.inc();
             // While down, watches cannot be confirmed; they are subscribed on reconnect.
             let wait = tokio::time::sleep(backoff);
             tokio::pin!(wait);
@@ -422,11 +440,11 @@ impl RedisCluster {
             match tokio::time::timeout(REDIS_TIMEOUT * 2, self.publish_batch(&batch)).await {
                 Ok(Ok(sent)) => {
                     self.pub_ok.store(true, Ordering::Relaxed);
-                    self.stats.published.fetch_add(sent, Ordering::Relaxed);
+                    self.stats.published.inc_by(sent);
                 }
                 res => {
                     let was_ok = self.pub_ok.swap(false, Ordering::Relaxed);
-                    self.stats.publish_dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.stats.publish_dropped.inc_by(batch.len() as u64);
                     if was_ok {
                         let err = match res {
                             Ok(Err(e)) => e.to_string(),
@@ -510,7 +528,9 @@ impl RedisCluster {
                 _ = tick.tick() => {}
                 _ = self.stop.cancelled() => return,
             }
-            match tokio::time::timeout(REDIS_TIMEOUT * 2, self.beat()).await {
+            let r = tokio::time::timeout(REDIS_TIMEOUT * 2, self.beat()).await;
+            self.stats.redis_up.set(i64::from(matches!(r, Ok(Ok(()))) && self.healthy()));
+            match r {
                 Ok(Ok(())) => self.beat_ok.store(true, Ordering::Relaxed),
                 res => {
                     if self.beat_ok.swap(false, Ordering::Relaxed) {
@@ -541,7 +561,7 @@ impl RedisCluster {
             let won: i64 = conn.zrem(self.keys.nodes(), &node).await?;
             if won == 1 {
                 tracing::info!(%node, "node silent past the presence ttl; its users go offline");
-                self.stats.reaped_nodes.fetch_add(1, Ordering::Relaxed);
+                self.stats.reaped_nodes.inc();
                 self.clear_node(&node).await?;
             }
         }
@@ -632,8 +652,8 @@ impl RedisCluster {
             return;
         }
         if self.outq.try_send(event).is_err() {
-            let n = self.stats.publish_dropped.fetch_add(1, Ordering::Relaxed);
-            if n.is_power_of_two() {
+            let n = self.stats.publish_dropped.inc();
+            if (n + 1).is_power_of_two() {
                 tracing::warn!(dropped = n + 1, "redis publish queue full; events dropped, members will sync");
             }
         }

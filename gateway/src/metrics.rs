@@ -79,6 +79,11 @@ impl Metrics {
         self.closes.get_or_create(&vec![("reason", reason.to_owned())]).inc();
     }
 
+    /// Lets metrics kept elsewhere (the cluster adapter's) register, under the `jbk_` prefix.
+    pub fn with_registry(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
