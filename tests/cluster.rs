@@ -408,3 +408,22 @@ fn cluster_mode_needs_the_shared_database_and_halves_need_redis() {
     assert_eq!(cl.presence_ttl, Duration::from_secs(30));
     assert!(parse(&["jiebanke", "serve"]).unwrap().cluster.is_none(), "the embedded default stays as it was");
 }
+
+/// Nodes started together on a fresh database (a rollout, a compose `up`): one applies the
+/// migrations, the others wait for it; every node comes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_together_on_a_fresh_database_all_come_up() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(redis) = TestRedis::new() else { return };
+    let envs: Vec<Vec<(String, String)>> = (1..=4).map(|i| node_env(&redis.url, &redis.prefix, &format!("s{i}"), 30_000)).collect();
+    let envs: Vec<Vec<(&str, &str)>> = envs.iter().map(|e| e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()).collect();
+    let (a, b, c, d) = tokio::join!(
+        ServerProcess::start_role(&db, "serve", free_port(), &envs[0]),
+        ServerProcess::start_role(&db, "gateway", free_port(), &envs[1]),
+        ServerProcess::start_role(&db, "rest", free_port(), &envs[2]),
+        ServerProcess::start_role(&db, "serve", free_port(), &envs[3]),
+    );
+    for n in [&a, &b, &c, &d] {
+        n.wait_status("ready", Duration::from_secs(10)).await;
+    }
+}

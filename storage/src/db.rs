@@ -115,7 +115,15 @@ impl SqlStore {
     pub async fn migrate(&self) -> Result<(), StorageError> {
         match self.dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await?,
-            Dialect::MySql => MYSQL_MIGRATIONS.run(&self.pool).await?,
+            Dialect::MySql => {
+                // Nodes of a cluster start together: one migrates, the others wait for it and
+                // then find nothing to do. The lock is per database, on this one connection.
+                let mut conn = self.pool.acquire().await?;
+                sqlx::query("SELECT GET_LOCK(CONCAT('jbk_migrate:', DATABASE()), 120)").execute(&mut *conn).await?;
+                let done = MYSQL_MIGRATIONS.run_direct(None, &mut *conn, false).await;
+                let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('jbk_migrate:', DATABASE()))").execute(&mut *conn).await;
+                done?;
+            }
         }
         Ok(())
     }
