@@ -33,9 +33,11 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(addr: SocketAddr, codec: Codec, sources: usize) -> Target {
+    /// `offset` skips that many source addresses, so that several generator processes do not
+    /// share one address's ports.
+    pub fn new(addr: SocketAddr, codec: Codec, sources: usize, offset: usize) -> Target {
         // 127.0.0.2, 127.0.0.3, ... 127.0.0.254, 127.0.1.1, ...
-        let sources = (0..sources.max(1))
+        let sources = (offset..offset + sources.max(1))
             .map(|i| {
                 let k = i + 1;
                 Ipv4Addr::new(127, 0, (k / 254) as u8, (k % 254 + 1) as u8)

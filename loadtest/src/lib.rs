@@ -31,6 +31,10 @@ pub struct Cli {
     /// Source addresses to spread sessions over (127.0.0.2 and up); each adds ~28k ports.
     #[arg(long, global = true, default_value_t = 1)]
     pub sources: usize,
+    /// Skip this many source addresses (start at 127.0.0.(2+N)): give each of several load
+    /// generator processes its own.
+    #[arg(long, global = true, default_value_t = 0)]
+    pub source_offset: usize,
     /// The server's process id, to read its CPU time and memory from /proc.
     #[arg(long, global = true)]
     pub server_pid: Option<u32>,
@@ -71,7 +75,7 @@ type Mark = (sys::Cpu, Option<sys::Cpu>, Option<u64>);
 /// report (whose `failures` say whether every check passed).
 pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     let nofile = sys::raise_nofile();
-    let target = Arc::new(Target::new(cli.target, cli.codec, cli.sources));
+    let target = Arc::new(Target::new(cli.target, cli.codec, cli.sources, cli.source_offset));
     let prefix = cli.prefix.clone().unwrap_or_else(|| format!("lt{}", std::process::id()));
     let marks: Arc<Mutex<Vec<Mark>>> = Arc::new(Mutex::new(Vec::new()));
     let probe: Probe = {
