@@ -207,17 +207,27 @@ async fn slow_consumer_is_cut_off_without_slowing_others() {
     let mut cfast = connect(app.addr, &fast.token, Proto::Json).await;
     let text = "流".repeat(4000); // ~12 KB a message: the slow reader's socket buffers fill up
     let n = 2000u64;
-    let reader = tokio::spawn(async move {
-        let mut got = 0;
-        while got < n {
-            let v = cfast.recv().await;
-            assert_eq!(v["type"], "msg", "{v}");
-            got += 1;
-        }
-        got
-    });
+    // The fast reader keeps up by construction: the sender never gets more than one window
+    // (50 < the queue of 64) ahead of what it has read, however busy the machine is.
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = {
+        let read = read.clone();
+        tokio::spawn(async move {
+            let mut got = 0;
+            while got < n {
+                let v = cfast.recv().await;
+                assert_eq!(v["type"], "msg", "{v}");
+                got += 1;
+                read.store(got, std::sync::atomic::Ordering::SeqCst);
+            }
+            got
+        })
+    };
     // The sender reads its acks as it goes (in windows of 50), as a real client does.
     for w in 0..n / 50 {
+        while read.load(std::sync::atomic::Ordering::SeqCst) < w * 50 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         for i in 0..50 {
             cs.send_text(w * 50 + i, &conv, &format!("c{w}-{i}"), &text).await;
         }
