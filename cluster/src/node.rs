@@ -19,7 +19,7 @@ use crate::keys::Keys;
 use crate::order::{Item, Sequencer, Verdict};
 use crate::wire;
 use async_trait::async_trait;
-use dashmap::{DashMap, DashSet};
+use dashmap::DashSet;
 use futures_util::StreamExt;
 use jiebanke_chat_core::ports::{Bus, Event, EventSink, PresenceDirectory, Ready, Store};
 use jiebanke_chat_core::{ConvId, CoreError, Message, Seq, SessionId, UserId};
@@ -735,11 +735,4 @@ impl RedisCluster {
             .map_err(unavailable)?;
         Ok(n > 0)
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<RedisCluster>();
-    is::<DashMap<UserId, ()>>();
 }
