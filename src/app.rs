@@ -8,8 +8,10 @@ use anyhow::Context;
 use jiebanke_chat_core::bus::LocalBus;
 use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::commit::Committer;
-use jiebanke_chat_core::ports::{Bus, Store};
-use jiebanke_cluster::RedisCluster;
+use jiebanke_chat_core::events::{local_relay, run_relay, AlertService, EventHandler, RelayStats};
+use jiebanke_chat_core::moderation::{parse_word_list, ModerationService, WordFilter};
+use jiebanke_chat_core::ports::{Bus, OpsStore, RelayFn, Store};
+use jiebanke_cluster::{AmqpLink, RedisCluster};
 use jiebanke_gateway::hub::Hub;
 use jiebanke_gateway::metrics::Metrics;
 use jiebanke_gateway::Gateway;
@@ -31,6 +33,10 @@ pub struct Application {
     writer: tokio::task::JoinHandle<()>,
     shutdown: CancellationToken,
     cluster: Option<Arc<RedisCluster>>,
+    amqp: Option<Arc<AmqpLink>>,
+    /// The outbox relay and the outbox gauges' refresher: aborted at exit (what they had not
+    /// relayed stays in the outbox).
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -60,11 +66,32 @@ impl Application {
             None => local_bus.clone(),
         };
         let (committer, writer) = Committer::spawn(store_arc.clone(), bus.clone(), config.commit);
-        let mut chat = ChatService::new(store_arc, committer, bus).with_max_group(config.max_group_members);
+        let mut chat = ChatService::new(store_arc.clone(), committer, bus.clone()).with_max_group(config.max_group_members);
         if let Some(rc) = &cluster {
             chat = chat.with_directory(Arc::new(rc.handle()));
         }
         let chat = Arc::new(chat);
+
+        // Durable events: the outbox, its relay, and what consumes them.
+        let ops: Arc<dyn OpsStore> = store_arc.clone();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let words = match &config.banned_words_file {
+            Some(path) => read_words(path)?,
+            None => Vec::new(),
+        };
+        let filter = Arc::new(WordFilter::new(words).map_err(|e| anyhow::anyhow!("JBK_BANNED_WORDS_FILE: {e}"))?);
+        let handler = Arc::new(EventHandler::new(ops.clone(), bus.clone()));
+        let alerts = Arc::new(AlertService::new(ops.clone(), store_arc.clone(), wake.clone()));
+        let moderation = Arc::new(ModerationService::new(
+            store_arc.clone(),
+            ops.clone(),
+            bus.clone(),
+            filter.clone(),
+            wake.clone(),
+            config.admins.clone(),
+        ));
+        let amqp = config.amqp.clone().map(AmqpLink::new);
+
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
         match &cluster {
@@ -86,8 +113,45 @@ impl Application {
                 local_bus.attach(hub.clone());
             }
         }
+        // The sink is attached: events handled from now on reach the sessions.
+        let relay: Arc<RelayFn> = match &amqp {
+            Some(link) => {
+                link.start(handler.clone()).await;
+                tracing::info!(healthy = link.healthy(), "durable events through rabbitmq");
+                metrics.with_registry(|reg| link.stats.register(reg));
+                link.relay_fn()
+            }
+            None => local_relay(handler.clone()),
+        };
+        let relay_stats = Arc::new(RelayStats::default());
+        let mut background = vec![tokio::spawn(run_relay(ops.clone(), relay, wake.clone(), config.outbox_poll, relay_stats))];
+        background.push(tokio::spawn(outbox_gauges(ops.clone(), metrics.clone())));
+        #[cfg(unix)]
+        if let Some(path) = config.banned_words_file.clone() {
+            let filter = filter.clone();
+            background.push(tokio::spawn(async move {
+                use tokio::signal::unix::{signal, SignalKind};
+                let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+                while hup.recv().await.is_some() {
+                    match read_words(&path).and_then(|w| filter.replace(w).map_err(|e| anyhow::anyhow!("{e}"))) {
+                        Ok(n) => tracing::info!(words = n, "banned-word list reloaded (SIGHUP)"),
+                        Err(e) => tracing::warn!(error = %e, "banned-word list not reloaded; the old one stays"),
+                    }
+                }
+            }));
+        }
+
         let jwt = Arc::new(JwtKeys::new(&jwt_secret, config.token_ttl));
-        let gateway = Gateway::new(chat.clone(), hub, jwt.clone(), config.gateway.clone(), metrics, shutdown.clone());
+        let gateway = Gateway::new(
+            chat.clone(),
+            alerts.clone(),
+            moderation.clone(),
+            hub,
+            jwt.clone(),
+            config.gateway.clone(),
+            metrics,
+            shutdown.clone(),
+        );
 
         let mut logins: Vec<Arc<dyn LoginProvider>> = Vec::new();
         if let Some(w) = &config.wechat {
@@ -101,17 +165,33 @@ impl Application {
         }
         let ready_store = store.clone();
         let ready_cluster = cluster.clone();
+        let ready_amqp = amqp.clone();
+        let words_file = config.banned_words_file.clone();
+        let reload_filter = filter.clone();
         let rest = RestState {
             chat,
+            alerts,
+            moderation,
+            reload_words: Arc::new(move || match &words_file {
+                Some(path) => {
+                    let words = read_words(path).map_err(|e| e.to_string())?;
+                    reload_filter.replace(words).map_err(|e| e.to_string())
+                }
+                None => Err("no banned-word file is configured (JBK_BANNED_WORDS_FILE)".into()),
+            }),
             jwt,
             logins: Arc::new(logins),
             readiness: Arc::new(move || {
                 let s = ready_store.clone();
                 let rc = ready_cluster.clone();
+                let mq = ready_amqp.clone();
                 Box::pin(async move {
                     let mut checks = vec![Check { name: "database", ok: s.ping().await, critical: true }];
                     if let Some(rc) = rc {
                         checks.push(Check { name: "redis", ok: rc.healthy(), critical: false });
+                    }
+                    if let Some(mq) = mq {
+                        checks.push(Check { name: "rabbitmq", ok: mq.healthy(), critical: false });
                     }
                     checks
                 })
@@ -129,7 +209,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Application { listener, router, gateway, store, writer, shutdown, cluster })
+        Ok(Application { listener, router, gateway, store, writer, shutdown, cluster, amqp, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -142,7 +222,7 @@ impl Application {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, router, gateway, store, writer, shutdown, cluster } = self;
+        let Application { listener, router, gateway, store, writer, shutdown, cluster, amqp, background } = self;
         tracing::info!(addr = %listener.local_addr()?, "jiebanke serving");
         // Frames are small and each must leave at once: without TCP_NODELAY a frame written while
         // the previous one is unacknowledged waits for the client's delayed ACK (~40 ms).
@@ -164,6 +244,12 @@ impl Application {
         };
         let (served, ()) = tokio::join!(serve, drain);
         served.context("serving")?;
+        for task in &background {
+            task.abort();
+        }
+        if let Some(link) = &amqp {
+            link.stop();
+        }
         if let Some(rc) = &cluster {
             rc.leave().await;
         }
@@ -175,6 +261,29 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Reads a banned-word list file (see `parse_word_list`).
+fn read_words(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading the banned-word list {}", path.display()))?;
+    Ok(parse_word_list(&text))
+}
+
+/// Keeps `jbk_outbox_pending` and `jbk_outbox_dead` current.
+async fn outbox_gauges(ops: Arc<dyn OpsStore>, metrics: Arc<Metrics>) {
+    let pending = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    let dead = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    metrics.with_registry(|reg| {
+        reg.register("outbox_pending", "Durable events waiting in the outbox to be relayed", pending.clone());
+        reg.register("outbox_dead", "Durable events that could not be handled (kept in the outbox)", dead.clone());
+    });
+    loop {
+        if let Ok(c) = ops.outbox_counts().await {
+            pending.set(c.pending as i64);
+            dead.set(c.dead as i64);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

@@ -138,6 +138,24 @@ pub struct ServeArgs {
     /// A node silent this long is dead and its users are shown offline (cluster mode).
     #[arg(long, env = "JBK_PRESENCE_TTL_MS", default_value_t = 30_000)]
     pub presence_ttl_ms: u64,
+    /// Durable events (order alerts, moderation items) through RabbitMQ: `amqp://user:pass@host:5672/vhost`.
+    /// Without it the outbox is relayed in-process.
+    #[arg(long, env = "JBK_AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
+    /// Prefix of the RabbitMQ exchanges and queues.
+    #[arg(long, env = "JBK_AMQP_PREFIX", default_value = "jbk")]
+    pub amqp_prefix: String,
+    /// How often the outbox is looked at for events written on other nodes.
+    #[arg(long, env = "JBK_OUTBOX_POLL_MS", default_value_t = 250)]
+    pub outbox_poll_ms: u64,
+    /// The banned-word list: one word per line, `#` comments. Reloaded on SIGHUP and by
+    /// `POST /api/v1/admin/banned-words/reload`.
+    #[arg(long, env = "JBK_BANNED_WORDS_FILE")]
+    pub banned_words_file: Option<PathBuf>,
+    /// Identities made admins at login: `provider:subject` separated by commas (for example
+    /// `wechat:oAbc123,dev:root`).
+    #[arg(long, env = "JBK_ADMINS", default_value = "")]
+    pub admins: String,
 }
 
 /// The server's settings after parsing and checking.
@@ -160,6 +178,12 @@ pub struct Config {
     pub role: Role,
     /// Cluster mode when set.
     pub cluster: Option<jiebanke_cluster::ClusterConfig>,
+    /// Durable events through RabbitMQ when set.
+    pub amqp: Option<jiebanke_cluster::AmqpConfig>,
+    pub outbox_poll: Duration,
+    pub banned_words_file: Option<PathBuf>,
+    /// (provider, subject) of the configured admins.
+    pub admins: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +217,10 @@ impl Config {
             store: jiebanke_storage::StoreOptions::default(),
             role: Role::Full,
             cluster: None,
+            amqp: None,
+            outbox_poll: Duration::from_millis(250),
+            banned_words_file: None,
+            admins: Vec::new(),
         }
     }
 
@@ -221,6 +249,23 @@ impl Config {
             }
             None => None,
         };
+        let amqp = match &a.amqp_url {
+            Some(url) => {
+                let shared_db = a.database_url.as_deref().is_some_and(|u| u.starts_with("mysql:") || u.starts_with("mariadb:"));
+                if !shared_db {
+                    anyhow::bail!("JBK_AMQP_URL needs the shared database: set JBK_DATABASE_URL=mysql://…");
+                }
+                if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                    anyhow::bail!("JBK_AMQP_URL must start with amqp:// or amqps://");
+                }
+                if a.amqp_prefix.is_empty() || !a.amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                    anyhow::bail!("JBK_AMQP_PREFIX must be letters, digits, '-', '_' or '.'");
+                }
+                Some(jiebanke_cluster::AmqpConfig { url: url.clone(), prefix: a.amqp_prefix.clone() })
+            }
+            None => None,
+        };
+        let admins = parse_admins(&a.admins)?;
         let production = a.env == Environment::Production;
         let dev_login = a.dev_login.unwrap_or(!production);
         if production && dev_login {
@@ -290,6 +335,22 @@ impl Config {
             },
             role,
             cluster,
+            amqp,
+            outbox_poll: Duration::from_millis(a.outbox_poll_ms.clamp(10, 60_000)),
+            banned_words_file: a.banned_words_file,
+            admins,
         })
     }
+}
+
+/// `provider:subject,provider:subject` → pairs; the provider must be one Jiebanke knows.
+pub fn parse_admins(s: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once(':') {
+            Some((p @ ("wechat" | "dev"), subject)) if !subject.is_empty() => out.push((p.to_owned(), subject.to_owned())),
+            _ => anyhow::bail!("JBK_ADMINS entries are wechat:<openid> or dev:<code>, got {part:?}"),
+        }
+    }
+    Ok(out)
 }

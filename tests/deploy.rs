@@ -117,6 +117,7 @@ fn compose_runs_a_full_cluster() {
         let env = &svc["environment"];
         assert!(env["JBK_REDIS_URL"].as_str().unwrap().starts_with("redis://"), "{g}");
         assert!(env["JBK_DATABASE_URL"].as_str().unwrap().starts_with("mysql://"), "{g}");
+        assert!(env["JBK_AMQP_URL"].as_str().unwrap().starts_with("amqp://"), "{g}");
         ids.insert(env["JBK_NODE_ID"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 3, "distinct node ids");
@@ -156,10 +157,12 @@ fn compose_runs_a_full_cluster() {
 async fn grafana_dashboard_queries_real_metric_names() {
     let Some(db) = TestDb::new(Db::MySql).await else { return };
     let Some(redis) = TestRedis::new() else { return };
+    let Some(rabbit) = TestRabbit::new() else { return };
     let app = spawn_app(&db, |c| {
         let mut cl = jiebanke_cluster::ClusterConfig::new(redis.url.clone(), "dash1");
         cl.prefix = redis.prefix.clone();
         c.cluster = Some(cl);
+        c.amqp = Some(jiebanke_cluster::AmqpConfig { url: rabbit.url(), prefix: "jbk".into() });
     })
     .await;
     // Traffic, so that every labelled family has a series: frames in and out, an error, and a

@@ -21,6 +21,9 @@ pub enum CoreError {
     /// The token is missing, malformed, expired or forged.
     #[error("unauthorized: {0}")]
     Unauthorized(String),
+    /// The user is banned: no login, no session.
+    #[error("banned: this account is banned")]
+    Banned,
 }
 
 impl CoreError {
@@ -33,6 +36,7 @@ impl CoreError {
             CoreError::Conflict(_) => "conflict",
             CoreError::Unavailable(_) => "unavailable",
             CoreError::Unauthorized(_) => "unauthorized",
+            CoreError::Banned => "banned",
         }
     }
 

@@ -52,6 +52,18 @@ int_id!(
     /// A direct or group conversation.
     ConvId, "conversation id"
 );
+int_id!(
+    /// A durable event of the outbox; an order alert has the id of the event that made it.
+    EventId, "event id"
+);
+int_id!(
+    /// An order paid to a merchant.
+    OrderId, "order id"
+);
+int_id!(
+    /// An item of the moderation feed (a flagged message or a user's report).
+    ModerationId, "moderation item id"
+);
 
 /// A message's position in its conversation: starts at 1, grows by exactly 1, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

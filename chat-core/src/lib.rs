@@ -11,20 +11,24 @@
 //! - `commit`: the group-commit sequencer in front of a `MessageStore`.
 //! - `presence`: the pure presence registry (sessions per user, last seen).
 //! - `chat`: `ChatService`, the use cases the gateway and REST shell call.
+//! - `events`: durable events (outbox relay, the handler), merchants' order alerts.
+//! - `moderation`: the banned-word filter, reports, admin actions.
 //! - `memory`: an in-memory `Store` for tests and examples.
 
 pub mod bus;
 pub mod chat;
 pub mod commit;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod memory;
 pub mod model;
+pub mod moderation;
 pub mod ports;
 pub mod presence;
 
 pub use error::CoreError;
-pub use ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
+pub use ids::{ClientMsgId, ConvId, EventId, ModerationId, OrderId, Seq, SessionId, UserId};
 pub use model::*;
 
 /// Milliseconds since the Unix epoch, the one clock of the domain.

@@ -1,7 +1,7 @@
 //! Users, conversations and messages as the domain sees them.
 
 use crate::error::CoreError;
-use crate::ids::{ClientMsgId, ConvId, Seq, UserId};
+use crate::ids::{ClientMsgId, ConvId, EventId, ModerationId, OrderId, Seq, UserId};
 use std::sync::Arc;
 
 /// A person known to Jiebanke, identified by a login provider's subject (WeChat openid).
@@ -12,6 +12,10 @@ pub struct User {
     pub nickname: String,
     pub created_at: i64,
     pub last_seen: Option<i64>,
+    /// May moderate: sees the moderation feed, deletes messages, bans users, makes admins.
+    pub admin: bool,
+    /// Banned users cannot log in or open a session until an admin unbans them.
+    pub banned: bool,
 }
 
 /// Who a login provider says the caller is.
@@ -51,14 +55,19 @@ impl ConversationKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
+/// `s` trimmed, if it has 1 to `max` characters; else `invalid` saying so of `what`.
+fn trimmed(s: &str, max: usize, what: &str) -> Result<String, CoreError> {
+    let t = s.trim();
+    let n = t.chars().count();
+    if n == 0 || n > max {
+        return Err(CoreError::invalid(format!("{what} must be 1 to {max} characters")));
+    }
+    Ok(t.to_owned())
+}
+
 impl Title {
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        let t = s.trim();
-        let n = t.chars().count();
-        if n == 0 || n > 64 {
-            return Err(CoreError::invalid("title must be 1 to 64 characters"));
-        }
-        Ok(Self(t.to_owned()))
+        trimmed(s, 64, "title").map(Self)
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -107,12 +116,22 @@ impl MessageText {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageBody {
     Text(MessageText),
+    /// The tombstone of a message an admin deleted: its seq stays, its content is gone.
+    Deleted,
 }
 
 impl MessageBody {
     pub fn kind(&self) -> &'static str {
         match self {
             MessageBody::Text(_) => "text",
+            MessageBody::Deleted => "deleted",
+        }
+    }
+    /// The text, if the body has one.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            MessageBody::Text(t) => Some(t.as_str()),
+            MessageBody::Deleted => None,
         }
     }
 }
@@ -154,6 +173,163 @@ impl Appended {
             Appended::New(m) | Appended::Duplicate(m) => m,
         }
     }
+}
+
+/// What was bought, as the merchant's alert shows it: 1 to 128 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemName(String);
+
+impl ItemName {
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        trimmed(s, 128, "item").map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An amount of money in fen (1/100 yuan): 1 fen to 100,000,000 yuan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountFen(i64);
+
+impl AmountFen {
+    pub const MAX: i64 = 10_000_000_000;
+    pub fn new(v: i64) -> Result<Self, CoreError> {
+        if !(1..=Self::MAX).contains(&v) {
+            return Err(CoreError::invalid("amount_fen must be between 1 and 10000000000"));
+        }
+        Ok(Self(v))
+    }
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A paid order of a merchant's goods (flowers, an animal to claim...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    pub id: OrderId,
+    pub merchant: UserId,
+    pub buyer: Option<UserId>,
+    pub item: String,
+    pub amount_fen: i64,
+    pub paid_at: i64,
+}
+
+/// An order about to be recorded as paid.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub merchant: UserId,
+    pub buyer: Option<UserId>,
+    pub item: ItemName,
+    pub amount: AmountFen,
+}
+
+/// A merchant's alert for one paid order. Its id is the id of the `order.paid` event that made
+/// it, so handling the event again finds the same alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderAlert {
+    pub id: EventId,
+    pub merchant: UserId,
+    pub order: Order,
+    pub created_at: i64,
+    pub acked: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModerationKind {
+    /// The banned-word filter matched the message.
+    Flagged,
+    /// A member reported the message.
+    Report,
+}
+
+impl ModerationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModerationKind::Flagged => "flagged",
+            ModerationKind::Report => "report",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        match s {
+            "flagged" => Ok(Self::Flagged),
+            "report" => Ok(Self::Report),
+            _ => Err(CoreError::invalid("moderation kind must be flagged or report")),
+        }
+    }
+}
+
+/// A report's reason: 1 to 200 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportReason(String);
+
+impl ReportReason {
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        trimmed(s, 200, "reason").map(Self)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Something for the admins to look at: a flagged or reported message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModerationItem {
+    pub id: ModerationId,
+    pub kind: ModerationKind,
+    pub conv: ConvId,
+    pub seq: Seq,
+    /// Who wrote the message.
+    pub author: UserId,
+    /// Who reported it (reports only).
+    pub reporter: Option<UserId>,
+    pub reason: String,
+    /// The banned words that matched (flagged only).
+    pub words: Vec<String>,
+    /// The start of the message's text, as it was when the item was made.
+    pub excerpt: String,
+    pub created_at: i64,
+}
+
+/// A moderation item about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewModerationItem {
+    pub kind: ModerationKind,
+    pub conv: ConvId,
+    pub seq: Seq,
+    pub author: UserId,
+    pub reporter: Option<UserId>,
+    pub reason: String,
+    pub words: Vec<String>,
+    pub excerpt: String,
+}
+
+/// A durable event: written to the outbox in the same transaction as the change it tells of,
+/// carried to its handlers at least once (through RabbitMQ in cluster mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurableEvent {
+    /// `order.paid`: the merchant gets an alert.
+    OrderPaid(Order),
+    /// `moderation.created`: every admin session sees the item.
+    ModerationCreated(ModerationItem),
+}
+
+impl DurableEvent {
+    /// The topic (routing key) of the event.
+    pub fn topic(&self) -> &'static str {
+        match self {
+            DurableEvent::OrderPaid(_) => "order.paid",
+            DurableEvent::ModerationCreated(_) => "moderation.created",
+        }
+    }
+}
+
+/// A durable event with its outbox id (the idempotency key of its handlers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: EventId,
+    pub event: DurableEvent,
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! `bus::LocalBus` implements `Bus` in-process; `rest` implements `TokenVerifier` with JWTs.
 
 use crate::error::Result;
-use crate::ids::{ConvId, Seq, SessionId, UserId};
+use crate::ids::{ConvId, EventId, ModerationId, Seq, SessionId, UserId};
 use crate::model::*;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -60,6 +60,57 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>>;
 }
 
+/// Orders, alerts, moderation and the outbox: the durable events and what they change.
+#[async_trait]
+pub trait OpsStore: Send + Sync + 'static {
+    /// Records a paid order and its `order.paid` event in ONE transaction.
+    async fn create_paid_order(&self, order: &NewOrder, now: i64) -> Result<Order>;
+    /// The alert of `event` for `order.merchant`, created if it does not exist (a second call
+    /// with the same event returns the first alert, acked or not).
+    async fn record_alert(&self, event: EventId, order: &Order, now: i64) -> Result<OrderAlert>;
+    /// The merchant's alerts not acked yet, oldest first, at most `limit`.
+    async fn pending_alerts(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>>;
+    /// Marks the merchant's alert acked; false if the merchant has no such alert.
+    async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool>;
+
+    /// One message, tombstone or not.
+    async fn message(&self, conv: ConvId, seq: Seq) -> Result<Option<Message>>;
+    /// Stores a moderation item and its `moderation.created` event in ONE transaction.
+    async fn create_moderation_item(&self, item: &NewModerationItem, now: i64) -> Result<ModerationItem>;
+    /// Items with an id above `after`, oldest first, at most `limit`.
+    async fn moderation_items(&self, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;
+    /// Replaces the message's content with a tombstone; false if there is no such message.
+    async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64) -> Result<bool>;
+    /// Bans or unbans; false if the user does not exist.
+    async fn set_banned(&self, user: UserId, banned: bool, now: i64) -> Result<bool>;
+    /// Grants or revokes the admin role; false if the user does not exist.
+    async fn set_admin(&self, user: UserId, admin: bool) -> Result<bool>;
+
+    /// Hands the oldest events not yet relayed (at most `limit`) to `relay` and records what it
+    /// says of each: `Ok(None)` relayed, `Ok(Some(why))` dead (never retried, kept for an
+    /// operator). If `relay` fails, nothing is recorded and the events come again next time.
+    /// Concurrent callers (nodes) never get the same event at the same time. Returns how many
+    /// events were handed over.
+    async fn relay_outbox(&self, limit: u32, relay: &RelayFn) -> Result<usize>;
+    /// Events not relayed yet, and dead ones.
+    async fn outbox_counts(&self) -> Result<OutboxCounts>;
+}
+
+/// What `OpsStore::relay_outbox` calls with a batch of events.
+pub type RelayFn = dyn Fn(Vec<OutboxEvent>) -> BoxFuture<'static, Result<Verdicts>> + Send + Sync;
+
+/// What a relay says of each event it was handed: `None` relayed, `Some(why)` dead.
+pub type Verdicts = Vec<(EventId, Option<String>)>;
+
+/// A boxed future, as the ports return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub dead: u64,
+}
+
 /// All the stores one backend provides.
 pub trait Store: UserStore + ConversationStore + MessageStore {}
 impl<T: UserStore + ConversationStore + MessageStore> Store for T {}
@@ -95,6 +146,14 @@ pub enum Event {
     /// Events may have been missed (the cluster bus was cut and is back): every session of this
     /// node is told to `sync`. Only a bus publishes it, to its own node.
     Resync,
+    /// An order alert for every session of the merchant.
+    OrderAlert { alert: Arc<OrderAlert> },
+    /// A moderation item for every admin session, on every node.
+    Moderation { item: Arc<ModerationItem> },
+    /// An admin deleted a message: the members replace it with a tombstone.
+    MessageDeleted { members: Arc<[UserId]>, conv: ConvId, seq: Seq },
+    /// The user was banned: every session of theirs, on every node, is closed.
+    Banned { user: UserId },
 }
 
 /// Receives the events a `Bus` carries. Must not block: it runs on the publisher's task.

@@ -21,9 +21,9 @@ impl Keys {
     pub fn presence_channel(&self, user: UserId) -> String {
         format!("{}:pres:{{{user}}}", self.prefix)
     }
-    /// Channel: conversations whose members changed (every node).
-    pub fn members_channel(&self) -> String {
-        format!("{}:members", self.prefix)
+    /// Channel: what every node needs (conversations whose members changed, moderation items).
+    pub fn broadcast_channel(&self) -> String {
+        format!("{}:all", self.prefix)
     }
     /// Set: the nodes with a session of the user.
     pub fn on(&self, user: UserId) -> String {

@@ -1,15 +1,18 @@
 //! Cluster mode's adapters for the domain's ports, on real engines:
 //!
 //! - `node::RedisCluster`: the `Bus` and the `PresenceDirectory` on Redis pub/sub and sets.
+//! - `amqp::AmqpLink`: durable events (the outbox relay and its consumers) on RabbitMQ.
 //! - `order::Sequencer`: per user and conversation, messages in seq order, once.
 //! - `wire`: what crosses nodes, in MessagePack.
 //! - `keys`: the Redis keys and channels.
 
+pub mod amqp;
 pub mod keys;
 pub mod node;
 pub mod order;
 pub mod wire;
 
+pub use amqp::{AmqpConfig, AmqpLink};
 pub use node::{ClusterConfig, RedisCluster, RedisClusterHandle};
 
 pub(crate) fn now_ms() -> i64 {

@@ -3,9 +3,10 @@
 //!
 //! Routing: each node subscribes to its own channel; `on:{user}` holds the nodes with a
 //! session of the user. A publisher looks the members up and publishes each event once per
-//! node that has some of them, naming those members. Presence changes go to `pres:{user}`,
-//! which only nodes with a watcher of the user subscribe to; membership changes go to
-//! `members`, which every node subscribes to (they are rare).
+//! node that has some of them, naming those members (an order alert or a ban is routed the same
+//! way, to its one user). Presence changes go to `pres:{user}`, which only nodes with a watcher
+//! of the user subscribe to; membership changes and moderation items go to `all`, which every
+//! node subscribes to (they are rare).
 //!
 //! Liveness: each node scores itself in `nodes` every `presence_ttl / 3`. A node that has not
 //! for `presence_ttl` is dead: the first live node to remove it from `nodes` takes its users
@@ -304,7 +305,13 @@ impl RedisCluster {
                     f(*conv)
                 }
             }
-            Event::Read { .. } | Event::Typing { .. } | Event::Presence { .. } => {
+            Event::Read { .. }
+            | Event::Typing { .. }
+            | Event::Presence { .. }
+            | Event::OrderAlert { .. }
+            | Event::Moderation { .. }
+            | Event::MessageDeleted { .. }
+            | Event::Banned { .. } => {
                 if let Some(sink) = self.sink() {
                     sink.deliver(&got.event)
                 }
@@ -361,7 +368,7 @@ impl RedisCluster {
     ) -> anyhow::Result<()> {
         let pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.client.get_async_pubsub()).await??;
         let (mut sink, mut stream) = pubsub.split();
-        let mut channels = vec![self.keys.node_channel(&self.cfg.node_id), self.keys.members_channel()];
+        let mut channels = vec![self.keys.node_channel(&self.cfg.node_id), self.keys.broadcast_channel()];
         let watched: Vec<UserId> = self.watched.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
         channels.extend(watched.iter().map(|u| self.keys.presence_channel(*u)));
         for chunk in channels.chunks(1000) {
@@ -482,9 +489,14 @@ impl RedisCluster {
         let mut sent = 0u64;
         for ev in batch {
             match ev {
-                Event::Message { members, .. } | Event::Read { members, .. } | Event::Typing { members, .. } => {
+                Event::Message { .. }
+                | Event::Read { .. }
+                | Event::Typing { .. }
+                | Event::MessageDeleted { .. }
+                | Event::OrderAlert { .. }
+                | Event::Banned { .. } => {
                     let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
-                    for m in members.iter() {
+                    for m in audience(ev) {
                         for n in routes.get(m).into_iter().flatten().filter(|n| n.as_str() != me) {
                             by_node.entry(n.as_str()).or_default().push(*m);
                         }
@@ -502,9 +514,9 @@ impl RedisCluster {
                         sent += 1;
                     }
                 }
-                Event::MembersChanged { .. } => {
+                Event::MembersChanged { .. } | Event::Moderation { .. } => {
                     if let Some(bytes) = wire::encode(me, ev, &[]) {
-                        p.publish(self.keys.members_channel(), bytes).ignore();
+                        p.publish(self.keys.broadcast_channel(), bytes).ignore();
                         sent += 1;
                     }
                 }
@@ -596,7 +608,12 @@ impl RedisCluster {
 /// The members an event is for, if it is routed by member.
 fn audience(e: &Event) -> &[UserId] {
     match e {
-        Event::Message { members, .. } | Event::Read { members, .. } | Event::Typing { members, .. } => members,
+        Event::Message { members, .. }
+        | Event::Read { members, .. }
+        | Event::Typing { members, .. }
+        | Event::MessageDeleted { members, .. } => members,
+        Event::OrderAlert { alert } => std::slice::from_ref(&alert.merchant),
+        Event::Banned { user } => std::slice::from_ref(user),
         _ => &[],
     }
 }

@@ -3,7 +3,10 @@
 //! These types never leave this crate; `decode` parses them back into domain values once.
 
 use jiebanke_chat_core::ports::Event;
-use jiebanke_chat_core::{ClientMsgId, ConvId, Message, MessageBody, MessageText, Seq, SessionId, UserId};
+use jiebanke_chat_core::{
+    ClientMsgId, ConvId, EventId, Message, MessageBody, MessageText, ModerationId, ModerationItem, ModerationKind, Order, OrderAlert, OrderId,
+    Seq, SessionId, UserId,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -22,6 +25,21 @@ pub enum WireEvent {
     Typing { to: Vec<i64>, conv: i64, user: i64 },
     Presence { user: i64, online: bool, last_seen: Option<i64> },
     Members { conv: i64 },
+    Alert { alert: i64, created_at: i64, order: i64, merchant: i64, buyer: Option<i64>, item: String, amount_fen: i64, paid_at: i64 },
+    Moderation {
+        id: i64,
+        kind: String,
+        conv: i64,
+        seq: u64,
+        author: i64,
+        reporter: Option<i64>,
+        reason: String,
+        words: Vec<String>,
+        excerpt: String,
+        created_at: i64,
+    },
+    Deleted { to: Vec<i64>, conv: i64, seq: u64 },
+    Banned { user: i64 },
 }
 
 /// The event for the node whose sessions are `to`. `None` for events that never cross nodes.
@@ -29,7 +47,8 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
     let ids = || to.iter().map(|u| u.get()).collect::<Vec<_>>();
     let ev = match event {
         Event::Message { origin, message, .. } => {
-            let MessageBody::Text(text) = &message.body;
+            // Only new messages travel, and they have text; a tombstone is never published.
+            let MessageBody::Text(text) = &message.body else { return None };
             WireEvent::Msg {
                 to: ids(),
                 origin: origin.as_ref().map(|s| s.as_str().to_owned()),
@@ -46,6 +65,30 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
         Event::Typing { conv, user, .. } => WireEvent::Typing { to: ids(), conv: conv.get(), user: user.get() },
         Event::Presence { user, online, last_seen } => WireEvent::Presence { user: user.get(), online: *online, last_seen: *last_seen },
         Event::MembersChanged { conv } => WireEvent::Members { conv: conv.get() },
+        Event::OrderAlert { alert } => WireEvent::Alert {
+            alert: alert.id.get(),
+            created_at: alert.created_at,
+            order: alert.order.id.get(),
+            merchant: alert.order.merchant.get(),
+            buyer: alert.order.buyer.map(|b| b.get()),
+            item: alert.order.item.clone(),
+            amount_fen: alert.order.amount_fen,
+            paid_at: alert.order.paid_at,
+        },
+        Event::Moderation { item } => WireEvent::Moderation {
+            id: item.id.get(),
+            kind: item.kind.as_str().to_owned(),
+            conv: item.conv.get(),
+            seq: item.seq.get(),
+            author: item.author.get(),
+            reporter: item.reporter.map(|r| r.get()),
+            reason: item.reason.clone(),
+            words: item.words.clone(),
+            excerpt: item.excerpt.clone(),
+            created_at: item.created_at,
+        },
+        Event::MessageDeleted { conv, seq, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get() },
+        Event::Banned { user } => WireEvent::Banned { user: user.get() },
         Event::Resync => return None,
     };
     rmp_serde::to_vec_named(&Envelope { node: node.to_owned(), ev }).ok()
@@ -88,6 +131,41 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
         WireEvent::Typing { to, conv: c, user: u } => Event::Typing { members: users(&to)?, conv: conv(c)?, user: user(u)? },
         WireEvent::Presence { user: u, online, last_seen } => Event::Presence { user: user(u)?, online, last_seen },
         WireEvent::Members { conv: c } => Event::MembersChanged { conv: conv(c)? },
+        WireEvent::Alert { alert, created_at, order, merchant, buyer, item, amount_fen, paid_at } => {
+            let merchant = user(merchant)?;
+            Event::OrderAlert {
+                alert: Arc::new(OrderAlert {
+                    id: EventId::new(alert).map_err(|e| e.to_string())?,
+                    merchant,
+                    order: Order {
+                        id: OrderId::new(order).map_err(|e| e.to_string())?,
+                        merchant,
+                        buyer: buyer.map(user).transpose()?,
+                        item,
+                        amount_fen,
+                        paid_at,
+                    },
+                    created_at,
+                    acked: false,
+                }),
+            }
+        }
+        WireEvent::Moderation { id, kind, conv: c, seq, author, reporter, reason, words, excerpt, created_at } => Event::Moderation {
+            item: Arc::new(ModerationItem {
+                id: ModerationId::new(id).map_err(|e| e.to_string())?,
+                kind: ModerationKind::parse(&kind).map_err(|e| e.to_string())?,
+                conv: conv(c)?,
+                seq: Seq::new(seq),
+                author: user(author)?,
+                reporter: reporter.map(user).transpose()?,
+                reason,
+                words,
+                excerpt,
+                created_at,
+            }),
+        },
+        WireEvent::Deleted { to, conv: c, seq } => Event::MessageDeleted { members: users(&to)?, conv: conv(c)?, seq: Seq::new(seq) },
+        WireEvent::Banned { user: u } => Event::Banned { user: user(u)? },
     };
     Ok(Received { node: env.node, event })
 }

@@ -74,23 +74,30 @@ impl WireId {
     pub fn conv(&self) -> Result<core::ConvId, core::CoreError> {
         core::ConvId::parse(&self.text())
     }
+    pub fn event(&self) -> Result<core::EventId, core::CoreError> {
+        core::EventId::parse(&self.text())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WireBody {
     Text { text: String },
+    /// The tombstone of a message an admin deleted (history only; never sent by a client).
+    Deleted,
 }
 
 impl WireBody {
     pub fn into_domain(self) -> Result<core::MessageBody, core::CoreError> {
         match self {
             WireBody::Text { text } => Ok(core::MessageBody::Text(core::MessageText::parse(&text)?)),
+            WireBody::Deleted => Err(core::CoreError::invalid("a message body of kind deleted cannot be sent")),
         }
     }
     pub fn from_domain(body: &core::MessageBody) -> Self {
         match body {
             core::MessageBody::Text(t) => WireBody::Text { text: t.as_str().to_owned() },
+            core::MessageBody::Deleted => WireBody::Deleted,
         }
     }
 }
@@ -106,11 +113,15 @@ pub enum ClientFrame {
     PresenceSubscribe { id: Option<ReqId>, users: Vec<WireId> },
     PresenceUnsubscribe { id: Option<ReqId>, users: Vec<WireId> },
     Ping { id: Option<ReqId> },
+    /// A merchant confirms an order alert: it is not delivered again.
+    AlertAck { id: Option<ReqId>, alert: WireId },
+    /// A member reports a message to the admins.
+    Report { id: Option<ReqId>, conv: WireId, seq: u64, reason: String },
 }
 
 /// The frame types a client may send, for `unknown_type` and metrics.
 pub const CLIENT_TYPES: &[&str] =
-    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping"];
+    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping", "alert_ack", "report"];
 
 impl ClientFrame {
     pub fn type_name(&self) -> &'static str {
@@ -122,6 +133,8 @@ impl ClientFrame {
             ClientFrame::PresenceSubscribe { .. } => "presence_subscribe",
             ClientFrame::PresenceUnsubscribe { .. } => "presence_unsubscribe",
             ClientFrame::Ping { .. } => "ping",
+            ClientFrame::AlertAck { .. } => "alert_ack",
+            ClientFrame::Report { .. } => "report",
         }
     }
     pub fn id(&self) -> Option<ReqId> {
@@ -132,6 +145,8 @@ impl ClientFrame {
             | ClientFrame::Typing { id, .. }
             | ClientFrame::PresenceSubscribe { id, .. }
             | ClientFrame::PresenceUnsubscribe { id, .. }
+            | ClientFrame::AlertAck { id, .. }
+            | ClientFrame::Report { id, .. }
             | ClientFrame::Ping { id } => id.clone().filter(ReqId::valid),
         }
     }
@@ -203,6 +218,62 @@ impl From<&core::Message> for WireMessage {
     }
 }
 
+/// An order as a merchant's alert shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireOrder {
+    pub id: String,
+    pub merchant: String,
+    pub buyer: Option<String>,
+    pub item: String,
+    pub amount_fen: i64,
+    pub paid_at: i64,
+}
+
+impl From<&core::Order> for WireOrder {
+    fn from(o: &core::Order) -> Self {
+        WireOrder {
+            id: o.id.to_string(),
+            merchant: o.merchant.to_string(),
+            buyer: o.buyer.map(|b| b.to_string()),
+            item: o.item.clone(),
+            amount_fen: o.amount_fen,
+            paid_at: o.paid_at,
+        }
+    }
+}
+
+/// A moderation item as admins see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WireModerationItem {
+    pub id: String,
+    pub kind: String,
+    pub conv: String,
+    pub seq: u64,
+    pub author: String,
+    pub reporter: Option<String>,
+    pub reason: String,
+    pub words: Vec<String>,
+    pub excerpt: String,
+    pub created_at: i64,
+}
+
+impl From<&core::ModerationItem> for WireModerationItem {
+    fn from(m: &core::ModerationItem) -> Self {
+        WireModerationItem {
+            id: m.id.to_string(),
+            kind: m.kind.as_str().to_owned(),
+            conv: m.conv.to_string(),
+            seq: m.seq.get(),
+            author: m.author.to_string(),
+            reporter: m.reporter.map(|r| r.to_string()),
+            reason: m.reason.clone(),
+            words: m.words.clone(),
+            excerpt: m.excerpt.clone(),
+            created_at: m.created_at,
+        }
+    }
+}
+
 /// Every frame the server sends.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -217,6 +288,15 @@ pub enum ServerFrame {
     Pong { id: Option<ReqId> },
     /// Events may have been missed (the cluster bus was interrupted): sync every conversation.
     Resync,
+    /// A paid order for this merchant; answer with `alert_ack`, or it comes again on connect.
+    OrderAlert { alert: String, order: WireOrder, created_at: i64 },
+    AlertAcked { id: Option<ReqId>, alert: String },
+    /// A flagged or reported message, to admin sessions.
+    Moderation { item: WireModerationItem },
+    /// The answer to `report`: the moderation item made of it.
+    Reported { id: Option<ReqId>, item: String },
+    /// An admin deleted this message: show a tombstone in its place.
+    MsgDeleted { conv: String, seq: u64 },
     Error {
         id: Option<ReqId>,
         code: String,
@@ -238,8 +318,17 @@ impl ServerFrame {
             ServerFrame::Presence { .. } => "presence",
             ServerFrame::Pong { .. } => "pong",
             ServerFrame::Resync => "resync",
+            ServerFrame::OrderAlert { .. } => "order_alert",
+            ServerFrame::AlertAcked { .. } => "alert_acked",
+            ServerFrame::Moderation { .. } => "moderation",
+            ServerFrame::Reported { .. } => "reported",
+            ServerFrame::MsgDeleted { .. } => "msg_deleted",
             ServerFrame::Error { .. } => "error",
         }
+    }
+
+    pub fn order_alert(a: &core::OrderAlert) -> Self {
+        ServerFrame::OrderAlert { alert: a.id.to_string(), order: WireOrder::from(&a.order), created_at: a.created_at }
     }
 
     pub fn error(id: Option<ReqId>, code: &str, message: impl Into<String>) -> Self {

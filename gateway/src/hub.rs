@@ -2,7 +2,7 @@
 //! presence. It is the bus's `EventSink`: it turns domain events into frames and queues them on
 //! the sessions that should see them. It never blocks and never awaits.
 
-use crate::frame::{Outbound, ServerFrame, WireMessage};
+use crate::frame::{Outbound, ServerFrame, WireMessage, WireModerationItem};
 use crate::metrics::Metrics;
 use dashmap::DashMap;
 use jiebanke_chat_core::ports::{Event, EventSink};
@@ -26,6 +26,8 @@ pub enum CloseReason {
     Shutdown,
     /// The client closed, or the connection broke: nothing more can be sent.
     ClientClosed,
+    /// An admin banned the user.
+    Banned,
 }
 
 impl CloseReason {
@@ -37,6 +39,7 @@ impl CloseReason {
             CloseReason::TooLarge => 1009,
             CloseReason::Shutdown => 1012,
             CloseReason::ClientClosed => 1000,
+            CloseReason::Banned => 4003,
         }
     }
     pub fn label(self) -> &'static str {
@@ -47,6 +50,7 @@ impl CloseReason {
             CloseReason::TooLarge => "too_large",
             CloseReason::Shutdown => "server_restart",
             CloseReason::ClientClosed => "client_closed",
+            CloseReason::Banned => "banned",
         }
     }
     /// Whether queued frames are still written before closing (a drain), or dropped.
@@ -88,19 +92,28 @@ pub struct Hub {
     /// Sessions that asked for a user's presence, by watched user. Each session may watch at
     /// most `GatewayConfig::max_presence_watch` users; entries go when the session ends.
     watchers: DashMap<UserId, Vec<Arc<SessionShared>>>,
+    /// Sessions of admins (their user had the role when the session opened): they get the
+    /// moderation feed. Entries go when the session ends.
+    admins: DashMap<SessionId, Arc<SessionShared>>,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Hub { sessions: DashMap::new(), watchers: DashMap::new(), metrics }
+        Hub { sessions: DashMap::new(), watchers: DashMap::new(), admins: DashMap::new(), metrics }
     }
 
     pub fn register(&self, s: Arc<SessionShared>) {
         self.sessions.entry(s.user).or_default().push(s);
     }
 
+    /// The session gets the moderation feed.
+    pub fn register_admin(&self, s: Arc<SessionShared>) {
+        self.admins.insert(s.id.clone(), s);
+    }
+
     pub fn unregister(&self, s: &SessionShared, watched: &[UserId]) {
+        self.admins.remove(&s.id);
         self.sessions.remove_if_mut(&s.user, |_, list| {
             list.retain(|x| x.id != s.id);
             list.is_empty()
@@ -208,6 +221,30 @@ impl EventSink for Hub {
                 }
             }
             Event::MembersChanged { .. } => {}
+            Event::OrderAlert { alert } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::order_alert(alert)));
+                self.to_user(alert.merchant, &frame, None);
+            }
+            Event::Moderation { item } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::Moderation { item: WireModerationItem::from(item.as_ref()) }));
+                let admins: Vec<Arc<SessionShared>> = self.admins.iter().map(|e| e.value().clone()).collect();
+                for s in admins {
+                    self.push(&s, frame.clone());
+                }
+            }
+            Event::MessageDeleted { members, conv, seq } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::MsgDeleted { conv: conv.to_string(), seq: seq.get() }));
+                for m in members.iter() {
+                    self.to_user(*m, &frame, None);
+                }
+            }
+            Event::Banned { user } => {
+                if let Some(list) = self.sessions.get(user).map(|l| l.clone()) {
+                    for s in list {
+                        s.close(CloseReason::Banned);
+                    }
+                }
+            }
         }
     }
 }

@@ -24,6 +24,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hub::Hub;
 use jiebanke_chat_core::chat::ChatService;
+use jiebanke_chat_core::events::AlertService;
+use jiebanke_chat_core::moderation::ModerationService;
+use jiebanke_chat_core::CoreError;
 use jiebanke_chat_core::ports::TokenVerifier;
 use jiebanke_chat_core::SessionId;
 use metrics::Metrics;
@@ -109,6 +112,8 @@ impl GatewayConfig {
 /// Everything the gateway's handlers share.
 pub struct Gateway {
     pub chat: Arc<ChatService>,
+    pub alerts: Arc<AlertService>,
+    pub moderation: Arc<ModerationService>,
     pub hub: Arc<Hub>,
     pub tokens: Arc<dyn TokenVerifier>,
     pub config: GatewayConfig,
@@ -124,8 +129,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         chat: Arc<ChatService>,
+        alerts: Arc<AlertService>,
+        moderation: Arc<ModerationService>,
         hub: Arc<Hub>,
         tokens: Arc<dyn TokenVerifier>,
         config: GatewayConfig,
@@ -139,6 +147,8 @@ impl Gateway {
             .unwrap_or(0);
         Arc::new(Gateway {
             chat,
+            alerts,
+            moderation,
             hub,
             tokens,
             config,
@@ -226,6 +236,14 @@ async fn upgrade(
         Ok(u) => u,
         Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token", None),
     };
+    let admin = match gw.moderation.session_allowed(user).await {
+        Ok(u) => u.admin,
+        Err(CoreError::Banned) => return refuse(&gw, StatusCode::FORBIDDEN, "banned", "this account is banned", None),
+        Err(CoreError::Unavailable(_)) => {
+            return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable, retry later", Some(1000))
+        }
+        Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "unknown user", None),
+    };
     // The first protocol the client lists that we speak; none listed means JSON.
     let requested: Vec<String> = ws
         .requested_protocols()
@@ -260,5 +278,5 @@ async fn upgrade(
     let codec = codec.unwrap_or(Codec::Json);
     let id = SessionId::new(format!("{}-{}", gw.session_prefix, gw.next_session.fetch_add(1, Ordering::Relaxed)));
     let tracker = gw.sessions.clone();
-    ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, user, codec, id)))
+    ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, user, admin, codec, id)))
 }

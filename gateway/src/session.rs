@@ -14,7 +14,7 @@ use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, Seq, SessionId, UserId};
+use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, ReportReason, Seq, SessionId, UserId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -24,7 +24,7 @@ const WRITE_COALESCE: usize = 64;
 
 type Replies = BoxFuture<'static, Vec<ServerFrame>>;
 
-pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec: Codec, id: SessionId) {
+pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, admin: bool, codec: Codec, id: SessionId) {
     let cfg = gw.config.clone();
     let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
     let shared = Arc::new(SessionShared::new(id.clone(), user, tx));
@@ -48,8 +48,26 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, codec
         })),
     );
     gw.hub.register(shared.clone());
+    if admin {
+        gw.hub.register_admin(shared.clone());
+    }
     gw.metrics.online_users.set(gw.chat.online_users() as i64);
     tracing::debug!(session = %id, %user, ?codec, "session open");
+    // A ban that committed after the upgrade's check and whose close went out before this
+    // session was registered is caught here.
+    if let Err(CoreError::Banned) = gw.moderation.session_allowed(user).await {
+        shared.close(CloseReason::Banned);
+    }
+    // Order alerts not acked yet, oldest first (an alert committed meanwhile may also come live:
+    // the alert id tells them apart).
+    match gw.alerts.pending(user, jiebanke_chat_core::events::MAX_PENDING_ON_CONNECT).await {
+        Ok(list) => {
+            for a in &list {
+                gw.hub.push(&shared, Arc::new(Outbound::new(ServerFrame::order_alert(a))));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, %user, "pending order alerts not read; they come on the next connect"),
+    }
 
     let quota = Quota::per_second(cfg.msg_rate).allow_burst(cfg.msg_burst);
     let mut session = Session {
@@ -234,6 +252,13 @@ impl Session {
                 self.inflight.push(Box::pin(async move {
                     let started = Instant::now();
                     let result = chat.send(me, origin, conv, cmid.clone(), body).await;
+                    if let Ok(Appended::New(m)) = &result {
+                        // The filter runs before the ack; a flagged message stays delivered and
+                        // becomes a moderation item.
+                        if let Err(e) = gw.moderation.screen(m).await {
+                            tracing::warn!(error = %e, conv = %m.conv, seq = %m.seq, "message not screened");
+                        }
+                    }
                     gw.metrics.ack_latency.observe(started.elapsed().as_secs_f64());
                     vec![match result {
                         Ok(appended) => {
@@ -327,6 +352,27 @@ impl Session {
                         }
                     }
                     out
+                }));
+            }
+            ClientFrame::AlertAck { alert, .. } => {
+                let alert = alert.event().map_err(fail)?;
+                let alerts = self.gw.alerts.clone();
+                self.inflight.push(Box::pin(async move {
+                    vec![match alerts.ack(me, alert).await {
+                        Ok(()) => ServerFrame::AlertAcked { id, alert: alert.to_string() },
+                        Err(e) => error_frame(id, &e),
+                    }]
+                }));
+            }
+            ClientFrame::Report { conv, seq, reason, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                let reason = ReportReason::parse(&reason).map_err(fail)?;
+                let moderation = self.gw.moderation.clone();
+                self.inflight.push(Box::pin(async move {
+                    vec![match moderation.report(me, conv, Seq::new(seq), reason).await {
+                        Ok(item) => ServerFrame::Reported { id, item: item.id.to_string() },
+                        Err(e) => error_frame(id, &e),
+                    }]
                 }));
             }
             ClientFrame::PresenceUnsubscribe { users, .. } => {

@@ -37,6 +37,7 @@ impl From<CoreError> for ApiError {
             CoreError::Conflict(_) => StatusCode::CONFLICT,
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            CoreError::Banned => StatusCode::FORBIDDEN,
         };
         let message = match &e {
             CoreError::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),

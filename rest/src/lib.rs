@@ -5,7 +5,8 @@
 //! Layout:
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`.
-//! - `routes::auth`, `routes::conversations`, `routes::health`: the endpoints.
+//! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
+//!   (moderation, bans, roles, orders for tests), `routes::health`: the endpoints.
 
 pub mod auth;
 pub mod error;
@@ -19,6 +20,8 @@ use axum::Router;
 use error::ApiError;
 use futures_util::future::BoxFuture;
 use jiebanke_chat_core::chat::ChatService;
+use jiebanke_chat_core::events::AlertService;
+use jiebanke_chat_core::moderation::ModerationService;
 use jiebanke_chat_core::ports::TokenVerifier;
 use jiebanke_chat_core::UserId;
 use std::sync::Arc;
@@ -39,6 +42,10 @@ pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Vec<Check>> + Send 
 #[derive(Clone)]
 pub struct RestState {
     pub chat: Arc<ChatService>,
+    pub alerts: Arc<AlertService>,
+    pub moderation: Arc<ModerationService>,
+    /// Reads the banned-word list from its source again; returns how many words it has.
+    pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
     /// Login providers by name; the first is the default.
     pub logins: Arc<Vec<Arc<dyn LoginProvider>>>,
@@ -61,6 +68,8 @@ pub fn router(state: RestState) -> Router {
     Router::new()
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
+        .merge(routes::alerts::router())
+        .merge(routes::admin::router())
         .merge(routes::health::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -5,13 +5,16 @@
 //! Layout:
 //! - `db`: connecting, pragmas, migrations (`migrations/sqlite`, `migrations/mysql`).
 //! - `store`: `SqlStore`, the implementation of `UserStore`, `ConversationStore`, `MessageStore`.
+//! - `ops`: `SqlStore` as `OpsStore`: orders, alerts, moderation, the transactional outbox.
 //! - `testing`: a throwaway MySQL database per test.
 
 mod db;
+mod ops;
 mod store;
 pub mod testing;
 
 pub use db::{Dialect, SqlStore, SqliteSync, StoreOptions};
+pub use ops::{decode_event, encode_event};
 
 /// The storage crate's one error type.
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,7 @@ fn pow2_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-fn corrupt(what: &str) -> StorageError {
+pub(crate) fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(what.to_owned())
 }
 
@@ -41,13 +41,17 @@ fn user_from(row: &AnyRow) -> Result<User, StorageError> {
         nickname: row.try_get("nickname")?,
         created_at: row.try_get("created_at")?,
         last_seen: row.try_get("last_seen")?,
+        admin: row.try_get::<i64, _>("is_admin")? != 0,
+        banned: row.try_get::<Option<i64>, _>("banned_at")?.is_some(),
     })
 }
 
-fn message_from(row: &AnyRow) -> Result<Message, StorageError> {
+pub(crate) fn message_from(row: &AnyRow) -> Result<Message, StorageError> {
     let kind: String = row.try_get("kind")?;
     let text: String = row.try_get("text")?;
+    let deleted: Option<i64> = row.try_get("deleted_at")?;
     let body = match kind.as_str() {
+        _ if deleted.is_some() => MessageBody::Deleted,
         "text" => MessageBody::Text(MessageText::parse(&text).map_err(|_| corrupt("message text"))?),
         _ => return Err(corrupt("message kind")),
     };
@@ -62,12 +66,10 @@ fn message_from(row: &AnyRow) -> Result<Message, StorageError> {
 }
 
 fn body_text(body: &MessageBody) -> &str {
-    match body {
-        MessageBody::Text(t) => t.as_str(),
-    }
+    body.text().unwrap_or("")
 }
 
-fn placeholders(n: usize) -> String {
+pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
@@ -76,7 +78,7 @@ impl SqlStore {
     /// IMMEDIATE`): a deferred transaction that reads first could not upgrade to a writer if
     /// another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait
     /// out).
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StorageError> {
         Ok(match self.dialect {
             crate::Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             crate::Dialect::MySql => self.pool.begin().await?,
@@ -114,7 +116,7 @@ impl SqlStore {
         let mut stored: HashMap<(i64, String), Message> = HashMap::new();
         for chunk in pow2_chunks(batch) {
             let cond = vec!["(sender_id = ? AND cmid = ?)"; chunk.len()].join(" OR ");
-            let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text FROM messages WHERE {cond}");
+            let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages WHERE {cond}");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for m in chunk {
                 q = q.bind(m.from.get()).bind(m.cmid.as_str().to_owned());
@@ -266,7 +268,7 @@ impl UserStore for SqlStore {
             .await
             .map_err(StorageError::from)?;
         let row = sqlx::query(
-            "SELECT id, provider, nickname, created_at, last_seen FROM users WHERE provider = ? AND subject = ?",
+            "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE provider = ? AND subject = ?",
         )
         .bind(identity.provider)
         .bind(identity.subject.clone())
@@ -277,7 +279,7 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE id = ?")
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await
@@ -500,7 +502,7 @@ impl MessageStore for SqlStore {
 
     async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>> {
         let rows = sqlx::query(
-            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text FROM messages \
+            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages \
              WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(conv.get())

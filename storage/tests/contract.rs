@@ -2,7 +2,7 @@
 //! database of its own (skipped with a loud SKIPPED line when no server answers, unless
 //! `JBK_REQUIRE_SERVICES=1`, as in `.ci/run`).
 
-use jiebanke_chat_core::ports::{ConversationStore, MessageStore, UserStore};
+use jiebanke_chat_core::ports::{ConversationStore, MessageStore, OpsStore, RelayFn, UserStore};
 use jiebanke_chat_core::*;
 use jiebanke_storage::testing::TestMySql;
 use jiebanke_storage::SqlStore;
@@ -157,6 +157,90 @@ async fn groups_change_members(s: &SqlStore) {
     assert!(s.conversation(ConvId::new(5555).unwrap()).await.unwrap().is_none());
 }
 
+async fn orders_alerts_and_the_outbox(s: &SqlStore) {
+    let shop = s.upsert_user(&id("shop"), "S", 1).await.unwrap().id;
+    let other = s.upsert_user(&id("other"), "O", 1).await.unwrap().id;
+    let new = |item: &str| NewOrder { merchant: shop, buyer: Some(other), item: ItemName::parse(item).unwrap(), amount: AmountFen::new(100).unwrap() };
+    let o1 = s.create_paid_order(&new("一束花"), 10).await.unwrap();
+    let o2 = s.create_paid_order(&new("两束花"), 11).await.unwrap();
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 2);
+
+    // The relay gets the events in order, with their orders; what it reports relayed is gone.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let relay: Arc<RelayFn> = Arc::new(move |evs: Vec<OutboxEvent>| {
+        seen2.lock().unwrap().extend(evs.clone());
+        Box::pin(async move { Ok(evs.iter().map(|e| (e.id, None)).collect()) })
+    });
+    assert_eq!(s.relay_outbox(128, relay.as_ref()).await.unwrap(), 2);
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(events.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), vec![DurableEvent::OrderPaid(o1.clone()), DurableEvent::OrderPaid(o2.clone())]);
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 0);
+    assert_eq!(s.relay_outbox(128, relay.as_ref()).await.unwrap(), 0);
+
+    // A failing relay leaves the events where they were.
+    let o3 = s.create_paid_order(&new("三束花"), 12).await.unwrap();
+    let failing: Arc<RelayFn> = Arc::new(|_| Box::pin(async { Err(CoreError::unavailable("broker down")) }));
+    assert!(s.relay_outbox(128, failing.as_ref()).await.is_err());
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 1);
+    // A dead verdict takes it out of the queue, counted apart.
+    let dead: Arc<RelayFn> = Arc::new(|evs: Vec<OutboxEvent>| Box::pin(async move { Ok(evs.iter().map(|e| (e.id, Some("bad".to_owned()))).collect()) }));
+    assert_eq!(s.relay_outbox(128, dead.as_ref()).await.unwrap(), 1);
+    assert_eq!(s.outbox_counts().await.unwrap(), jiebanke_chat_core::ports::OutboxCounts { pending: 0, dead: 1 });
+
+    // Alerts: idempotent per event, pending oldest first, acked only by their merchant.
+    let (e1, e2) = (events[0].id, events[1].id);
+    let a2 = s.record_alert(e2, &o2, 20).await.unwrap();
+    let a1 = s.record_alert(e1, &o1, 21).await.unwrap();
+    let again = s.record_alert(e1, &o1, 99).await.unwrap();
+    assert_eq!(again, a1, "the same event, the same alert");
+    assert_eq!(a1.order, o1);
+    let pending = s.pending_alerts(shop, 10).await.unwrap();
+    assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), vec![e1, e2]);
+    assert!(s.pending_alerts(other, 10).await.unwrap().is_empty());
+    assert!(!s.ack_alert(other, e1, 30).await.unwrap());
+    assert!(s.ack_alert(shop, e1, 30).await.unwrap());
+    assert!(s.ack_alert(shop, e1, 31).await.unwrap(), "acking twice is fine");
+    assert_eq!(s.pending_alerts(shop, 10).await.unwrap(), vec![a2]);
+    assert!(s.record_alert(e1, &o1, 40).await.unwrap().acked);
+    let _ = o3;
+}
+
+async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
+    let a = s.upsert_user(&id("ma"), "A", 1).await.unwrap();
+    assert!(!a.admin && !a.banned);
+    let c = s.create_group(a.id, &Title::parse("t").unwrap(), &[], 1).await.unwrap().id;
+    s.append(&[new_msg(c, a.id, "k1", "坏话")], 2).await.unwrap();
+    let item = s
+        .create_moderation_item(
+            &NewModerationItem { kind: ModerationKind::Flagged, conv: c, seq: Seq::new(1), author: a.id, reporter: None, reason: "r".into(), words: vec!["坏".into()], excerpt: "坏话".into() },
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.moderation_items(None, 10).await.unwrap(), vec![item.clone()]);
+    assert!(s.moderation_items(Some(item.id), 10).await.unwrap().is_empty());
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 1, "the item's event is in the outbox");
+
+    assert!(s.delete_message(c, Seq::new(1), 4).await.unwrap());
+    assert!(s.delete_message(c, Seq::new(1), 5).await.unwrap(), "deleting twice is fine");
+    assert!(!s.delete_message(c, Seq::new(2), 5).await.unwrap());
+    assert_eq!(s.history(c, Seq::ZERO, 10).await.unwrap()[0].body, MessageBody::Deleted);
+    assert_eq!(s.message(c, Seq::new(1)).await.unwrap().unwrap().body, MessageBody::Deleted);
+    // A resend of the deleted message's cmid finds the tombstone, not a new message.
+    let again = s.append(&[new_msg(c, a.id, "k1", "坏话")], 6).await.unwrap();
+    assert!(matches!(&again[0], Ok(Appended::Duplicate(m)) if m.body == MessageBody::Deleted));
+
+    assert!(s.set_banned(a.id, true, 7).await.unwrap());
+    assert!(s.user(a.id).await.unwrap().unwrap().banned);
+    assert!(s.set_banned(a.id, false, 8).await.unwrap());
+    assert!(!s.user(a.id).await.unwrap().unwrap().banned);
+    assert!(s.set_admin(a.id, true).await.unwrap());
+    assert!(s.upsert_user(&id("ma"), "A", 9).await.unwrap().admin);
+    assert!(!s.set_admin(UserId::new(999_999).unwrap(), true).await.unwrap());
+    assert!(!s.set_banned(UserId::new(999_999).unwrap(), true, 1).await.unwrap());
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -168,7 +252,52 @@ macro_rules! both {
     };
 }
 
-both!(users_and_direct, append_sequences_and_dedups, big_batches_have_dense_seqs, groups_change_members);
+both!(
+    users_and_direct,
+    append_sequences_and_dedups,
+    big_batches_have_dense_seqs,
+    groups_change_members,
+    orders_alerts_and_the_outbox,
+    moderation_bans_roles_and_tombstones
+);
+
+/// Nodes relay side by side: two relays running at once never hand over the same event.
+#[tokio::test]
+async fn concurrent_relays_never_share_an_event_on_mysql() {
+    let Some(b) = mysql().await else { return };
+    let s = b.store.clone();
+    let shop = s.upsert_user(&id("cshop"), "S", 1).await.unwrap().id;
+    for i in 0..300 {
+        s.create_paid_order(&NewOrder { merchant: shop, buyer: None, item: ItemName::parse(&format!("i{i}")).unwrap(), amount: AmountFen::new(1).unwrap() }, i).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<EventId>::new()));
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let s = s.clone();
+        let seen = seen.clone();
+        tasks.push(tokio::spawn(async move {
+            let relay: Arc<RelayFn> = Arc::new(move |evs: Vec<OutboxEvent>| {
+                let seen = seen.clone();
+                Box::pin(async move {
+                    // Hold the batch a little, as a broker round trip would.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    seen.lock().unwrap().extend(evs.iter().map(|e| e.id));
+                    Ok(evs.iter().map(|e| (e.id, None)).collect())
+                })
+            });
+            while s.relay_outbox(16, relay.as_ref()).await.unwrap() > 0 {}
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut ids = seen.lock().unwrap().clone();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (300, 300), "every event once");
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 0);
+}
 
 #[tokio::test]
 async fn sqlite_survives_reopen() {

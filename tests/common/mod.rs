@@ -490,3 +490,134 @@ impl Drop for OwnRedis {
         self.kill9();
     }
 }
+
+/// A RabbitMQ vhost of the test's own on the machine's broker (guest may use it); deleted when
+/// dropped.
+pub struct TestRabbit {
+    pub vhost: String,
+    pub port: u16,
+}
+
+impl TestRabbit {
+    /// `None` (SKIPPED) when no broker answers or rabbitmqctl is missing, unless
+    /// `JBK_REQUIRE_SERVICES=1` (then it panics).
+    pub fn new() -> Option<TestRabbit> {
+        let port: u16 = std::env::var("JBK_TEST_AMQP_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(5672);
+        let vhost = format!("jbk_t_{:08x}", rand::random::<u32>());
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("rabbitmqctl").args(args).output().map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        };
+        let reachable = std::net::TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_secs(2))
+            .map_err(|e| e.to_string());
+        let made = reachable
+            .and_then(|_| run(&["add_vhost", &vhost]))
+            .and_then(|_| run(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]));
+        if let Err(e) = made {
+            if jiebanke_storage::testing::services_required() {
+                panic!("RabbitMQ at 127.0.0.1:{port} with rabbitmqctl is required (JBK_REQUIRE_SERVICES=1): {e}");
+            }
+            eprintln!("SKIPPED: RabbitMQ test, no broker: {e}");
+            return None;
+        }
+        Some(TestRabbit { vhost, port })
+    }
+    /// The URL through `port` (the broker's, or a proxy's in front of it).
+    pub fn url_via(&self, port: u16) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{port}/{}", self.vhost)
+    }
+    pub fn url(&self) -> String {
+        self.url_via(self.port)
+    }
+}
+
+impl Drop for TestRabbit {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("rabbitmqctl").args(["delete_vhost", &self.vhost]).output();
+    }
+}
+
+/// A TCP proxy in front of a service, that the test can cut (every connection through it is
+/// closed and new ones are refused) and restore: a network outage of that service.
+pub struct CutProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut_tx: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CutProxy {
+    pub async fn start(target_port: u16) -> CutProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (cut_tx, cut_rx) = tokio::sync::watch::channel(0u64);
+        let up2 = up.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = cut_rx.clone();
+                cut.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target_port)).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        CutProxy { port, up, cut_tx, task }
+    }
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut_tx.send_modify(|g| *g += 1);
+    }
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A metric's value from a node's `/metrics` (the sum over its label sets), or None.
+pub async fn metric(base: &str, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{base}/metrics")).await.ok()?.text().await.ok()?;
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (key, value) = line.rsplit_once(' ')?;
+        let bare = key.split('{').next().unwrap_or(key);
+        if bare == name {
+            *found.get_or_insert(0.0) += value.parse::<f64>().ok()?;
+        }
+    }
+    found
+}
+
+pub async fn put(http: &reqwest::Client, url: String, token: &str) -> u16 {
+    http.put(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+pub async fn delete(http: &reqwest::Client, url: String, token: &str) -> u16 {
+    http.delete(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+/// Logs in and returns the HTTP status and body (for refused logins).
+pub async fn try_login(http: &reqwest::Client, base: &str, code: &str) -> (u16, Value) {
+    let resp = http.post(format!("{base}/api/v1/auth/login")).json(&json!({ "code": code })).send().await.unwrap();
+    let s = resp.status().as_u16();
+    (s, resp.json().await.unwrap_or(Value::Null))
+}

@@ -49,6 +49,7 @@ async fn login(
     .ok_or_else(|| ApiError::invalid("login provider not enabled"))?;
     let identity = provider.exchange(&code).await?;
     let user = state.chat.login(&identity).await?;
+    let user = state.moderation.admit(&identity, user).await?;
     let (token, expires_at) = state.jwt.issue(user.id)?;
     Ok(Json(json!({ "token": token, "expires_at": expires_at, "user": user_json(&user) })))
 }

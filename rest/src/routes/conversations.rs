@@ -148,6 +148,7 @@ async fn messages(
         .map(|m| {
             let body = match &m.body {
                 MessageBody::Text(t) => json!({ "kind": "text", "text": t.as_str() }),
+                MessageBody::Deleted => json!({ "kind": "deleted" }),
             };
             json!({
                 "conv": m.conv.to_string(), "seq": m.seq.get(), "from": m.from.to_string(),

@@ -1,4 +1,6 @@
 //! The REST endpoints, one module per domain.
+pub mod admin;
+pub mod alerts;
 pub mod auth;
 pub mod conversations;
 pub mod health;
@@ -14,6 +16,7 @@ pub fn user_json(u: &User) -> Value {
         "provider": u.provider,
         "created_at": u.created_at,
         "last_seen": u.last_seen,
+        "admin": u.admin,
     })
 }
 

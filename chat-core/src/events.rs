@@ -1,0 +1,152 @@
+//! Durable events: merchants' order alerts and the moderation feed's items travel from the
+//! outbox (written in the transaction of their change) to their handler at least once.
+//!
+//! - `EventHandler::handle` is what every consumer runs: idempotent, so that a redelivered event
+//!   changes nothing twice (an alert's id is its event's id).
+//! - `run_relay` drains the outbox through a `RelayFn`: on the embedded default that calls the
+//!   handler in-process (`local_relay`); in cluster mode the RabbitMQ adapter publishes with
+//!   publisher confirms and a consumer calls the handler.
+//! - `AlertService`: the use cases of order alerts.
+
+use crate::error::{CoreError, Result};
+use crate::ids::{EventId, UserId};
+use crate::model::*;
+use crate::ports::{Bus, Event, OpsStore, RelayFn, UserStore};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Most events one relay pass hands over.
+pub const RELAY_BATCH: u32 = 128;
+/// Most pending alerts sent to a merchant's new session (the rest come with the next connect
+/// once these are acked, or through REST).
+pub const MAX_PENDING_ON_CONNECT: u32 = 500;
+
+/// What every consumer of durable events runs.
+pub struct EventHandler {
+    store: Arc<dyn OpsStore>,
+    bus: Arc<dyn Bus>,
+}
+
+impl EventHandler {
+    pub fn new(store: Arc<dyn OpsStore>, bus: Arc<dyn Bus>) -> Self {
+        Self { store, bus }
+    }
+
+    /// Handles one event. `Err(Unavailable)` means try again later; any other error means the
+    /// event can never be handled (it goes to the dead letters).
+    pub async fn handle(&self, ev: &OutboxEvent) -> Result<()> {
+        match &ev.event {
+            DurableEvent::OrderPaid(order) => {
+                let alert = self.store.record_alert(ev.id, order, crate::now_ms()).await?;
+                // A redelivered event whose alert was acked meanwhile is not shown again.
+                if !alert.acked {
+                    self.bus.publish(Event::OrderAlert { alert: Arc::new(alert) });
+                }
+            }
+            DurableEvent::ModerationCreated(item) => {
+                self.bus.publish(Event::Moderation { item: Arc::new(item.clone()) });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The in-process relay of the embedded default (and of a cluster without RabbitMQ): hands each
+/// event straight to the handler.
+pub fn local_relay(handler: Arc<EventHandler>) -> Arc<RelayFn> {
+    Arc::new(move |events: Vec<OutboxEvent>| {
+        let handler = handler.clone();
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(events.len());
+            for ev in events {
+                match handler.handle(&ev).await {
+                    Ok(()) => out.push((ev.id, None)),
+                    // Nothing is recorded for the batch: the handled ones come again, harmlessly.
+                    Err(e @ CoreError::Unavailable(_)) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(event = %ev.id, error = %e, "event cannot be handled; dead-lettered");
+                        out.push((ev.id, Some(e.to_string())));
+                    }
+                }
+            }
+            Ok(out)
+        })
+    })
+}
+
+/// Counts of the relay loop, for metrics.
+#[derive(Default)]
+pub struct RelayStats {
+    pub relayed: std::sync::atomic::AtomicU64,
+    pub dead: std::sync::atomic::AtomicU64,
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
+/// Drains the outbox through `relay` until the task is aborted: at once when `wake` fires (an
+/// event was written here), at least every `poll` (events written on other nodes), and with a
+/// growing pause after a failure (broker or database down: the outbox keeps the events).
+pub async fn run_relay(store: Arc<dyn OpsStore>, relay: Arc<RelayFn>, wake: Arc<Notify>, poll: Duration, stats: Arc<RelayStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match store.relay_outbox(RELAY_BATCH, relay.as_ref()).await {
+            Ok(n) => {
+                backoff = Duration::from_millis(100);
+                stats.relayed.fetch_add(n as u64, Relaxed);
+                if n as u32 >= RELAY_BATCH {
+                    continue;
+                }
+                let _ = tokio::time::timeout(poll, wake.notified()).await;
+            }
+            Err(e) => {
+                if stats.failures.fetch_add(1, Relaxed).is_multiple_of(50) {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox not relayed; events stay in the outbox");
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Merchants' order alerts.
+pub struct AlertService {
+    store: Arc<dyn OpsStore>,
+    users: Arc<dyn UserStore>,
+    wake: Arc<Notify>,
+}
+
+impl AlertService {
+    /// `wake` is the relay's: it fires when an event was written.
+    pub fn new(store: Arc<dyn OpsStore>, users: Arc<dyn UserStore>, wake: Arc<Notify>) -> Self {
+        Self { store, users, wake }
+    }
+
+    /// Records a paid order; its alert reaches the merchant through the outbox.
+    pub async fn order_paid(&self, order: NewOrder) -> Result<Order> {
+        let mut need = vec![order.merchant];
+        need.extend(order.buyer);
+        let found = self.users.existing_users(&need).await?;
+        if let Some(missing) = need.iter().find(|u| !found.contains(u)) {
+            return Err(CoreError::NotFound(format!("user {missing}")));
+        }
+        let order = self.store.create_paid_order(&order, crate::now_ms()).await?;
+        self.wake.notify_one();
+        Ok(order)
+    }
+
+    /// The merchant's alerts not acked yet, oldest first.
+    pub async fn pending(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>> {
+        self.store.pending_alerts(merchant, limit.clamp(1, MAX_PENDING_ON_CONNECT)).await
+    }
+
+    /// The merchant acks an alert: it is not delivered again.
+    pub async fn ack(&self, merchant: UserId, alert: EventId) -> Result<()> {
+        if self.store.ack_alert(merchant, alert, crate::now_ms()).await? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound("alert".into()))
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Moderation: the banned-word filter every text message passes, users' reports, and what admins
+//! do about them (delete a message, ban and unban a user, grant the admin role).
+//!
+//! A flagged or reported message becomes a `ModerationItem`, stored with its
+//! `moderation.created` event in one transaction; the event reaches every admin session on any
+//! node through the outbox (see `events`).
+
+use crate::error::{CoreError, Result};
+use crate::ids::{ConvId, ModerationId, Seq, UserId};
+use crate::model::*;
+use crate::ports::{Bus, Event, OpsStore, Store};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+/// Most words the filter takes; more is a configuration error.
+pub const MAX_WORDS: usize = 100_000;
+/// Longest word, in characters.
+pub const MAX_WORD_CHARS: usize = 64;
+/// Characters of the message kept in an item's excerpt.
+const EXCERPT_CHARS: usize = 200;
+
+/// The banned-word filter: Aho–Corasick over the word list (ASCII case folded), replaceable
+/// while it runs (`replace`), so that a list reloaded from its file applies to the next message.
+pub struct WordFilter {
+    inner: RwLock<Arc<Matcher>>,
+}
+
+struct Matcher {
+    ac: Option<AhoCorasick>,
+    words: Vec<String>,
+}
+
+impl WordFilter {
+    /// A filter of `words` (see `parse_word_list`).
+    pub fn new(words: Vec<String>) -> Result<Self> {
+        Ok(Self { inner: RwLock::new(Arc::new(Matcher::build(words)?)) })
+    }
+
+    /// Replaces the list; returns how many words the filter has now.
+    pub fn replace(&self, words: Vec<String>) -> Result<usize> {
+        let m = Matcher::build(words)?;
+        let n = m.words.len();
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m);
+        Ok(n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.current().words.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The distinct banned words found in `text`, in the list's spelling.
+    pub fn matches(&self, text: &str) -> Vec<String> {
+        let m = self.current();
+        let Some(ac) = &m.ac else { return Vec::new() };
+        let mut found: Vec<usize> = ac.find_overlapping_iter(text).map(|x| x.pattern().as_usize()).collect();
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|i| m.words[i].clone()).collect()
+    }
+
+    fn current(&self) -> Arc<Matcher> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Matcher {
+    fn build(words: Vec<String>) -> Result<Self> {
+        if words.len() > MAX_WORDS {
+            return Err(CoreError::invalid(format!("the banned-word list has more than {MAX_WORDS} words")));
+        }
+        if let Some(w) = words.iter().find(|w| w.is_empty() || w.chars().count() > MAX_WORD_CHARS) {
+            return Err(CoreError::invalid(format!("banned word {w:?} must be 1 to {MAX_WORD_CHARS} characters")));
+        }
+        if words.is_empty() {
+            return Ok(Self { ac: None, words });
+        }
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&words)
+            .map_err(|e| CoreError::invalid(format!("banned-word list: {e}")))?;
+        Ok(Self { ac: Some(ac), words })
+    }
+}
+
+/// Parses a word list file: one word per line, blank lines and lines starting with `#` skipped,
+/// surrounding white space trimmed, duplicates dropped.
+pub fn parse_word_list(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let w = line.trim();
+        if w.is_empty() || w.starts_with('#') || out.iter().any(|x| x == w) {
+            continue;
+        }
+        out.push(w.to_owned());
+    }
+    out
+}
+
+/// The moderation use cases.
+pub struct ModerationService {
+    store: Arc<dyn Store>,
+    ops: Arc<dyn OpsStore>,
+    bus: Arc<dyn Bus>,
+    filter: Arc<WordFilter>,
+    wake: Arc<Notify>,
+    /// Identities (provider, subject) made admins at login, from configuration.
+    configured_admins: Vec<(String, String)>,
+}
+
+impl ModerationService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        ops: Arc<dyn OpsStore>,
+        bus: Arc<dyn Bus>,
+        filter: Arc<WordFilter>,
+        wake: Arc<Notify>,
+        configured_admins: Vec<(String, String)>,
+    ) -> Self {
+        Self { store, ops, bus, filter, wake, configured_admins }
+    }
+
+    pub fn filter(&self) -> &WordFilter {
+        &self.filter
+    }
+
+    /// After a login: refuses a banned user, and makes a configured admin one.
+    pub async fn admit(&self, identity: &Identity, mut user: User) -> Result<User> {
+        if user.banned {
+            return Err(CoreError::Banned);
+        }
+        let configured = self.configured_admins.iter().any(|(p, s)| p == identity.provider && *s == identity.subject);
+        if configured && !user.admin {
+            self.ops.set_admin(user.id, true).await?;
+            user.admin = true;
+        }
+        Ok(user)
+    }
+
+    /// A session may open: the user exists and is not banned. Returns the user.
+    pub async fn session_allowed(&self, user: UserId) -> Result<User> {
+        let u = self.store.user(user).await?.ok_or_else(|| CoreError::Unauthorized("unknown user".into()))?;
+        if u.banned {
+            return Err(CoreError::Banned);
+        }
+        Ok(u)
+    }
+
+    /// Runs a newly stored message through the filter; a match becomes a moderation item.
+    pub async fn screen(&self, message: &Message) -> Result<Option<ModerationItem>> {
+        let Some(text) = message.body.text() else { return Ok(None) };
+        let words = self.filter.matches(text);
+        if words.is_empty() {
+            return Ok(None);
+        }
+        let item = NewModerationItem {
+            kind: ModerationKind::Flagged,
+            conv: message.conv,
+            seq: message.seq,
+            author: message.from,
+            reporter: None,
+            reason: "banned words".into(),
+            words,
+            excerpt: excerpt(text),
+        };
+        self.create(item).await.map(Some)
+    }
+
+    /// A member reports a message of their conversation.
+    pub async fn report(&self, me: UserId, conv: ConvId, seq: Seq, reason: ReportReason) -> Result<ModerationItem> {
+        let members = self.store.members(conv).await?;
+        if members.is_empty() {
+            return Err(CoreError::NotFound("conversation".into()));
+        }
+        if !members.contains(&me) {
+            return Err(CoreError::Forbidden("not a member of this conversation".into()));
+        }
+        let message = self.ops.message(conv, seq).await?.ok_or_else(|| CoreError::NotFound("message".into()))?;
+        let item = NewModerationItem {
+            kind: ModerationKind::Report,
+            conv,
+            seq,
+            author: message.from,
+            reporter: Some(me),
+            reason: reason.as_str().to_owned(),
+            words: Vec::new(),
+            excerpt: message.body.text().map(excerpt).unwrap_or_default(),
+        };
+        self.create(item).await
+    }
+
+    async fn create(&self, item: NewModerationItem) -> Result<ModerationItem> {
+        let item = self.ops.create_moderation_item(&item, crate::now_ms()).await?;
+        self.wake.notify_one();
+        Ok(item)
+    }
+
+    /// `forbidden` unless `me` is an admin.
+    pub async fn require_admin(&self, me: UserId) -> Result<User> {
+        match self.store.user(me).await? {
+            Some(u) if u.admin && !u.banned => Ok(u),
+            _ => Err(CoreError::Forbidden("admins only".into())),
+        }
+    }
+
+    /// The feed's items after `after`, oldest first.
+    pub async fn items(&self, me: UserId, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>> {
+        self.require_admin(me).await?;
+        self.ops.moderation_items(after, limit.clamp(1, 500)).await
+    }
+
+    /// Deletes a message: it becomes a tombstone and the members are told.
+    pub async fn delete_message(&self, me: UserId, conv: ConvId, seq: Seq) -> Result<()> {
+        self.require_admin(me).await?;
+        if !self.ops.delete_message(conv, seq, crate::now_ms()).await? {
+            return Err(CoreError::NotFound("message".into()));
+        }
+        let members: Arc<[UserId]> = self.store.members(conv).await?.into();
+        self.bus.publish(Event::MessageDeleted { members, conv, seq });
+        Ok(())
+    }
+
+    /// Bans a user: logins and sessions are refused, and open sessions close on every node.
+    pub async fn ban(&self, me: UserId, user: UserId) -> Result<()> {
+        self.require_admin(me).await?;
+        if user == me {
+            return Err(CoreError::invalid("an admin cannot ban themself"));
+        }
+        if !self.ops.set_banned(user, true, crate::now_ms()).await? {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        self.bus.publish(Event::Banned { user });
+        Ok(())
+    }
+
+    pub async fn unban(&self, me: UserId, user: UserId) -> Result<()> {
+        self.require_admin(me).await?;
+        if !self.ops.set_banned(user, false, crate::now_ms()).await? {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        Ok(())
+    }
+
+    /// Grants or revokes the admin role. An admin cannot revoke their own.
+    pub async fn set_admin(&self, me: UserId, user: UserId, admin: bool) -> Result<()> {
+        self.require_admin(me).await?;
+        if user == me && !admin {
+            return Err(CoreError::invalid("an admin cannot revoke their own role"));
+        }
+        if !self.ops.set_admin(user, admin).await? {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        Ok(())
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    text.chars().take(EXCERPT_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_finds_words_case_folded_and_reloads() {
+        let f = WordFilter::new(parse_word_list("# comment\n赌博\n\n  Spam \nspam\n")).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.matches("快来赌博, SPAM here"), vec!["赌博".to_owned(), "Spam".to_owned(), "spam".to_owned()]);
+        assert!(f.matches("一起去看日出").is_empty());
+        assert_eq!(f.replace(vec!["日出".into()]).unwrap(), 1);
+        assert_eq!(f.matches("一起去看日出"), vec!["日出".to_owned()]);
+        assert!(f.matches("赌博").is_empty());
+        assert_eq!(f.replace(Vec::new()).unwrap(), 0);
+        assert!(f.matches("日出").is_empty());
+    }
+
+    #[test]
+    fn bad_word_lists_are_refused() {
+        assert!(WordFilter::new(vec!["x".repeat(65)]).is_err());
+        let f = WordFilter::new(vec!["ok".into()]).unwrap();
+        assert!(f.replace(vec![String::new()]).is_err());
+        assert_eq!(f.matches("ok"), vec!["ok".to_owned()], "a refused list leaves the old one");
+    }
+}

@@ -1,0 +1,237 @@
+//! Durable events across a cluster on the real engines (MariaDB, Redis, RabbitMQ), nodes as
+//! separate processes: merchants' order alerts to another node and to a merchant who connects
+//! later, the moderation feed and admin actions (delete, ban) across nodes, a RabbitMQ
+//! connection cut and restored with no event lost, idempotent consumers and the dead-letter
+//! queue.
+
+mod common;
+use common::*;
+use futures_util::Future;
+use jiebanke_chat_core::{DurableEvent, Order, OrderId, UserId};
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const SECRET: &str = "cluster-events-secret-0123456789abcdef";
+
+struct Cluster {
+    db: TestDb,
+    redis: TestRedis,
+    rabbit: TestRabbit,
+    proxy: CutProxy,
+    words: std::path::PathBuf,
+}
+
+impl Cluster {
+    async fn new() -> Option<Cluster> {
+        let db = TestDb::new(Db::MySql).await?;
+        let redis = TestRedis::new()?;
+        let rabbit = TestRabbit::new()?;
+        let proxy = CutProxy::start(rabbit.port).await;
+        let words = db.dir.0.join("banned.txt");
+        std::fs::write(&words, "赌博\n").unwrap();
+        Some(Cluster { db, redis, rabbit, proxy, words })
+    }
+
+    async fn node(&self, id: &str) -> ServerProcess {
+        let env = [
+            ("JBK_REDIS_URL", self.redis.url.clone()),
+            ("JBK_REDIS_PREFIX", self.redis.prefix.clone()),
+            ("JBK_NODE_ID", id.to_owned()),
+            ("JBK_JWT_SECRET", SECRET.to_owned()),
+            ("JBK_AMQP_URL", self.rabbit.url_via(self.proxy.port)),
+            ("JBK_ADMINS", "dev:ce-root".to_owned()),
+            ("JBK_BANNED_WORDS_FILE", self.words.display().to_string()),
+        ];
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let p = ServerProcess::start_role(&self.db, "serve", free_port(), &env).await;
+        p.wait_status("ready", Duration::from_secs(15)).await;
+        p
+    }
+}
+
+/// Polls `f` until it returns Some (panics after `WAIT` with `what`).
+async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn paid(http: &reqwest::Client, base: &str, admin: &LoggedIn, merchant: &LoggedIn, item: &str) -> Value {
+    let (s, v) = post(http, format!("{base}/api/v1/admin/orders"), &admin.token, json!({"merchant": merchant.id, "item": item, "amount_fen": 520})).await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+async fn pending_alerts(http: &reqwest::Client, base: &str, merchant: &LoggedIn) -> Vec<Value> {
+    let (s, v) = get(http, format!("{base}/api/v1/alerts"), &merchant.token).await;
+    assert_eq!(s, 200, "{v}");
+    v["alerts"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_moderation_and_bans_cross_nodes() {
+    let Some(cl) = Cluster::new().await else { return };
+    let n1 = cl.node("e1").await;
+    let n2 = cl.node("e2").await;
+    let n3 = cl.node("e3").await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &n1.base(), "ce-root").await;
+    let shop = login(&http, &n2.base(), "ce-shop").await;
+    let later_shop = login(&http, &n3.base(), "ce-shop2").await;
+    let a = login(&http, &n1.base(), "ce-a").await;
+    let b = login(&http, &n3.base(), "ce-b").await;
+
+    // An order paid through node 1 alerts the merchant connected to node 2.
+    let mut cs = connect(n2.addr, &shop.token, Proto::Json).await;
+    let o = paid(&http, &n1.base(), &root, &shop, "向日葵花束").await;
+    let alert = cs.recv_type("order_alert").await;
+    assert_eq!(alert["order"]["id"], o["id"], "{alert}");
+
+    // A merchant offline when the order is paid gets it on connecting to node 3.
+    let o2 = paid(&http, &n1.base(), &root, &later_shop, "认领小猪").await;
+    eventually("the alert recorded", || async { (pending_alerts(&http, &n1.base(), &later_shop).await.len() == 1).then_some(()) }).await;
+    let mut cl2 = connect(n3.addr, &later_shop.token, Proto::MsgPack).await;
+    let alert = cl2.recv_type("order_alert").await;
+    assert_eq!(alert["order"]["id"], o2["id"], "{alert}");
+
+    // A flagged message on node 1 reaches the admin's sessions on nodes 2 and 3.
+    let mut admin2 = connect(n2.addr, &root.token, Proto::Json).await;
+    let mut admin3 = connect(n3.addr, &root.token, Proto::MsgPack).await;
+    let conv = direct(&http, &n1.base(), &a, &b).await;
+    let mut ca = connect(n1.addr, &a.token, Proto::Json).await;
+    let mut cb3 = connect(n3.addr, &b.token, Proto::Json).await;
+    let mut cb2 = connect(n2.addr, &b.token, Proto::MsgPack).await;
+    let ack = ca.say(1, &conv, "f1", "一起赌博").await;
+    let seq = ack["seq"].as_u64().unwrap();
+    for adm in [&mut admin2, &mut admin3] {
+        let m = adm.recv_type("moderation").await;
+        assert_eq!((m["item"]["kind"].as_str(), m["item"]["seq"].as_u64()), (Some("flagged"), Some(seq)), "{m}");
+    }
+    // A report from node 3 too.
+    cb3.send(json!({"type":"report","id":2,"conv":conv,"seq":seq,"reason":"不良信息"})).await;
+    cb3.recv_type("reported").await;
+    for adm in [&mut admin2, &mut admin3] {
+        assert_eq!(adm.recv_type("moderation").await["item"]["kind"], "report");
+    }
+
+    // Deleted through node 1: the member on nodes 2 and 3 is told.
+    assert_eq!(delete(&http, format!("{}/api/v1/admin/conversations/{conv}/messages/{seq}", n1.base()), &root.token).await, 204);
+    for c in [&mut cb3, &mut cb2] {
+        assert_eq!(c.recv_type("msg_deleted").await["seq"], seq);
+    }
+
+    // Banned through node 1: the sessions on nodes 2 and 3 close; no login anywhere.
+    assert_eq!(put(&http, format!("{}/api/v1/admin/users/{}/ban", n1.base(), b.id), &root.token).await, 204);
+    for c in [&mut cb3, &mut cb2] {
+        let (code, reason) = c.expect_close(WAIT).await.expect("close frame");
+        assert_eq!((code, reason.as_str()), (4003, "banned"));
+    }
+    for n in [&n1, &n2, &n3] {
+        assert_eq!(try_login(&http, &n.base(), "ce-b").await.0, 403);
+    }
+    assert!(try_connect(n2.addr, &b.token, Proto::Json).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_dead_letter() {
+    let Some(cl) = Cluster::new().await else { return };
+    let n1 = cl.node("r1").await;
+    let n2 = cl.node("r2").await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &n1.base(), "ce-root").await;
+    let shop = login(&http, &n2.base(), "rq-shop").await;
+    let mut cs = connect(n2.addr, &shop.token, Proto::Json).await;
+
+    // The broker becomes unreachable: nodes say so, and orders still commit into the outbox.
+    cl.proxy.cut();
+    n1.wait_status("degraded", WAIT).await;
+    n2.wait_status("degraded", WAIT).await;
+    let mut orders = Vec::new();
+    for i in 0..20 {
+        orders.push(paid(&http, &n1.base(), &root, &shop, &format!("断网订单 {i}")).await["id"].as_str().unwrap().to_owned());
+    }
+    eventually("the outbox holding all 20 events", || async {
+        (metric(&n1.base(), "jbk_outbox_pending").await == Some(20.0)).then_some(())
+    })
+    .await;
+
+    // Back: the relay drains the outbox; every alert arrives, once.
+    cl.proxy.restore();
+    n1.wait_status("ready", WAIT * 2).await;
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        let a = cs.recv_type("order_alert").await;
+        let id = a["order"]["id"].as_str().unwrap().to_owned();
+        assert!(!got.contains(&id), "alert {id} twice");
+        got.push(id);
+    }
+    got.sort();
+    orders.sort();
+    assert_eq!(got, orders);
+    eventually("an empty outbox", || async { (metric(&n1.base(), "jbk_outbox_pending").await == Some(0.0)).then_some(()) }).await;
+    assert_eq!(pending_alerts(&http, &n1.base(), &shop).await.len(), 20);
+    // They went through the broker (confirmed publishes), after the nodes saw the connection drop.
+    let published = metric(&n1.base(), "jbk_amqp_published_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_published_total").await.unwrap();
+    assert!(published >= 20.0, "published {published}");
+    assert!(metric(&n1.base(), "jbk_amqp_reconnects_total").await.unwrap() >= 1.0);
+
+    // The same event delivered again (as after a relay crash between confirm and mark): the
+    // consumer handles it and changes nothing.
+    let conn = lapin::Connection::connect(&cl.rabbit.url(), lapin::ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let first = &pending_alerts(&http, &n1.base(), &shop).await[0];
+    let event = DurableEvent::OrderPaid(Order {
+        id: OrderId::parse(first["order"]["id"].as_str().unwrap()).unwrap(),
+        merchant: UserId::parse(&shop.id).unwrap(),
+        buyer: None,
+        item: first["order"]["item"].as_str().unwrap().to_owned(),
+        amount_fen: 520,
+        paid_at: first["order"]["paid_at"].as_i64().unwrap(),
+    });
+    let consumed_before = metric(&n1.base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_consumed_total").await.unwrap();
+    let publish = |payload: Vec<u8>, id: String| {
+        let ch = ch.clone();
+        async move {
+            ch.basic_publish(
+                "jbk.events".into(),
+                "order.paid".into(),
+                BasicPublishOptions::default(),
+                &payload,
+                BasicProperties::default().with_message_id(id.as_str().into()).with_delivery_mode(2),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    publish(jiebanke_storage::encode_event(&event).into_bytes(), first["alert"].as_str().unwrap().to_owned()).await;
+    eventually("the redelivered event handled", || async {
+        let now = metric(&n1.base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_consumed_total").await.unwrap();
+        (now > consumed_before).then_some(())
+    })
+    .await;
+    assert_eq!(pending_alerts(&http, &n1.base(), &shop).await.len(), 20, "no second alert for the same event");
+    let again = cs.recv_type("order_alert").await;
+    assert_eq!(again["alert"], first["alert"], "a redelivered unacked alert is shown again under the same id");
+
+    // An event that can never be handled goes to the dead-letter queue.
+    publish(b"not json".to_vec(), "77".into()).await;
+    publish(jiebanke_storage::encode_event(&event).into_bytes(), "not-an-id".into()).await;
+    eventually("two dead letters", || async {
+        let q = ch
+            .queue_declare("jbk.events.dead".into(), QueueDeclareOptions { passive: true, durable: true, ..Default::default() }, FieldTable::default())
+            .await
+            .ok()?;
+        (q.message_count() == 2).then_some(())
+    })
+    .await;
+    let dead = metric(&n1.base(), "jbk_amqp_dead_lettered_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_dead_lettered_total").await.unwrap();
+    assert_eq!(dead, 2.0);
+}
