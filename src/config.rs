@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// Cluster mode: the Redis that carries events between nodes and holds global presence.
     #[arg(long, env = "JBK_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// `JBK_REDIS_URL` lists seed nodes of a Redis Cluster (comma separated): keys are routed
+    /// by slot and pub/sub is sharded (SSUBSCRIBE/SPUBLISH, Redis 7+).
+    #[arg(long, env = "JBK_REDIS_CLUSTER", default_value_t = false)]
+    pub redis_cluster: bool,
     /// This node's id in the cluster (default: generated at start).
     #[arg(long, env = "JBK_NODE_ID")]
     pub node_id: Option<String>,
@@ -242,6 +246,10 @@ impl Config {
                 let mut c = jiebanke_cluster::ClusterConfig::new(url.clone(), node_id);
                 c.prefix = a.redis_prefix.clone();
                 c.presence_ttl = Duration::from_millis(a.presence_ttl_ms);
+                c.redis_cluster = a.redis_cluster;
+                if !a.redis_cluster && url.contains(',') {
+                    anyhow::bail!("JBK_REDIS_URL lists several servers: set JBK_REDIS_CLUSTER=true for a Redis Cluster");
+                }
                 Some(c)
             }
             None if role != Role::Full => {

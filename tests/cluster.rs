@@ -407,6 +407,20 @@ fn cluster_mode_needs_the_shared_database_and_halves_need_redis() {
     assert!(cl.node_id.starts_with("n-"), "generated node id: {}", cl.node_id);
     assert_eq!(cl.presence_ttl, Duration::from_secs(30));
     assert!(parse(&["jiebanke", "serve"]).unwrap().cluster.is_none(), "the embedded default stays as it was");
+    // A seed list is a Redis Cluster, and says so.
+    let e = parse(&["jiebanke", "serve", "--redis-url", "redis://a:1,redis://b:2", "--database-url", "mysql://x/y"]).unwrap_err();
+    assert!(e.to_string().contains("JBK_REDIS_CLUSTER"), "{e}");
+    let c = parse(&["jiebanke", "serve", "--redis-url", "redis://a:1,redis://b:2", "--redis-cluster", "--database-url", "mysql://x/y"]).unwrap();
+    assert!(c.cluster.unwrap().redis_cluster);
+    // RabbitMQ needs the shared database too; admins are provider:subject pairs.
+    let e = parse(&["jiebanke", "serve", "--amqp-url", "amqp://x"]).unwrap_err();
+    assert!(e.to_string().contains("mysql"), "{e}");
+    let e = parse(&["jiebanke", "serve", "--amqp-url", "http://x", "--database-url", "mysql://x/y"]).unwrap_err();
+    assert!(e.to_string().contains("amqp://"), "{e}");
+    let c = parse(&["jiebanke", "serve", "--admins", "dev:root, wechat:oAb"]).unwrap();
+    assert_eq!(c.admins, vec![("dev".to_owned(), "root".to_owned()), ("wechat".to_owned(), "oAb".to_owned())]);
+    let e = parse(&["jiebanke", "serve", "--admins", "root"]).unwrap_err();
+    assert!(e.to_string().contains("JBK_ADMINS"), "{e}");
 }
 
 /// Nodes started together on a fresh database (a rollout, a compose `up`): one applies the
@@ -426,4 +440,121 @@ async fn nodes_started_together_on_a_fresh_database_all_come_up() {
     for n in [&a, &b, &c, &d] {
         n.wait_status("ready", Duration::from_secs(10)).await;
     }
+}
+
+/// On a Redis Cluster (three shards of the test's own): nodes route commands by slot and use
+/// sharded pub/sub. Chat crosses nodes in seq order, presence is global, and the channels are
+/// shard channels (SSUBSCRIBE), not plain ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_with_sharded_pubsub_carries_chat_and_presence() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(rc) = OwnRedisCluster::start().await else { return };
+    let prefix = format!("jbk_rc_{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let mut nodes = Vec::new();
+    for id in ["s1", "s2", "s3"] {
+        let mut env = node_env(&rc.urls(), &prefix, id, 30_000);
+        env.push(("JBK_REDIS_CLUSTER".into(), "true".into()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let p = ServerProcess::start_role(&db, "serve", free_port(), &env).await;
+        p.wait_status("ready", Duration::from_secs(15)).await;
+        nodes.push(p);
+    }
+    let http = reqwest::Client::new();
+    let a = login(&http, &nodes[0].base(), "rc-a").await;
+    let b = login(&http, &nodes[1].base(), "rc-b").await;
+    let c = login(&http, &nodes[2].base(), "rc-c").await;
+    let conv = group(&http, &nodes[0].base(), &a, &[&b, &c]).await;
+    // A message from every node reaches the others with the same seq.
+    let mut clients = [
+        connect(nodes[0].addr, &a.token, Proto::Json).await,
+        connect(nodes[1].addr, &b.token, Proto::MsgPack).await,
+        connect(nodes[2].addr, &c.token, Proto::Json).await,
+    ];
+    for i in 0..3 {
+        let ack = clients[i].say(i as u64 + 1, &conv, &format!("rc{i}"), "分片发布").await;
+        assert_eq!((ack["type"].as_str(), ack["seq"].as_u64()), (Some("ack"), Some(i as u64 + 1)), "{ack}");
+        for (j, other) in clients.iter_mut().enumerate().filter(|(j, _)| *j != i) {
+            let m = recv_where(other, "msg", |_| true).await;
+            assert_eq!((m["seq"].as_u64(), m["cmid"].as_str()), (Some(i as u64 + 1), Some(format!("rc{i}").as_str())), "member {j}: {m}");
+        }
+    }
+    let [mut ca, _cb, cc] = clients;
+    // Presence: a on node 1 watches c on node 3, who leaves.
+    ca.send(json!({"type":"presence_subscribe","id":9,"users":[c.id]})).await;
+    let p = recv_where(&mut ca, "presence", |_| true).await;
+    assert_eq!(p["online"], true, "{p}");
+    drop(cc);
+    let p = recv_where(&mut ca, "presence", |v| v["online"] == false).await;
+    assert!(p["last_seen"].as_i64().is_some(), "{p}");
+
+    // The node channels are shard channels on the cluster, and no plain channel is ours.
+    let mut shard: Vec<String> = rc.on_each::<Vec<String>>(redis::cmd("PUBSUB").arg("SHARDCHANNELS")).concat();
+    shard.sort();
+    for n in ["s1", "s2", "s3"] {
+        let ch = format!("{prefix}:node:{{{n}}}");
+        assert!(shard.contains(&ch), "{ch} not a shard channel: {shard:?}");
+    }
+    let plain: Vec<String> = rc.on_each::<Vec<String>>(redis::cmd("PUBSUB").arg("CHANNELS")).concat();
+    assert!(plain.iter().all(|c| !c.starts_with(&prefix)), "plain channels: {plain:?}");
+}
+
+/// A shard of the Redis Cluster killed under traffic and started again: the node whose channel
+/// lives on it says degraded, acked sends are all recoverable by sync, its sessions are told
+/// to resync, and live delivery comes back without anyone reconnecting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_shard_restart_recovers_by_itself() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(mut rc) = OwnRedisCluster::start().await else { return };
+    let prefix = format!("jbk_rs_{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let mut nodes = Vec::new();
+    for id in ["t1", "t2"] {
+        let mut env = node_env(&rc.urls(), &prefix, id, 2_000);
+        env.push(("JBK_REDIS_CLUSTER".into(), "true".into()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let p = ServerProcess::start_role(&db, "serve", free_port(), &env).await;
+        p.wait_status("ready", Duration::from_secs(15)).await;
+        nodes.push(p);
+    }
+    let (n1, n2) = (&nodes[0], &nodes[1]);
+    let http = reqwest::Client::new();
+    let a = login(&http, &n1.base(), "rs-a").await;
+    let b = login(&http, &n2.base(), "rs-b").await;
+    let conv = direct(&http, &n1.base(), &a, &b).await;
+    let mut ca = connect(n1.addr, &a.token, Proto::Json).await;
+    let mut cb = connect(n2.addr, &b.token, Proto::Json).await;
+    let ack = ca.say(1, &conv, "before", "shards up").await;
+    assert_eq!(recv_where(&mut cb, "msg", |_| true).await["seq"], ack["seq"]);
+
+    // The shard that holds node t2's channel (the one a GET of that slot is not redirected on).
+    let key = format!("{prefix}:node:{{t2}}");
+    let owner = rc
+        .ports
+        .iter()
+        .position(|p| {
+            let mut k = redis::Client::open(format!("redis://127.0.0.1:{p}")).unwrap().get_connection_with_timeout(Duration::from_secs(2)).unwrap();
+            redis::cmd("GET").arg(&key).query::<Option<String>>(&mut k).is_ok()
+        })
+        .expect("a shard owns the slot");
+    rc.kill9(owner);
+    n2.wait_status("degraded", Duration::from_secs(15)).await;
+    let mut acked = BTreeMap::new();
+    for i in 0..10u64 {
+        let v = ca.say(10 + i, &conv, &format!("down{i}"), "shard down").await;
+        assert_eq!(v["type"], "ack", "{v}");
+        acked.insert(format!("down{i}"), v["seq"].as_u64().unwrap());
+    }
+
+    rc.restart(owner).await;
+    n1.wait_status("ready", Duration::from_secs(20)).await;
+    n2.wait_status("ready", Duration::from_secs(20)).await;
+    recv_where(&mut cb, "resync", |_| true).await;
+    let log = cb.sync_all(&conv, 0).await;
+    let stored: BTreeMap<String, u64> = log.iter().map(|m| (m["cmid"].as_str().unwrap().to_owned(), m["seq"].as_u64().unwrap())).collect();
+    for (cmid, seq) in &acked {
+        assert_eq!(stored.get(cmid), Some(seq), "acked {cmid} is in the log");
+    }
+    let ack = ca.say(60, &conv, "after", "shard back").await;
+    assert_eq!(recv_where(&mut cb, "msg", |v| v["cmid"] == "after").await["seq"], ack["seq"]);
+    let ack = cb.say(61, &conv, "after-b", "shard back").await;
+    assert_eq!(recv_where(&mut ca, "msg", |v| v["cmid"] == "after-b").await["seq"], ack["seq"]);
 }

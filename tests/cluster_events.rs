@@ -235,3 +235,55 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
     let dead = metric(&n1.base(), "jbk_amqp_dead_lettered_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_dead_lettered_total").await.unwrap();
     assert_eq!(dead, 2.0);
 }
+
+/// A node killed with `kill -9` while it commits orders and relays their events: every order
+/// it acknowledged (201) gets its alert, once, through the surviving node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_killed_mid_relay_loses_no_acknowledged_order() {
+    let Some(cl) = Cluster::new().await else { return };
+    let mut k1 = cl.node("k1").await;
+    let k2 = cl.node("k2").await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &k1.base(), "ce-root").await;
+    let shop = login(&http, &k2.base(), "kill-shop").await;
+
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let writer = {
+        let (http, base, acked) = (http.clone(), k1.base(), acked.clone());
+        let (token, merchant) = (root.token.clone(), shop.id.clone());
+        tokio::spawn(async move {
+            for i in 0.. {
+                let sent = http
+                    .post(format!("{base}/api/v1/admin/orders"))
+                    .bearer_auth(&token)
+                    .json(&json!({"merchant": merchant, "item": format!("急单 {i}"), "amount_fen": 100}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked.lock().unwrap().push(v["id"].as_str().unwrap().to_owned());
+                    }
+                    _ => return,
+                }
+            }
+        })
+    };
+    eventually("30 orders acknowledged", || async { (acked.lock().unwrap().len() >= 30).then_some(()) }).await;
+    k1.kill9();
+    writer.await.unwrap();
+    let mut want = acked.lock().unwrap().clone();
+    want.sort();
+    let got = eventually("every acknowledged order's alert", || async {
+        let mut ids: Vec<String> = pending_alerts(&http, &k2.base(), &shop).await.iter().map(|a| a["order"]["id"].as_str().unwrap().to_owned()).collect();
+        ids.sort();
+        (ids.len() >= want.len()).then_some(ids)
+    })
+    .await;
+    let mut dedup = got.clone();
+    dedup.dedup();
+    assert_eq!(dedup.len(), got.len(), "one alert per order");
+    for id in &want {
+        assert!(got.contains(id), "order {id} was acknowledged and has no alert");
+    }
+}

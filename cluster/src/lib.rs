@@ -5,9 +5,11 @@
 //! - `order::Sequencer`: per user and conversation, messages in seq order, once.
 //! - `wire`: what crosses nodes, in MessagePack.
 //! - `keys`: the Redis keys and channels.
+//! - `link`: one Redis or a Redis Cluster (sharded pub/sub) behind one connection type.
 
 pub mod amqp;
 pub mod keys;
+pub mod link;
 pub mod node;
 pub mod order;
 pub mod wire;

@@ -17,6 +17,7 @@
 //! them). While Redis is down the node serves its own users; `healthy()` says false.
 
 use crate::keys::Keys;
+use crate::link::Conn;
 use crate::order::{Item, Sequencer, Verdict};
 use crate::wire;
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ use futures_util::StreamExt;
 use jiebanke_chat_core::ports::{Bus, Event, EventSink, PresenceDirectory, Ready, Store};
 use jiebanke_chat_core::{ConvId, CoreError, Message, Seq, SessionId, UserId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 use redis::AsyncCommands;
 use std::collections::{BTreeMap, HashMap};
 use prometheus_client::metrics::counter::Counter;
@@ -56,6 +58,9 @@ pub struct ClusterConfig {
     /// Events waiting to be published to Redis; when full, events are dropped (and counted):
     /// the members recover them with `sync`.
     pub publish_queue: usize,
+    /// `redis_url` lists seed nodes of a Redis Cluster (comma separated): commands are routed by
+    /// slot and pub/sub is sharded (SSUBSCRIBE/SPUBLISH).
+    pub redis_cluster: bool,
 }
 
 impl ClusterConfig {
@@ -66,6 +71,7 @@ impl ClusterConfig {
             node_id: node_id.into(),
             presence_ttl: Duration::from_secs(30),
             publish_queue: 65_536,
+            redis_cluster: false,
         }
     }
 }
@@ -103,11 +109,28 @@ enum Control {
     Unsubscribe(String),
 }
 
+/// The pushes (sharded pub/sub messages, disconnections) a Redis Cluster connection may queue
+/// for the subscriber; past it they are dropped and the sessions told to resync.
+const PUSH_QUEUE: usize = 65_536;
+
+// Built once per process: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Backend {
+    Single { client: redis::Client, conn: ConnectionManager },
+    Cluster {
+        client: redis::cluster::ClusterClient,
+        /// Connected on first use (the cluster may be down when the node starts), then kept:
+        /// it reconnects to each shard by itself.
+        conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+        pushes: Mutex<Option<mpsc::Receiver<redis::PushInfo>>>,
+        push_overflow: Arc<AtomicBool>,
+    },
+}
+
 pub struct RedisCluster {
     cfg: ClusterConfig,
     keys: Keys,
-    client: redis::Client,
-    conn: ConnectionManager,
+    backend: Backend,
     store: Arc<dyn Store>,
     sink: OnceLock<Arc<dyn EventSink>>,
     on_members: OnceLock<Box<dyn Fn(ConvId) + Send + Sync>>,
@@ -150,22 +173,42 @@ impl RedisCluster {
     /// Prepares the link; nothing is sent until `start`. A Redis that is down now is not an
     /// error: the node starts degraded and connects when it can.
     pub fn new(cfg: ClusterConfig, store: Arc<dyn Store>) -> anyhow::Result<Arc<Self>> {
-        let client = redis::Client::open(cfg.redis_url.as_str())?;
-        let conn = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(REDIS_TIMEOUT))
-                .set_response_timeout(Some(REDIS_TIMEOUT))
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_millis(500)),
-        )?;
+        let backend = if cfg.redis_cluster {
+            let seeds: Vec<&str> = cfg.redis_url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            let (tx, rx) = mpsc::channel::<redis::PushInfo>(PUSH_QUEUE);
+            let push_overflow = Arc::new(AtomicBool::new(false));
+            let overflow = push_overflow.clone();
+            let client = redis::cluster::ClusterClientBuilder::new(seeds)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .connection_timeout(REDIS_TIMEOUT)
+                .response_timeout(REDIS_TIMEOUT)
+                .retries(2)
+                .push_sender(move |info: redis::PushInfo| {
+                    if tx.try_send(info).is_err() {
+                        overflow.store(true, Ordering::Relaxed);
+                    }
+                    Ok::<(), std::convert::Infallible>(())
+                })
+                .build()?;
+            Backend::Cluster { client, conn: tokio::sync::Mutex::new(None), pushes: Mutex::new(Some(rx)), push_overflow }
+        } else {
+            let client = redis::Client::open(cfg.redis_url.as_str())?;
+            let conn = ConnectionManager::new_lazy_with_config(
+                client.clone(),
+                ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(REDIS_TIMEOUT))
+                    .set_response_timeout(Some(REDIS_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500)),
+            )?;
+            Backend::Single { client, conn }
+        };
         let (control, control_rx) = mpsc::unbounded_channel();
         let (outq, outq_rx) = mpsc::channel(cfg.publish_queue.max(1));
         Ok(Arc::new(RedisCluster {
             keys: Keys::new(&cfg.prefix),
             cfg,
-            client,
-            conn,
+            backend,
             store,
             sink: OnceLock::new(),
             on_members: OnceLock::new(),
@@ -188,6 +231,24 @@ impl RedisCluster {
 
     pub fn node_id(&self) -> &str {
         &self.cfg.node_id
+    }
+
+    /// A connection for commands (cheap: a handle to the shared one).
+    async fn conn(&self) -> redis::RedisResult<Conn> {
+        match &self.backend {
+            Backend::Single { conn, .. } => Ok(Conn::Single(conn.clone())),
+            Backend::Cluster { client, conn, .. } => {
+                let mut slot = conn.lock().await;
+                if let Some(c) = &*slot {
+                    return Ok(Conn::Cluster(c.clone()));
+                }
+                let c = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_connection())
+                    .await
+                    .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "redis cluster connection timed out")))??;
+                *slot = Some(c.clone());
+                Ok(Conn::Cluster(c))
+            }
+        }
     }
 
     /// Starts the subscriber, the publisher and the heartbeat. `sink` gets the events for this
@@ -225,8 +286,9 @@ impl RedisCluster {
             if let Err(e) = self.clear_node(&me).await {
                 tracing::warn!(error = %e, "could not unregister this node's users");
             }
-            let mut conn = self.conn.clone();
-            let _: Result<(), _> = conn.zrem(self.keys.nodes(), &me).await;
+            if let Ok(mut conn) = self.conn().await {
+                let _: Result<(), _> = conn.zrem(self.keys.nodes(), &me).await;
+            }
         })
         .await;
         // Let the publisher send the last presence changes.
@@ -330,7 +392,11 @@ impl RedisCluster {
             if self.stop.is_cancelled() {
                 return;
             }
-            match self.subscribe_once(&mut control, &mut up, first).await {
+            let once = match &self.backend {
+                Backend::Single { .. } => self.subscribe_once(&mut control, &mut up, first).await,
+                Backend::Cluster { .. } => self.subscribe_sharded_once(&mut control, &mut up, first).await,
+            };
+            match once {
                 Ok(()) => return, // stopped
                 Err(e) => {
                     if self.sub_ok.swap(false, Ordering::Relaxed) {
@@ -359,22 +425,17 @@ impl RedisCluster {
         }
     }
 
-    /// One subscription's life: connect, subscribe, register, then serve until it breaks.
-    async fn subscribe_once(
-        self: &Arc<Self>,
-        control: &mut mpsc::UnboundedReceiver<Control>,
-        up: &mut Option<oneshot::Sender<()>>,
-        first: bool,
-    ) -> anyhow::Result<()> {
-        let pubsub = tokio::time::timeout(REDIS_TIMEOUT, self.client.get_async_pubsub()).await??;
-        let (mut sink, mut stream) = pubsub.split();
+    /// The channels this node listens to: its own, the broadcast one, its watched users'.
+    fn channels(&self) -> Vec<String> {
         let mut channels = vec![self.keys.node_channel(&self.cfg.node_id), self.keys.broadcast_channel()];
         let watched: Vec<UserId> = self.watched.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
         channels.extend(watched.iter().map(|u| self.keys.presence_channel(*u)));
-        for chunk in channels.chunks(1000) {
-            tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(chunk)).await??;
-        }
-        // Routes to this node are only useful once its channel is subscribed.
+        channels
+    }
+
+    /// The channels are subscribed: register the node's users (routes to this node are only
+    /// useful from now on), report up, and after an outage tell the sessions to resync.
+    async fn subscribed(&self, up: &mut Option<oneshot::Sender<()>>, first: bool) -> redis::RedisResult<()> {
         self.register_all().await?;
         self.sub_ok.store(true, Ordering::Relaxed);
         if let Some(up) = up.take() {
@@ -386,6 +447,23 @@ impl RedisCluster {
                 s.deliver(&Event::Resync);
             }
         }
+        Ok(())
+    }
+
+    /// One subscription's life: connect, subscribe, register, then serve until it breaks.
+    async fn subscribe_once(
+        self: &Arc<Self>,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        up: &mut Option<oneshot::Sender<()>>,
+        first: bool,
+    ) -> anyhow::Result<()> {
+        let Backend::Single { client, .. } = &self.backend else { anyhow::bail!("not a single redis") };
+        let pubsub = tokio::time::timeout(REDIS_TIMEOUT, client.get_async_pubsub()).await??;
+        let (mut sink, mut stream) = pubsub.split();
+        for chunk in self.channels().chunks(1000) {
+            tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(chunk)).await??;
+        }
+        self.subscribed(up, first).await?;
         let mut ping = tokio::time::interval(SUB_PING);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -414,19 +492,99 @@ impl RedisCluster {
         }
     }
 
+    /// Redis Cluster: one subscription's life on sharded pub/sub. The cluster connection
+    /// resubscribes by itself after a shard's connection drops; since messages may have been
+    /// lost meanwhile, a disconnection starts over here (subscribe again, register, resync).
+    async fn subscribe_sharded_once(
+        self: &Arc<Self>,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        up: &mut Option<oneshot::Sender<()>>,
+        first: bool,
+    ) -> anyhow::Result<()> {
+        let Backend::Cluster { pushes, push_overflow, .. } = &self.backend else { anyhow::bail!("not a redis cluster") };
+        let Some(mut rx) = pushes.lock().unwrap_or_else(|e| e.into_inner()).take() else { anyhow::bail!("push receiver in use") };
+        let r = self.sharded_session(&mut rx, push_overflow, control, up, first).await;
+        *pushes.lock().unwrap_or_else(|e| e.into_inner()) = Some(rx);
+        r
+    }
+
+    async fn sharded_session(
+        self: &Arc<Self>,
+        rx: &mut mpsc::Receiver<redis::PushInfo>,
+        push_overflow: &AtomicBool,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        up: &mut Option<oneshot::Sender<()>>,
+        first: bool,
+    ) -> anyhow::Result<()> {
+        let conn = self.conn().await?;
+        let Conn::Cluster(mut cc) = conn else { anyhow::bail!("not a redis cluster") };
+        // What queued before this subscription is stale (and the disconnection it reported is
+        // the reason we are here).
+        while rx.try_recv().is_ok() {}
+        push_overflow.store(false, Ordering::Relaxed);
+        // One SSUBSCRIBE per channel: the channels of one command must share a slot.
+        for ch in &self.channels() {
+            tokio::time::timeout(REDIS_TIMEOUT, cc.ssubscribe(ch)).await??;
+        }
+        self.subscribed(up, first).await?;
+        let mut ping = tokio::time::interval(SUB_PING);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return Ok(()),
+                push = rx.recv() => match push {
+                    Some(p) => match p.kind {
+                        redis::PushKind::SMessage | redis::PushKind::Message => {
+                            if let Some(redis::Value::BulkString(payload)) = p.data.get(1) {
+                                self.receive(payload);
+                            }
+                        }
+                        redis::PushKind::Disconnection => anyhow::bail!("a redis cluster connection dropped"),
+                        _ => {}
+                    },
+                    None => anyhow::bail!("push channel closed"),
+                },
+                c = control.recv() => match c {
+                    Some(Control::Subscribe(ch, reply)) => {
+                        let ok = matches!(tokio::time::timeout(REDIS_TIMEOUT, cc.ssubscribe(&ch)).await, Ok(Ok(())));
+                        let _ = reply.send(ok);
+                        if !ok { anyhow::bail!("ssubscribe failed"); }
+                    }
+                    Some(Control::Unsubscribe(ch)) => {
+                        tokio::time::timeout(REDIS_TIMEOUT, cc.sunsubscribe(&ch)).await??;
+                    }
+                    None => return Ok(()),
+                },
+                _ = ping.tick() => {
+                    if push_overflow.swap(false, Ordering::Relaxed) {
+                        tracing::warn!("redis cluster pushes overflowed; sessions told to resync");
+                        if let Some(s) = self.sink() {
+                            s.deliver(&Event::Resync);
+                        }
+                    }
+                    let _: redis::Value = tokio::time::timeout(REDIS_TIMEOUT, redis::cmd("PING").query_async(&mut cc)).await??;
+                }
+            }
+        }
+    }
+
     /// Puts this node and all its users (back) in the directory.
     async fn register_all(&self) -> redis::RedisResult<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let me = self.cfg.node_id.as_str();
         let _: () = conn.zadd(self.keys.nodes(), me, crate::now_ms()).await?;
         let users: Vec<UserId> = self.local_users.iter().map(|u| *u).collect();
         for chunk in users.chunks(1000) {
-            let mut p = redis::pipe();
+            let mut cmds = Vec::with_capacity(chunk.len() * 2);
             for u in chunk {
-                p.sadd(self.keys.on(*u), me).ignore();
-                p.sadd(self.keys.node_users(me), u.get()).ignore();
+                let mut a = redis::cmd("SADD");
+                a.arg(self.keys.on(*u)).arg(me);
+                let mut b = redis::cmd("SADD");
+                b.arg(self.keys.node_users(me)).arg(u.get());
+                cmds.push(a);
+                cmds.push(b);
             }
-            let _: () = p.query_async(&mut conn).await?;
+            let _: Vec<redis::Value> = conn.batch(cmds).await?;
         }
         self.beat_ok.store(true, Ordering::Relaxed);
         Ok(())
@@ -467,25 +625,29 @@ impl RedisCluster {
 
     /// Routes and publishes a batch in two round trips: the member lookups, then the publishes.
     async fn publish_batch(&self, batch: &[Event]) -> redis::RedisResult<u64> {
-        let mut conn = self.conn.clone();
+        let conn = self.conn().await?;
         let me = self.cfg.node_id.as_str();
         let mut need: Vec<UserId> = batch.iter().flat_map(|e| audience(e).iter().copied()).collect();
         need.sort_unstable();
         need.dedup();
         let mut routes: HashMap<UserId, Vec<String>> = HashMap::with_capacity(need.len());
         for chunk in need.chunks(1000) {
-            let mut p = redis::pipe();
-            for u in chunk {
-                p.smembers(self.keys.on(*u));
-            }
-            let nodes: Vec<Vec<String>> = p.query_async(&mut conn).await?;
+            let cmds = chunk
+                .iter()
+                .map(|u| {
+                    let mut c = redis::cmd("SMEMBERS");
+                    c.arg(self.keys.on(*u));
+                    c
+                })
+                .collect();
+            let nodes: Vec<Vec<String>> = conn.batch(cmds).await?;
             for (u, n) in chunk.iter().zip(nodes) {
                 if n.iter().any(|x| x != me) {
                     routes.insert(*u, n);
                 }
             }
         }
-        let mut p = redis::pipe();
+        let mut p: Vec<redis::Cmd> = Vec::new();
         let mut sent = 0u64;
         for ev in batch {
             match ev {
@@ -503,20 +665,20 @@ impl RedisCluster {
                     }
                     for (node, to) in by_node {
                         if let Some(bytes) = wire::encode(me, ev, &to) {
-                            p.publish(self.keys.node_channel(node), bytes).ignore();
+                            p.push(conn.publish_cmd(self.keys.node_channel(node), bytes));
                             sent += 1;
                         }
                     }
                 }
                 Event::Presence { user, .. } => {
                     if let Some(bytes) = wire::encode(me, ev, &[]) {
-                        p.publish(self.keys.presence_channel(*user), bytes).ignore();
+                        p.push(conn.publish_cmd(self.keys.presence_channel(*user), bytes));
                         sent += 1;
                     }
                 }
                 Event::MembersChanged { .. } | Event::Moderation { .. } => {
                     if let Some(bytes) = wire::encode(me, ev, &[]) {
-                        p.publish(self.keys.broadcast_channel(), bytes).ignore();
+                        p.push(conn.publish_cmd(self.keys.broadcast_channel(), bytes));
                         sent += 1;
                     }
                 }
@@ -524,7 +686,7 @@ impl RedisCluster {
             }
         }
         if sent > 0 {
-            let _: () = p.query_async(&mut conn).await?;
+            let _: Vec<redis::Value> = conn.batch(p).await?;
         }
         Ok(sent)
     }
@@ -554,7 +716,7 @@ impl RedisCluster {
     }
 
     async fn beat(self: &Arc<Self>) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let me = self.cfg.node_id.clone();
         let now = crate::now_ms();
         let added: i64 = conn.zadd(self.keys.nodes(), &me, now).await?;
@@ -583,7 +745,7 @@ impl RedisCluster {
     /// Takes `node` out of the `on:` sets of its users; publishes those left with no node
     /// offline (and stores their last_seen).
     async fn clear_node(self: &Arc<Self>, node: &str) -> anyhow::Result<()> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await?;
         let key = self.keys.node_users(node);
         let users: Vec<i64> = conn.smembers(&key).await?;
         let now = crate::now_ms();
@@ -718,9 +880,9 @@ impl RedisCluster {
 
     async fn node_online(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
         self.local_users.insert(user);
-        let mut conn = self.conn.clone();
         let me = self.cfg.node_id.as_str();
         let r = async {
+            let mut conn = self.conn().await?;
             let came: i64 = self.online_script.key(self.keys.on(user)).arg(me).invoke_async(&mut conn).await?;
             let _: () = conn.sadd(self.keys.node_users(me), user.get()).await?;
             redis::RedisResult::Ok(came == 1)
@@ -731,9 +893,9 @@ impl RedisCluster {
     async fn node_offline(&self, user: UserId) -> jiebanke_chat_core::error::Result<bool> {
         self.local_users.remove(&user);
         self.seq.forget_user(user);
-        let mut conn = self.conn.clone();
         let me = self.cfg.node_id.as_str();
         let r = async {
+            let mut conn = self.conn().await?;
             let gone: i64 = self.offline_script.key(self.keys.on(user)).arg(me).invoke_async(&mut conn).await?;
             let _: () = conn.srem(self.keys.node_users(me), user.get()).await?;
             redis::RedisResult::Ok(gone == 1)
@@ -745,7 +907,7 @@ impl RedisCluster {
         if self.local_users.contains(&user) {
             return Ok(true);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn().await.map_err(unavailable)?;
         let n: i64 = tokio::time::timeout(REDIS_TIMEOUT, conn.scard(self.keys.on(user)))
             .await
             .map_err(unavailable)?

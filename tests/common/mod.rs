@@ -621,3 +621,134 @@ pub async fn try_login(http: &reqwest::Client, base: &str, code: &str) -> (u16, 
     let s = resp.status().as_u16();
     (s, resp.json().await.unwrap_or(Value::Null))
 }
+
+/// A Redis Cluster of the test's own: three primaries (no replicas) on free ports, made with
+/// `redis-cli --cluster create`; killed when dropped.
+pub struct OwnRedisCluster {
+    pub ports: Vec<u16>,
+    children: Vec<std::process::Child>,
+    _dir: TempDir,
+}
+
+impl OwnRedisCluster {
+    /// `None` (SKIPPED) if redis-server or redis-cli is missing, unless services are required.
+    pub async fn start() -> Option<OwnRedisCluster> {
+        match Self::try_start().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                if jiebanke_storage::testing::services_required() {
+                    panic!("a Redis Cluster of redis-server processes is required (JBK_REQUIRE_SERVICES=1): {e}");
+                }
+                eprintln!("SKIPPED: own Redis Cluster: {e}");
+                None
+            }
+        }
+    }
+
+    async fn try_start() -> Result<OwnRedisCluster, String> {
+        let mut c = OwnRedisCluster { ports: Vec::new(), children: Vec::new(), _dir: TempDir::new("rcluster") };
+        while c.ports.len() < 3 {
+            // The cluster bus listens on port + 10000.
+            let p = free_port();
+            if p < 55_000 && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() && !c.ports.contains(&p) {
+                c.ports.push(p);
+            }
+        }
+        for i in 0..c.ports.len() {
+            let child = c.spawn_node(i).await?;
+            c.children.push(child);
+        }
+        let mut args: Vec<String> = vec!["--cluster".into(), "create".into()];
+        args.extend(c.ports.iter().map(|p| format!("127.0.0.1:{p}")));
+        args.extend(["--cluster-replicas".into(), "0".into(), "--cluster-yes".into()]);
+        let out = std::process::Command::new("redis-cli").args(&args).output().map_err(|e| format!("redis-cli: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("redis-cli --cluster create: {}", String::from_utf8_lossy(&out.stdout)));
+        }
+        c.wait_ok().await?;
+        Ok(c)
+    }
+
+    /// Starts shard `i` (again, with its cluster config file: it rejoins with its slots).
+    async fn spawn_node(&self, i: usize) -> Result<std::process::Child, String> {
+        let p = self.ports[i];
+        let d = self._dir.0.join(p.to_string());
+        std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &p.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000", "--cluster-config-file", "nodes.conf"])
+            .arg("--dir")
+            .arg(&d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("redis-server: {e}"))?;
+        let url = format!("redis://127.0.0.1:{p}");
+        for _ in 0..100 {
+            if redis::Client::open(url.as_str())
+                .and_then(|cl| cl.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut k| redis::cmd("PING").query::<String>(&mut k))
+                .is_ok()
+            {
+                return Ok(child);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("redis-server on {p} did not answer"))
+    }
+
+    /// kill -9 of shard `i`.
+    pub fn kill9(&mut self, i: usize) {
+        let _ = self.children[i].kill();
+        let _ = self.children[i].wait();
+    }
+
+    /// Starts shard `i` again and waits for the cluster to be whole.
+    pub async fn restart(&mut self, i: usize) {
+        self.children[i] = self.spawn_node(i).await.expect("shard restarts");
+        self.wait_ok().await.expect("cluster whole again");
+    }
+
+    /// Waits until every node sees the whole cluster (clients route by its slot map).
+    async fn wait_ok(&self) -> Result<(), String> {
+        let c = self;
+        for _ in 0..400 {
+            let all_ok = c.ports.iter().all(|p| {
+                redis::Client::open(format!("redis://127.0.0.1:{p}"))
+                    .and_then(|cl| cl.get_connection_with_timeout(Duration::from_millis(200)))
+                    .and_then(|mut k| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut k))
+                    .is_ok_and(|info| info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3"))
+            });
+            if all_ok {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("the Redis Cluster did not reach cluster_state:ok".into())
+    }
+
+    /// The seed list for `JBK_REDIS_URL` (with `JBK_REDIS_CLUSTER=true`).
+    pub fn urls(&self) -> String {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Runs one command on every node and returns the answers.
+    pub fn on_each<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Vec<T> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let mut k = redis::Client::open(format!("redis://127.0.0.1:{p}")).unwrap().get_connection_with_timeout(Duration::from_secs(2)).unwrap();
+                cmd.query::<T>(&mut k).unwrap()
+            })
+            .collect()
+    }
+}
+
+impl Drop for OwnRedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
