@@ -558,3 +558,51 @@ async fn a_redis_cluster_shard_restart_recovers_by_itself() {
     let ack = cb.say(61, &conv, "after-b", "shard back").await;
     assert_eq!(recv_where(&mut ca, "msg", |v| v["cmid"] == "after-b").await["seq"], ack["seq"]);
 }
+
+/// The database cut away from one node (a proxy in front of MariaDB, cut and restored): that
+/// node reports unavailable, a send there is answered `unavailable`, never acked, and nothing
+/// of it is stored; once the database is back, the resend with the same cmid is acked and
+/// reaches the member on the other node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_cut_answers_unavailable_never_a_false_ack() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(redis) = TestRedis::new() else { return };
+    let url = db.url().unwrap();
+    let port: u16 = url.rsplit_once(':').unwrap().1.split('/').next().unwrap().parse().unwrap();
+    let proxy = CutProxy::start(port).await;
+    let via_proxy = url.replacen(&format!(":{port}/"), &format!(":{}/", proxy.port), 1);
+    let mut env = node_env(&redis.url, &redis.prefix, "db1", 30_000);
+    env.push(("JBK_DATABASE_URL".into(), via_proxy));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let n1 = ServerProcess::start_role(&db, "serve", free_port(), &env).await;
+    let n2 = start_node(&db, &redis.url, &redis.prefix, "db2", 30_000).await;
+    let http = reqwest::Client::new();
+    let a = login(&http, &n1.base(), "dbc-a").await;
+    let b = login(&http, &n2.base(), "dbc-b").await;
+    let conv = direct(&http, &n2.base(), &a, &b).await;
+    let mut ca = connect(n1.addr, &a.token, Proto::Json).await;
+    let mut cb = connect(n2.addr, &b.token, Proto::Json).await;
+    let ack = ca.say(1, &conv, "before", "库在").await;
+    assert_eq!(recv_where(&mut cb, "msg", |_| true).await["seq"], ack["seq"]);
+
+    proxy.cut();
+    n1.wait_status("unavailable", Duration::from_secs(20)).await;
+    ca.send_text(2, &conv, "during", "库不在").await;
+    let reply = loop {
+        match ca.next_event(Duration::from_secs(60)).await {
+            Some(Event::Frame(v)) if v["id"] == 2 => break v,
+            Some(Event::Frame(_)) => continue,
+            other => panic!("no answer to the send while the database is away: {other:?}"),
+        }
+    };
+    assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some("unavailable")), "{reply}");
+
+    proxy.restore();
+    n1.wait_status("ready", Duration::from_secs(20)).await;
+    let ack = ca.say(3, &conv, "during", "库不在").await;
+    assert_eq!((ack["type"].as_str(), ack["duplicate"].as_bool()), (Some("ack"), Some(false)), "nothing was stored before: {ack}");
+    let m = recv_where(&mut cb, "msg", |v| v["cmid"] == "during").await;
+    assert_eq!(m["seq"], ack["seq"]);
+    let log = cb.sync_all(&conv, 0).await;
+    assert_eq!(log.iter().filter(|m| m["cmid"] == "during").count(), 1);
+}

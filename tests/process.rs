@@ -162,3 +162,45 @@ async fn logs_are_json_lines_when_asked() {
     assert!(text.contains("jiebanke serving"));
     let _ = json!({});
 }
+
+/// SIGHUP reloads the banned-word list from its file: the next messages are screened with the
+/// new list. Each round sends a word of the old list and one of the new: exactly one of them is
+/// flagged, the old one until the reload and the new one after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_banned_word_list() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let words = db.dir.0.join("words.txt");
+    std::fs::write(&words, "旧词\n").unwrap();
+    let words_env = words.display().to_string();
+    let server = ServerProcess::start(&db, &[("JBK_BANNED_WORDS_FILE", words_env.as_str()), ("JBK_ADMINS", "dev:hup-root")]).await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &server.base(), "hup-root").await;
+    let a = login(&http, &server.base(), "hup-a").await;
+    let b = login(&http, &server.base(), "hup-b").await;
+    let conv = direct(&http, &server.base(), &a, &b).await;
+    let mut admin = connect(server.addr, &root.token, Proto::Json).await;
+    let mut ca = connect(server.addr, &a.token, Proto::Json).await;
+
+    ca.say(1, &conv, "n0", "新词").await;
+    ca.say(2, &conv, "o0", "旧词").await;
+    let first = admin.recv_type("moderation").await;
+    assert_eq!(first["item"]["words"], json!(["旧词"]), "only the old list applies: {first}");
+
+    std::fs::write(&words, "新词\n").unwrap();
+    unsafe {
+        libc::kill(server.child.id() as i32, libc::SIGHUP);
+    }
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 500, "the new list never applied");
+        ca.say(10 + 2 * rounds, &conv, &format!("n{rounds}"), "新词").await;
+        ca.say(11 + 2 * rounds, &conv, &format!("o{rounds}"), "旧词").await;
+        let item = admin.recv_type("moderation").await;
+        if item["item"]["words"] == json!(["新词"]) {
+            break;
+        }
+        assert_eq!(item["item"]["words"], json!(["旧词"]), "{item}");
+    }
+    assert!(server.log_text().contains("banned-word list reloaded"));
+}

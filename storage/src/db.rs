@@ -133,8 +133,9 @@ impl SqlStore {
     }
 
     /// True when a trivial query answers (for `/readyz`).
+    /// Bounded by a second, so that `/readyz` answers quickly while the database is away.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        matches!(tokio::time::timeout(Duration::from_secs(1), sqlx::query("SELECT 1").execute(&self.pool)).await, Ok(Ok(_)))
     }
 
     pub async fn close(&self) {
