@@ -141,6 +141,20 @@ impl AlertService {
         self.store.pending_alerts(merchant, limit.clamp(1, MAX_PENDING_ON_CONNECT)).await
     }
 
+    /// What a session that just opened needs: `Err(Banned)` if the user was banned meanwhile
+    /// (a ban racing the upgrade), else the alerts waiting for them, oldest first. One read
+    /// when there are none.
+    pub async fn on_session_open(&self, user: UserId) -> Result<Vec<OrderAlert>> {
+        let check = self.store.session_check(user).await?;
+        if check.banned {
+            return Err(CoreError::Banned);
+        }
+        if check.pending_alerts == 0 {
+            return Ok(Vec::new());
+        }
+        self.pending(user, MAX_PENDING_ON_CONNECT).await
+    }
+
     /// The merchant acks an alert: it is not delivered again.
     pub async fn ack(&self, merchant: UserId, alert: EventId) -> Result<()> {
         if self.store.ack_alert(merchant, alert, crate::now_ms()).await? {

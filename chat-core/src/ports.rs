@@ -70,6 +70,9 @@ pub trait OpsStore: Send + Sync + 'static {
     async fn record_alert(&self, event: EventId, order: &Order, now: i64) -> Result<OrderAlert>;
     /// The merchant's alerts not acked yet, oldest first, at most `limit`.
     async fn pending_alerts(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>>;
+    /// In one read, for a session that just opened: whether the user is banned, and how many
+    /// alerts wait for them (so that the alerts are read only when there are some).
+    async fn session_check(&self, user: UserId) -> Result<SessionCheck>;
     /// Marks the merchant's alert acked; false if the merchant has no such alert.
     async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool>;
 
@@ -104,6 +107,12 @@ pub type Verdicts = Vec<(EventId, Option<String>)>;
 
 /// A boxed future, as the ports return them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCheck {
+    pub banned: bool,
+    pub pending_alerts: u64,
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OutboxCounts {

@@ -25,7 +25,8 @@ const WRITE_COALESCE: usize = 64;
 type Replies = BoxFuture<'static, Vec<ServerFrame>>;
 
 pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, admin: bool, codec: Codec, id: SessionId) {
-    let cfg = gw.config.clone();
+    // Borrowed, not cloned: every byte of this future is held by every idle session.
+    let cfg = &gw.config;
     let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
     let shared = Arc::new(SessionShared::new(id.clone(), user, tx));
     let (sink, mut stream) = socket.split();
@@ -54,18 +55,15 @@ pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, admin
     gw.metrics.online_users.set(gw.chat.online_users() as i64);
     tracing::debug!(session = %id, %user, ?codec, "session open");
     // A ban that committed after the upgrade's check and whose close went out before this
-    // session was registered is caught here.
-    if let Err(CoreError::Banned) = gw.moderation.session_allowed(user).await {
-        shared.close(CloseReason::Banned);
-    }
-    // Order alerts not acked yet, oldest first (an alert committed meanwhile may also come live:
-    // the alert id tells them apart).
-    match gw.alerts.pending(user, jiebanke_chat_core::events::MAX_PENDING_ON_CONNECT).await {
+    // session was registered is caught here. Then the order alerts not acked yet, oldest first
+    // (an alert committed meanwhile may also come live: the alert id tells them apart).
+    match gw.alerts.on_session_open(user).await {
         Ok(list) => {
             for a in &list {
                 gw.hub.push(&shared, Arc::new(Outbound::new(ServerFrame::order_alert(a))));
             }
         }
+        Err(CoreError::Banned) => shared.close(CloseReason::Banned),
         Err(e) => tracing::warn!(error = %e, %user, "pending order alerts not read; they come on the next connect"),
     }
 
@@ -136,7 +134,8 @@ struct Session {
 
 impl Session {
     async fn read_loop(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
-        let cfg = self.gw.config.clone();
+        let gw = self.gw.clone();
+        let cfg = &gw.config;
         let mut check = tokio::time::interval(cfg.heartbeat.min(Duration::from_secs(5)));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_rx = Instant::now();

@@ -6,7 +6,7 @@ use crate::store::{corrupt, message_from, placeholders};
 use crate::{Dialect, SqlStore, StorageError};
 use async_trait::async_trait;
 use jiebanke_chat_core::error::Result;
-use jiebanke_chat_core::ports::{OpsStore, OutboxCounts, RelayFn, Verdicts};
+use jiebanke_chat_core::ports::{OpsStore, OutboxCounts, RelayFn, SessionCheck, Verdicts};
 use jiebanke_chat_core::*;
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
@@ -234,6 +234,21 @@ impl OpsStore for SqlStore {
         .await
         .map_err(StorageError::from)?;
         Ok(rows.iter().map(alert_from).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn session_check(&self, user: UserId) -> Result<SessionCheck> {
+        let row = sqlx::query(
+            "SELECT u.banned_at, (SELECT COUNT(*) FROM order_alerts a WHERE a.merchant_id = u.id AND a.acked_at IS NULL) AS pending \
+             FROM users u WHERE u.id = ?",
+        )
+        .bind(user.get())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        let Some(row) = row else { return Ok(SessionCheck { banned: true, pending_alerts: 0 }) };
+        let banned: Option<i64> = row.try_get("banned_at").map_err(StorageError::from)?;
+        let pending: i64 = row.try_get("pending").map_err(StorageError::from)?;
+        Ok(SessionCheck { banned: banned.is_some(), pending_alerts: pending.max(0) as u64 })
     }
 
     async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool> {

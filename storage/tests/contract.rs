@@ -197,6 +197,10 @@ async fn orders_alerts_and_the_outbox(s: &SqlStore) {
     assert_eq!(a1.order, o1);
     let pending = s.pending_alerts(shop, 10).await.unwrap();
     assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), vec![e1, e2]);
+    use jiebanke_chat_core::ports::SessionCheck;
+    assert_eq!(s.session_check(shop).await.unwrap(), SessionCheck { banned: false, pending_alerts: 2 });
+    assert_eq!(s.session_check(other).await.unwrap(), SessionCheck { banned: false, pending_alerts: 0 });
+    assert!(s.session_check(UserId::new(999_999).unwrap()).await.unwrap().banned, "an unknown user may not open a session");
     assert!(s.pending_alerts(other, 10).await.unwrap().is_empty());
     assert!(!s.ack_alert(other, e1, 30).await.unwrap());
     assert!(s.ack_alert(shop, e1, 30).await.unwrap());
@@ -233,6 +237,7 @@ async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
 
     assert!(s.set_banned(a.id, true, 7).await.unwrap());
     assert!(s.user(a.id).await.unwrap().unwrap().banned);
+    assert!(s.session_check(a.id).await.unwrap().banned);
     assert!(s.set_banned(a.id, false, 8).await.unwrap());
     assert!(!s.user(a.id).await.unwrap().unwrap().banned);
     assert!(s.set_admin(a.id, true).await.unwrap());
