@@ -396,7 +396,11 @@ impl OpsStore for SqlStore {
                 // Nodes relay side by side: each locks the rows it hands over and skips the
                 // rows another node holds, until its verdicts are committed.
                 Dialect::MySql => {
-                    let mut tx = self.pool.begin().await?;
+                    // READ COMMITTED: the batch's rows are locked, but no gap after them, so
+                    // orders committing meanwhile never wait for the broker's confirms.
+                    let mut conn = self.pool.acquire().await?;
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *conn).await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     let rows = sqlx::query(AssertSqlSafe(format!("{select} FOR UPDATE SKIP LOCKED")))
                         .bind(limit as i64)
                         .fetch_all(&mut *tx)

@@ -315,3 +315,26 @@ async fn sqlite_survives_reopen() {
     let again = SqlStore::connect(&format!("sqlite:{}", dir.join("jbk.db").display())).await.unwrap();
     assert_eq!(again.history(c, Seq::ZERO, 10).await.unwrap().len(), 1);
 }
+
+/// While a relay holds its batch (waiting for the broker), new orders still commit: the relay
+/// locks its rows, not the gap where new events go. The relay here waits for an order committed
+/// during it; if the insert waited for the relay, the insert would fail with a lock timeout.
+#[tokio::test]
+async fn orders_commit_while_a_relay_holds_its_batch_on_mysql() {
+    let Some(b) = mysql().await else { return };
+    let s = b.store.clone();
+    let shop = s.upsert_user(&id("gshop"), "S", 1).await.unwrap().id;
+    let new = move |i: i64| NewOrder { merchant: shop, buyer: None, item: ItemName::parse(&format!("g{i}")).unwrap(), amount: AmountFen::new(1).unwrap() };
+    s.create_paid_order(&new(0), 1).await.unwrap();
+    let s2 = s.clone();
+    let relay: Arc<RelayFn> = Arc::new(move |evs: Vec<OutboxEvent>| {
+        let s2 = s2.clone();
+        Box::pin(async move {
+            let committed = s2.create_paid_order(&new(1), 2).await;
+            assert!(committed.is_ok(), "an order could not commit while the relay held its batch: {committed:?}");
+            Ok(evs.iter().map(|e| (e.id, None)).collect())
+        })
+    });
+    assert_eq!(s.relay_outbox(128, relay.as_ref()).await.unwrap(), 1);
+    assert_eq!(s.outbox_counts().await.unwrap().pending, 1, "the order made during the relay waits for the next pass");
+}
