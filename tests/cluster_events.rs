@@ -234,6 +234,16 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
     .await;
     let dead = metric(&n1.base(), "jbk_amqp_dead_lettered_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_dead_lettered_total").await.unwrap();
     assert_eq!(dead, 2.0);
+
+    // The program declared its queues durable: the broker refuses to redeclare them otherwise.
+    for q in ["jbk.events.handlers", "jbk.events.dead"] {
+        let ch = conn.create_channel().await.unwrap();
+        let transient = ch.queue_declare(q.into(), QueueDeclareOptions { durable: false, ..Default::default() }, FieldTable::default()).await;
+        assert!(transient.is_err(), "{q} exists and is not transient");
+        let ch = conn.create_channel().await.unwrap();
+        let durable = ch.queue_declare(q.into(), QueueDeclareOptions { passive: true, durable: true, ..Default::default() }, FieldTable::default()).await;
+        assert!(durable.is_ok(), "{q} exists");
+    }
 }
 
 /// A node killed with `kill -9` while it commits orders and relays their events: every order
