@@ -113,7 +113,8 @@ fn item_from(row: &AnyRow) -> Result<ModerationItem, StorageError> {
 }
 
 impl SqlStore {
-    async fn insert_id(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, res: sqlx::any::AnyQueryResult) -> Result<i64, StorageError> {
+    /// The id the transaction's last `INSERT` generated.
+    pub(crate) async fn insert_id(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, res: sqlx::any::AnyQueryResult) -> Result<i64, StorageError> {
         Ok(match res.last_insert_id() {
             Some(id) => id,
             None => sqlx::query(self.dialect.last_insert_id()).fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?,

@@ -358,13 +358,7 @@ impl ConversationStore for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            let id = match res.last_insert_id() {
-                Some(id) => id,
-                None => sqlx::query(self.dialect.last_insert_id())
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get::<i64, _>(0)?,
-            };
+            let id = self.insert_id(&mut tx, res).await?;
             let mut all = vec![owner];
             all.extend(members.iter().copied().filter(|m| *m != owner));
             for chunk in all.chunks(INSERT_CHUNK) {
