@@ -376,3 +376,25 @@ async fn websocket_ping_frames_are_answered() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_pings_idle_sessions_every_heartbeat() {
+    use futures_util::StreamExt;
+    let (_db, app) = setup(|c| {
+        c.gateway.heartbeat = Duration::from_millis(200);
+        c.gateway.heartbeat_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let a = login(&app.http, &app.base(), "idle").await;
+    let mut c = connect(app.addr, &a.token, Proto::Json).await;
+    // An idle session gets the server's pings (the hub's ticker wakes it), several of them.
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while pings < 3 {
+        let m = tokio::time::timeout_at(deadline, c.ws.next()).await.expect("pings in time").unwrap().unwrap();
+        if matches!(m, Message::Ping(_)) {
+            pings += 1;
+        }
+    }
+    still_alive(&mut c).await;
+}

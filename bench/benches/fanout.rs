@@ -8,21 +8,22 @@ use jiebanke_gateway::hub::{Hub, SessionShared};
 use jiebanke_gateway::metrics::Metrics;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     for n in [10usize, 100, 1000, 10_000] {
         let hub = Hub::new(Arc::new(Metrics::new()));
-        let mut rxs = Vec::with_capacity(n);
+        let mut sessions = Vec::with_capacity(n);
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
-            let (tx, rx) = mpsc::channel(64);
             let user = UserId::new(i as i64 + 1).unwrap();
-            hub.register(Arc::new(SessionShared::new(SessionId::new(format!("s{i}")), user, tx)));
-            rxs.push(rx);
+            let s = Arc::new(SessionShared::new(SessionId::new(format!("s{i}")), user, 64));
+            hub.register(s.clone());
+            sessions.push(s);
             members.push(user);
         }
+        let mut out = VecDeque::new();
         let members: Arc<[UserId]> = members.into();
         let message = Arc::new(Message {
             conv: ConvId::new(1).unwrap(),
@@ -41,8 +42,9 @@ fn bench(c: &mut Criterion) {
                     let t = Instant::now();
                     hub.deliver(&event);
                     spent += t.elapsed();
-                    for rx in rxs.iter_mut() {
-                        while let Ok(f) = rx.try_recv() {
+                    for s in &sessions {
+                        s.take_queued(&mut out);
+                        for f in out.drain(..) {
                             // Encoding happens once per codec per message, in the first writer.
                             std::hint::black_box(f.message(jiebanke_gateway::frame::Codec::Json));
                         }

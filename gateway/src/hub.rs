@@ -7,9 +7,9 @@ use crate::metrics::Metrics;
 use dashmap::DashMap;
 use jiebanke_chat_core::ports::{Event, EventSink};
 use jiebanke_chat_core::{SessionId, UserId};
-use std::sync::{Arc, OnceLock};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 /// Why the server closes a session; each has a WebSocket close code and a reason text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,29 +59,149 @@ impl CloseReason {
     }
 }
 
-/// What the hub and the session's own tasks share about one session.
+/// What the hub and the session's task share about one session: its outbound queue and why it
+/// ended. The queue is bounded (`GatewayConfig::outbound_queue`): a push to a full queue closes
+/// the session as a slow consumer and drops the frame; nobody ever waits on it.
 pub struct SessionShared {
     pub id: SessionId,
     pub user: UserId,
-    /// Frames for the writer task. Bounded (`GatewayConfig::outbound_queue`): when full, the
-    /// session is closed as a slow consumer and the frame dropped; nobody else waits.
-    pub tx: mpsc::Sender<Arc<Outbound>>,
-    /// Fired once to end the session; `reason` says why.
-    pub closed: CancellationToken,
-    reason: OnceLock<CloseReason>,
+    bound: usize,
+    state: Mutex<Outbox>,
+}
+
+struct Outbox {
+    /// Frames queued and not yet taken by the session task (at most `bound`). Empty and
+    /// unallocated while the session idles.
+    queue: VecDeque<Arc<Outbound>>,
+    /// The session task, when it waits for frames or for the close.
+    waker: Option<Waker>,
+    reason: Option<CloseReason>,
+    /// The session task wrote its last frame: nothing more is accepted.
+    finished: bool,
+    /// The hub's heartbeat tick came and the session task has not seen it yet.
+    tick: bool,
+}
+
+/// What the session task is told by `SessionShared::poll_signal`.
+pub enum Signal {
+    Closed(CloseReason),
+    /// Time to check the client's heartbeat and send a ping (`Hub::tick_all`).
+    Tick,
 }
 
 impl SessionShared {
-    pub fn new(id: SessionId, user: UserId, tx: mpsc::Sender<Arc<Outbound>>) -> Self {
-        SessionShared { id, user, tx, closed: CancellationToken::new(), reason: OnceLock::new() }
+    pub fn new(id: SessionId, user: UserId, bound: usize) -> Self {
+        SessionShared {
+            id,
+            user,
+            bound: bound.max(1),
+            state: Mutex::new(Outbox {
+                queue: VecDeque::new(),
+                waker: None,
+                reason: None,
+                finished: false,
+                tick: false,
+            }),
+        }
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        // Nothing panics while holding it; a poisoned lock still holds a consistent queue.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a frame. False if the frame was dropped: the queue was full (the session is then
+    /// closed as a slow consumer), or the session is closed and will not write it.
+    pub fn push(&self, frame: Arc<Outbound>) -> bool {
+        let (queued, waker) = {
+            let mut st = self.lock();
+            if st.finished || st.reason.is_some_and(|r| !r.drains()) {
+                return false;
+            }
+            if st.queue.len() >= self.bound {
+                if st.reason.is_none() {
+                    st.reason = Some(CloseReason::SlowConsumer);
+                }
+                (false, st.waker.take())
+            } else {
+                st.queue.push_back(frame);
+                (true, st.waker.take())
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        queued
+    }
+
     /// Ends the session for `reason`; the first reason given wins.
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.reason.set(reason);
-        self.closed.cancel();
+        let waker = {
+            let mut st = self.lock();
+            if st.reason.is_none() {
+                st.reason = Some(reason);
+            }
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
+
     pub fn close_reason(&self) -> Option<CloseReason> {
-        self.reason.get().copied()
+        self.lock().reason
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.close_reason().is_some()
+    }
+
+    /// For the session task: `Ready` once the session is closed or a tick came; otherwise
+    /// registers the task's waker for the next push, tick or close, and is `Pending`.
+    pub fn poll_signal(&self, cx: &mut Context<'_>) -> Poll<Signal> {
+        let mut st = self.lock();
+        if let Some(r) = st.reason {
+            return Poll::Ready(Signal::Closed(r));
+        }
+        if st.tick {
+            st.tick = false;
+            return Poll::Ready(Signal::Tick);
+        }
+        match &mut st.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Wakes the session task for its heartbeat check.
+    pub fn tick(&self) {
+        let waker = {
+            let mut st = self.lock();
+            st.tick = true;
+            st.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Moves every queued frame into `out`, without waiting.
+    pub fn take_queued(&self, out: &mut VecDeque<Arc<Outbound>>) {
+        let mut st = self.lock();
+        if out.is_empty() {
+            std::mem::swap(&mut st.queue, out);
+        } else {
+            out.append(&mut st.queue);
+        }
+    }
+
+    /// The session task is done writing: later pushes are dropped.
+    pub fn finish(&self) {
+        let mut st = self.lock();
+        st.finished = true;
+        st.queue = VecDeque::new();
+        st.waker = None;
     }
 }
 
@@ -100,7 +220,12 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Hub { sessions: DashMap::new(), watchers: DashMap::new(), admins: DashMap::new(), metrics }
+        Hub {
+            sessions: DashMap::new(),
+            watchers: DashMap::new(),
+            admins: DashMap::new(),
+            metrics,
+        }
     }
 
     pub fn register(&self, s: Arc<SessionShared>) {
@@ -139,16 +264,7 @@ impl Hub {
 
     /// Queues a frame for one session; closes it as a slow consumer if its queue is full.
     pub fn push(&self, s: &SessionShared, frame: Arc<Outbound>) -> bool {
-        match s.tx.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if !s.closed.is_cancelled() {
-                    s.close(CloseReason::SlowConsumer);
-                }
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
+        s.push(frame)
     }
 
     fn to_user(&self, user: UserId, frame: &Arc<Outbound>, except: Option<&SessionId>) {
@@ -161,9 +277,29 @@ impl Hub {
         }
     }
 
-    /// Every open session, for shutdown.
+    /// Wakes every session for its heartbeat check: one timer for the node instead of one per
+    /// session.
+    pub fn tick_all(&self) {
+        for e in self.sessions.iter() {
+            for s in e.value() {
+                s.tick();
+            }
+        }
+    }
+
+    /// Closes every session for `reason`.
+    pub fn close_all(&self, reason: CloseReason) {
+        for s in self.all_sessions() {
+            s.close(reason);
+        }
+    }
+
+    /// Every open session.
     pub fn all_sessions(&self) -> Vec<Arc<SessionShared>> {
-        self.sessions.iter().flat_map(|e| e.value().clone()).collect()
+        self.sessions
+            .iter()
+            .flat_map(|e| e.value().clone())
+            .collect()
     }
 
     pub fn session_count(&self) -> usize {
@@ -178,13 +314,24 @@ impl Hub {
 impl EventSink for Hub {
     fn deliver(&self, event: &Event) {
         match event {
-            Event::Message { members, origin, message } => {
-                let frame = Arc::new(Outbound::new(ServerFrame::Msg(WireMessage::from(message.as_ref()))));
+            Event::Message {
+                members,
+                origin,
+                message,
+            } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::Msg(WireMessage::from(
+                    message.as_ref(),
+                ))));
                 for m in members.iter() {
                     self.to_user(*m, &frame, origin.as_ref());
                 }
             }
-            Event::Read { members, conv, user, seq } => {
+            Event::Read {
+                members,
+                conv,
+                user,
+                seq,
+            } => {
                 let frame = Arc::new(Outbound::new(ServerFrame::Read {
                     conv: conv.to_string(),
                     user: user.to_string(),
@@ -194,13 +341,24 @@ impl EventSink for Hub {
                     self.to_user(*m, &frame, None);
                 }
             }
-            Event::Typing { members, conv, user } => {
-                let frame = Arc::new(Outbound::new(ServerFrame::Typing { conv: conv.to_string(), user: user.to_string() }));
+            Event::Typing {
+                members,
+                conv,
+                user,
+            } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::Typing {
+                    conv: conv.to_string(),
+                    user: user.to_string(),
+                }));
                 for m in members.iter().filter(|m| *m != user) {
                     self.to_user(*m, &frame, None);
                 }
             }
-            Event::Presence { user, online, last_seen } => {
+            Event::Presence {
+                user,
+                online,
+                last_seen,
+            } => {
                 let list = match self.watchers.get(user) {
                     Some(l) => l.clone(),
                     None => return,
@@ -226,14 +384,20 @@ impl EventSink for Hub {
                 self.to_user(alert.merchant, &frame, None);
             }
             Event::Moderation { item } => {
-                let frame = Arc::new(Outbound::new(ServerFrame::Moderation { item: WireModerationItem::from(item.as_ref()) }));
-                let admins: Vec<Arc<SessionShared>> = self.admins.iter().map(|e| e.value().clone()).collect();
+                let frame = Arc::new(Outbound::new(ServerFrame::Moderation {
+                    item: WireModerationItem::from(item.as_ref()),
+                }));
+                let admins: Vec<Arc<SessionShared>> =
+                    self.admins.iter().map(|e| e.value().clone()).collect();
                 for s in admins {
                     self.push(&s, frame.clone());
                 }
             }
             Event::MessageDeleted { members, conv, seq } => {
-                let frame = Arc::new(Outbound::new(ServerFrame::MsgDeleted { conv: conv.to_string(), seq: seq.get() }));
+                let frame = Arc::new(Outbound::new(ServerFrame::MsgDeleted {
+                    conv: conv.to_string(),
+                    seq: seq.get(),
+                }));
                 for m in members.iter() {
                     self.to_user(*m, &frame, None);
                 }

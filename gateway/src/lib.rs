@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use frame::Codec;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use hub::Hub;
+use hub::{CloseReason, Hub};
 use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::events::AlertService;
 use jiebanke_chat_core::moderation::ModerationService;
@@ -126,6 +126,8 @@ pub struct Gateway {
     handshakes: DefaultKeyedRateLimiter<IpAddr>,
     session_prefix: String,
     next_session: AtomicU64,
+    /// The heartbeat ticker (`Hub::tick_all`), started with the first session.
+    ticker: std::sync::Once,
 }
 
 impl Gateway {
@@ -158,12 +160,39 @@ impl Gateway {
             handshakes: RateLimiter::keyed(quota),
             session_prefix: format!("{:x}", (nanos ^ std::process::id() as u64) & 0xff_ffff),
             next_session: AtomicU64::new(1),
+            ticker: std::sync::Once::new(),
         })
+    }
+
+    /// Starts the task that wakes every session for its heartbeat check each
+    /// `min(heartbeat, 5 s)`, once; it ends with the shutdown.
+    fn start_ticker(&self) {
+        self.ticker.call_once(|| {
+            let hub = Arc::downgrade(&self.hub);
+            let shutdown = self.shutdown.clone();
+            let period = self.config.heartbeat.min(Duration::from_secs(5));
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(period);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = every.tick() => match hub.upgrade() {
+                            Some(hub) => hub.tick_all(),
+                            None => break,
+                        },
+                    }
+                }
+            });
+        });
     }
 
     /// Closes every session with 1012 after it answered what it accepted, and waits for them.
     pub async fn drain(&self) {
         self.shutdown.cancel();
+        // A session registered after this sees the cancelled token itself.
+        self.hub.close_all(CloseReason::Shutdown);
         self.sessions.close();
         if tokio::time::timeout(self.config.drain_timeout + Duration::from_secs(3), self.sessions.wait())
             .await
@@ -278,5 +307,6 @@ async fn upgrade(
     let codec = codec.unwrap_or(Codec::Json);
     let id = SessionId::new(format!("{}-{}", gw.session_prefix, gw.next_session.fetch_add(1, Ordering::Relaxed)));
     let tracker = gw.sessions.clone();
+    gw.start_ticker();
     ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, user, admin, codec, id)))
 }

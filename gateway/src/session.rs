@@ -1,122 +1,211 @@
-//! One WebSocket session: a reader loop (this task) that decodes frames and runs requests, and
-//! a writer task that owns the socket's sending half and writes queued frames, coalescing what
-//! has queued into one flush.
+//! One WebSocket session, in one task: it reads and decodes frames and starts their requests,
+//! collects the requests' replies, and writes what the hub queued for it, coalescing every frame
+//! queued meanwhile into one flush.
 //!
-//! Requests run concurrently (at most `max_inflight` per session; past that the reader stops
-//! reading, which pushes back on the client through TCP). Replies are queued in completion order.
+//! Requests run concurrently (at most `max_inflight` per session; past that the session stops
+//! reading, which pushes back on the client through TCP). Replies are queued in completion
+//! order. A write the socket cannot take yet does not stop reading; a client that does not read
+//! fills the session's bounded queue and is closed as a slow consumer.
+//!
+//! One task and one shared allocation (`SessionShared`) per session, with no channel: an idle
+//! session holds its socket, this task's state and the shared queue's header, and nothing that
+//! grows until it is used.
 
 use crate::frame::{self, ClientFrame, Codec, Outbound, ReqId, ServerFrame};
-use crate::hub::{CloseReason, SessionShared};
+use crate::hub::{CloseReason, SessionShared, Signal};
 use crate::Gateway;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Sink, SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, ReportReason, Seq, SessionId, UserId};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
-/// Most frames written between two flushes.
+/// Most frames handed to the socket between two flushes.
 const WRITE_COALESCE: usize = 64;
+/// A batch buffer that grew past this many slots is given back once it is empty.
+const OUT_KEEP: usize = 16;
 
 type Replies = BoxFuture<'static, Vec<ServerFrame>>;
 
-pub(crate) async fn run(gw: Arc<Gateway>, socket: WebSocket, user: UserId, admin: bool, codec: Codec, id: SessionId) {
-    // Borrowed, not cloned: every byte of this future is held by every idle session.
-    let cfg = &gw.config;
-    let (tx, rx) = mpsc::channel(cfg.outbound_queue.max(1));
-    let shared = Arc::new(SessionShared::new(id.clone(), user, tx));
-    let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, shared.clone(), codec, cfg.heartbeat, gw.clone()));
-
-    gw.metrics.connections.inc();
-    gw.metrics.connections_total.inc();
-    // In cluster mode this registers the user with the directory first, so that everything
-    // committed after the client's first sync reaches it live.
-    gw.chat.session_opened(user).await;
-    // hello is queued before the session is registered, so it is always the first frame.
-    gw.hub.push(
-        &shared,
-        Arc::new(Outbound::new(ServerFrame::Hello {
-            user: user.to_string(),
-            session: id.to_string(),
-            heartbeat_ms: cfg.heartbeat.as_millis() as u64,
-            max_frame_bytes: cfg.max_frame_bytes,
-            protocol: codec.protocol().to_owned(),
-        })),
-    );
-    gw.hub.register(shared.clone());
-    if admin {
-        gw.hub.register_admin(shared.clone());
-    }
-    gw.metrics.online_users.set(gw.chat.online_users() as i64);
-    tracing::debug!(session = %id, %user, ?codec, "session open");
-    // A ban that committed after the upgrade's check and whose close went out before this
-    // session was registered is caught here. Then the order alerts not acked yet, oldest first
-    // (an alert committed meanwhile may also come live: the alert id tells them apart).
-    match gw.alerts.on_session_open(user).await {
-        Ok(list) => {
-            for a in &list {
-                gw.hub.push(&shared, Arc::new(Outbound::new(ServerFrame::order_alert(a))));
-            }
-        }
-        Err(CoreError::Banned) => shared.close(CloseReason::Banned),
-        Err(e) => tracing::warn!(error = %e, %user, "pending order alerts not read; they come on the next connect"),
-    }
-
-    let quota = Quota::per_second(cfg.msg_rate).allow_burst(cfg.msg_burst);
-    let mut session = Session {
-        gw: gw.clone(),
-        shared: shared.clone(),
-        codec,
-        limiter: RateLimiter::direct(quota),
-        watched: Vec::new(),
-        bad_in_row: 0,
-        inflight: FuturesUnordered::new(),
+/// The session's task. Not an `async fn`: its arguments would be kept twice in the future, once
+/// as arguments and once as the locals they are moved into, and every byte of this future is
+/// held by every idle session.
+pub(crate) fn run(
+    gw: Arc<Gateway>,
+    socket: WebSocket,
+    user: UserId,
+    admin: bool,
+    codec: Codec,
+    id: SessionId,
+) -> impl Future<Output = ()> + Send + 'static {
+    let mut io = Io {
+        socket,
+        out: VecDeque::new(),
+        dirty: false,
+        ping_due: false,
     };
-    let end = session.read_loop(&mut stream).await;
+    async move {
+        // Borrowed, not cloned, for the same reason.
+        let cfg = &gw.config;
+        let shared = Arc::new(SessionShared::new(
+            id.clone(),
+            user,
+            cfg.outbound_queue.max(1),
+        ));
 
-    // Answer what was accepted before closing: a send read before the drain gets its ack.
-    if end.drains() {
-        let drain = async {
-            while let Some(replies) = session.inflight.next().await {
-                session.queue_all(replies);
-            }
-        };
-        let _ = tokio::time::timeout(cfg.drain_timeout, drain).await;
-    }
-    shared.close(end);
-    gw.hub.unregister(&shared, &session.watched);
-    for u in &session.watched {
-        gw.chat.unwatch(*u);
-    }
-    drop(session);
-    gw.chat.session_closed(user).await;
-    gw.metrics.connections.dec();
-    gw.metrics.online_users.set(gw.chat.online_users() as i64);
-    if end != CloseReason::ClientClosed {
-        gw.metrics.close(end.label());
-    }
-    // The closing handshake: while the writer sends our close frame, keep reading (and
-    // dropping) until the client's close arrives. Closing the socket with unread input would
-    // make the kernel send a reset, which can destroy the close frame before the client reads it.
-    if end != CloseReason::ClientClosed {
-        let linger = async {
-            while let Some(Ok(m)) = stream.next().await {
-                if matches!(m, WsMessage::Close(_)) {
-                    break;
+        gw.metrics.connections.inc();
+        gw.metrics.connections_total.inc();
+        // In cluster mode this registers the user with the directory first, so that everything
+        // committed after the client's first sync reaches it live.
+        gw.chat.session_opened(user).await;
+        // hello is queued before the session is registered, so it is always the first frame.
+        gw.hub.push(
+            &shared,
+            Arc::new(Outbound::new(ServerFrame::Hello {
+                user: user.to_string(),
+                session: id.to_string(),
+                heartbeat_ms: cfg.heartbeat.as_millis() as u64,
+                max_frame_bytes: cfg.max_frame_bytes,
+                protocol: codec.protocol().to_owned(),
+            })),
+        );
+        gw.hub.register(shared.clone());
+        // A drain that began before this registration did not see this session.
+        if gw.shutdown.is_cancelled() {
+            shared.close(CloseReason::Shutdown);
+        }
+        if admin {
+            gw.hub.register_admin(shared.clone());
+        }
+        gw.metrics.online_users.set(gw.chat.online_users() as i64);
+        tracing::debug!(session = %id, %user, ?codec, "session open");
+        // A ban that committed after the upgrade's check and whose close went out before this
+        // session was registered is caught here. Then the order alerts not acked yet, oldest first
+        // (an alert committed meanwhile may also come live: the alert id tells them apart).
+        match gw.alerts.on_session_open(user).await {
+            Ok(list) => {
+                for a in &list {
+                    gw.hub.push(
+                        &shared,
+                        Arc::new(Outbound::new(ServerFrame::order_alert(a))),
+                    );
                 }
             }
+            Err(CoreError::Banned) => shared.close(CloseReason::Banned),
+            Err(e) => {
+                tracing::warn!(error = %e, %user, "pending order alerts not read; they come on the next connect")
+            }
+        }
+
+        let quota = Quota::per_second(cfg.msg_rate).allow_burst(cfg.msg_burst);
+        let mut session = Session {
+            gw: gw.clone(),
+            shared: shared.clone(),
+            codec,
+            limiter: RateLimiter::direct(quota),
+            watched: Vec::new(),
+            bad_in_row: 0,
+            inflight: None,
         };
-        let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
+        let end = session.run_loop(&mut io).await;
+
+        // Answer what was accepted before closing: a send read before the drain gets its ack.
+        if end.drains() {
+            let drain = async {
+                while let Some(replies) = session.next_replies().await {
+                    session.queue_all(replies);
+                }
+            };
+            let _ = tokio::time::timeout(cfg.drain_timeout, drain).await;
+        }
+        shared.close(end);
+        gw.hub.unregister(&shared, &session.watched);
+        for u in &session.watched {
+            gw.chat.unwatch(*u);
+        }
+        drop(session);
+        gw.chat.session_closed(user).await;
+        gw.metrics.connections.dec();
+        gw.metrics.online_users.set(gw.chat.online_users() as i64);
+        if end != CloseReason::ClientClosed {
+            gw.metrics.close(end.label());
+        }
+
+        let finish = async {
+            if end.drains() {
+                // Whatever was queued before the close (the last acks) goes out first.
+                shared.take_queued(&mut io.out);
+                while let Some(f) = io.out.pop_front() {
+                    gw.metrics.frame_out(f.frame.type_name());
+                    if io.socket.feed(f.message(codec)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if end != CloseReason::ClientClosed {
+                let text = match end {
+                    CloseReason::Shutdown => format!(
+                        "{}; reconnect_after_ms={}",
+                        end.label(),
+                        cfg.reconnect_hint_ms()
+                    ),
+                    other => other.label().to_owned(),
+                };
+                let _ = io
+                    .socket
+                    .send(WsMessage::Close(Some(CloseFrame {
+                        code: end.code(),
+                        reason: text.into(),
+                    })))
+                    .await;
+            }
+            let _ = io.socket.flush().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), finish).await;
+        shared.finish();
+        // The closing handshake: after our close frame, keep reading (and dropping) until the
+        // client's close arrives. Closing the socket with unread input would make the kernel send a
+        // reset, which can destroy the close frame before the client reads it.
+        if end != CloseReason::ClientClosed {
+            let linger = async {
+                while let Some(Ok(m)) = io.socket.next().await {
+                    if matches!(m, WsMessage::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), linger).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), io.socket.close()).await;
+        tracing::debug!(session = %id, %user, reason = end.label(), "session closed");
     }
-    if tokio::time::timeout(cfg.drain_timeout + Duration::from_secs(1), writer).await.is_err() {
-        tracing::warn!(session = %id, "writer did not finish in time");
-    }
-    tracing::debug!(session = %id, %user, reason = end.label(), "session closed");
+}
+
+/// The socket and what is on its way into it.
+struct Io {
+    socket: WebSocket,
+    /// Frames taken from the shared queue, not yet handed to the socket.
+    out: VecDeque<Arc<Outbound>>,
+    /// Frames were handed to the socket since its last flush.
+    dirty: bool,
+    /// A heartbeat ping is to be sent.
+    ping_due: bool,
+}
+
+/// What woke the session.
+enum Step {
+    Incoming(Option<Result<WsMessage, axum::Error>>),
+    Replies(Vec<ServerFrame>),
+    Tick,
+    End(CloseReason),
 }
 
 struct Session {
@@ -128,35 +217,92 @@ struct Session {
     /// Users whose presence this session watches (at most `max_presence_watch`).
     watched: Vec<UserId>,
     bad_in_row: u32,
-    /// Requests being processed; at most `max_inflight`.
-    inflight: FuturesUnordered<Replies>,
+    /// Requests being processed; at most `max_inflight`. Allocated while there are some.
+    inflight: Option<FuturesUnordered<Replies>>,
 }
 
 impl Session {
-    async fn read_loop(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) -> CloseReason {
+    fn inflight_len(&self) -> usize {
+        self.inflight.as_ref().map_or(0, FuturesUnordered::len)
+    }
+
+    fn start(&mut self, request: Replies) {
+        self.inflight
+            .get_or_insert_with(FuturesUnordered::new)
+            .push(request);
+    }
+
+    fn poll_replies(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<ServerFrame>>> {
+        let Some(set) = self.inflight.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match set.poll_next_unpin(cx) {
+            Poll::Ready(Some(r)) => {
+                if set.is_empty() {
+                    self.inflight = None;
+                }
+                Poll::Ready(Some(r))
+            }
+            Poll::Ready(None) => {
+                self.inflight = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    async fn next_replies(&mut self) -> Option<Vec<ServerFrame>> {
+        poll_fn(|cx| self.poll_replies(cx)).await
+    }
+
+    async fn run_loop(&mut self, io: &mut Io) -> CloseReason {
         let gw = self.gw.clone();
         let cfg = &gw.config;
-        let mut check = tokio::time::interval(cfg.heartbeat.min(Duration::from_secs(5)));
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Ticks come from the hub every `min(heartbeat, 5 s)`; a ping goes out on the tick
+        // nearest to a heartbeat after the last one.
+        let ping_after = cfg
+            .heartbeat
+            .saturating_sub(cfg.heartbeat.min(Duration::from_secs(5)) / 2);
         let mut last_rx = Instant::now();
+        let mut last_ping = Instant::now();
         loop {
-            tokio::select! {
-                biased;
-                _ = self.shared.closed.cancelled() => {
-                    return self.shared.close_reason().unwrap_or(CloseReason::ClientClosed);
+            let step = poll_fn(|cx| {
+                match self.shared.poll_signal(cx) {
+                    Poll::Ready(Signal::Closed(reason)) => return Poll::Ready(Step::End(reason)),
+                    Poll::Ready(Signal::Tick) => return Poll::Ready(Step::Tick),
+                    Poll::Pending => {}
                 }
-                _ = self.gw.shutdown.cancelled() => return CloseReason::Shutdown,
-                Some(replies) = self.inflight.next(), if !self.inflight.is_empty() => {
-                    self.queue_all(replies);
+                if let Poll::Ready(reason) = io.poll_write(cx, &self.shared, self.codec, &gw) {
+                    return Poll::Ready(Step::End(reason));
                 }
-                _ = check.tick() => {
-                    // While the session's requests fill `max_inflight` we are not reading, and
-                    // the silence is ours, not the client's.
-                    if self.inflight.len() < cfg.max_inflight && last_rx.elapsed() > cfg.heartbeat_timeout {
-                        return CloseReason::HeartbeatTimeout;
+                if let Poll::Ready(Some(r)) = self.poll_replies(cx) {
+                    return Poll::Ready(Step::Replies(r));
+                }
+                if self.inflight_len() < cfg.max_inflight {
+                    if let Poll::Ready(m) = io.socket.poll_next_unpin(cx) {
+                        return Poll::Ready(Step::Incoming(m));
                     }
                 }
-                msg = stream.next(), if self.inflight.len() < cfg.max_inflight => {
+                Poll::Pending
+            })
+            .await;
+            match step {
+                Step::End(reason) => return reason,
+                Step::Replies(r) => self.queue_all(r),
+                Step::Tick => {
+                    // While the session's requests fill `max_inflight` we are not reading, and
+                    // the silence is ours, not the client's.
+                    if self.inflight_len() < cfg.max_inflight
+                        && last_rx.elapsed() > cfg.heartbeat_timeout
+                    {
+                        return CloseReason::HeartbeatTimeout;
+                    }
+                    if last_ping.elapsed() >= ping_after {
+                        io.ping_due = true;
+                        last_ping = Instant::now();
+                    }
+                }
+                Step::Incoming(msg) => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
                         Some(Err(e)) => {
@@ -164,7 +310,11 @@ impl Session {
                                 .into_inner()
                                 .downcast_ref::<tungstenite::Error>()
                                 .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-                            return if too_large { CloseReason::TooLarge } else { CloseReason::ClientClosed };
+                            return if too_large {
+                                CloseReason::TooLarge
+                            } else {
+                                CloseReason::ClientClosed
+                            };
                         }
                         None => return CloseReason::ClientClosed,
                     };
@@ -187,7 +337,9 @@ impl Session {
         if let ServerFrame::Error { code, .. } = &frame {
             self.gw.metrics.error(code);
         }
-        self.gw.hub.push(&self.shared, Arc::new(Outbound::new(frame)));
+        self.gw
+            .hub
+            .push(&self.shared, Arc::new(Outbound::new(frame)));
     }
 
     fn queue_all(&self, frames: Vec<ServerFrame>) {
@@ -205,7 +357,11 @@ impl Session {
         if data.len() > self.gw.config.max_frame_bytes {
             self.gw.metrics.frame_in("too_large");
             let max = self.gw.config.max_frame_bytes;
-            return self.bad(None, "too_large", format!("frame of {} bytes is over the {max} byte limit", data.len()));
+            return self.bad(
+                None,
+                "too_large",
+                format!("frame of {} bytes is over the {max} byte limit", data.len()),
+            );
         }
         let frame = match frame::decode(self.codec, data) {
             Ok(f) => f,
@@ -242,13 +398,15 @@ impl Session {
         let fail = |e: CoreError| (id.clone(), e);
         match frame {
             ClientFrame::Ping { .. } => self.queue(ServerFrame::Pong { id }),
-            ClientFrame::Send { conv, cmid, body, .. } => {
+            ClientFrame::Send {
+                conv, cmid, body, ..
+            } => {
                 let conv = conv.conv().map_err(fail)?;
                 let cmid = ClientMsgId::parse(&cmid).map_err(fail)?;
                 let body = body.into_domain().map_err(fail)?;
                 let origin = Some(self.shared.id.clone());
                 let gw = self.gw.clone();
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     let started = Instant::now();
                     let result = chat.send(me, origin, conv, cmid.clone(), body).await;
                     if let Ok(Appended::New(m)) = &result {
@@ -275,10 +433,12 @@ impl Session {
                     }]
                 }));
             }
-            ClientFrame::Sync { conv, after, limit, .. } => {
+            ClientFrame::Sync {
+                conv, after, limit, ..
+            } => {
                 let conv = conv.conv().map_err(fail)?;
                 let limit = limit.unwrap_or(50);
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     vec![match chat.history(me, conv, Seq::new(after), limit).await {
                         Ok((messages, more)) => ServerFrame::History {
                             id,
@@ -292,7 +452,7 @@ impl Session {
             }
             ClientFrame::Read { conv, seq, .. } => {
                 let conv = conv.conv().map_err(fail)?;
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     match chat.read(me, conv, Seq::new(seq)).await {
                         Ok(_) => vec![],
                         Err(e) => vec![error_frame(id, &e)],
@@ -301,7 +461,7 @@ impl Session {
             }
             ClientFrame::Typing { conv, .. } => {
                 let conv = conv.conv().map_err(fail)?;
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     match chat.typing(me, conv).await {
                         Ok(()) => vec![],
                         Err(e) => vec![error_frame(id, &e)],
@@ -309,14 +469,24 @@ impl Session {
                 }));
             }
             ClientFrame::PresenceSubscribe { users, .. } => {
-                let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+                let users = users
+                    .iter()
+                    .map(|u| u.user())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(fail)?;
                 let max = self.gw.config.max_presence_watch;
                 let mut users = users;
                 users.sort();
                 users.dedup();
-                let new: Vec<UserId> = users.iter().copied().filter(|u| !self.watched.contains(u)).collect();
+                let new: Vec<UserId> = users
+                    .iter()
+                    .copied()
+                    .filter(|u| !self.watched.contains(u))
+                    .collect();
                 if self.watched.len() + new.len() > max {
-                    return Err(fail(CoreError::invalid(format!("a session watches at most {max} users"))));
+                    return Err(fail(CoreError::invalid(format!(
+                        "a session watches at most {max} users"
+                    ))));
                 }
                 // Watch first, then read the state: a change in between is seen, never missed.
                 for u in &new {
@@ -326,7 +496,7 @@ impl Session {
                 // Counted now (undone by unwatch at close, whether or not the future runs).
                 let ready: Vec<_> = new.iter().map(|u| chat.watch(*u)).collect();
                 // Every user asked for gets its current state, already watched or not.
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     for r in ready {
                         if let Err(e) = r.await {
                             tracing::warn!(error = %e, "presence watch not registered with the bus");
@@ -356,26 +526,40 @@ impl Session {
             ClientFrame::AlertAck { alert, .. } => {
                 let alert = alert.event().map_err(fail)?;
                 let alerts = self.gw.alerts.clone();
-                self.inflight.push(Box::pin(async move {
+                self.start(Box::pin(async move {
                     vec![match alerts.ack(me, alert).await {
-                        Ok(()) => ServerFrame::AlertAcked { id, alert: alert.to_string() },
+                        Ok(()) => ServerFrame::AlertAcked {
+                            id,
+                            alert: alert.to_string(),
+                        },
                         Err(e) => error_frame(id, &e),
                     }]
                 }));
             }
-            ClientFrame::Report { conv, seq, reason, .. } => {
+            ClientFrame::Report {
+                conv, seq, reason, ..
+            } => {
                 let conv = conv.conv().map_err(fail)?;
                 let reason = ReportReason::parse(&reason).map_err(fail)?;
                 let moderation = self.gw.moderation.clone();
-                self.inflight.push(Box::pin(async move {
-                    vec![match moderation.report(me, conv, Seq::new(seq), reason).await {
-                        Ok(item) => ServerFrame::Reported { id, item: item.id.to_string() },
-                        Err(e) => error_frame(id, &e),
-                    }]
+                self.start(Box::pin(async move {
+                    vec![
+                        match moderation.report(me, conv, Seq::new(seq), reason).await {
+                            Ok(item) => ServerFrame::Reported {
+                                id,
+                                item: item.id.to_string(),
+                            },
+                            Err(e) => error_frame(id, &e),
+                        },
+                    ]
                 }));
             }
             ClientFrame::PresenceUnsubscribe { users, .. } => {
-                let users = users.iter().map(|u| u.user()).collect::<Result<Vec<_>, _>>().map_err(fail)?;
+                let users = users
+                    .iter()
+                    .map(|u| u.user())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(fail)?;
                 for u in users {
                     if self.watched.contains(&u) {
                         self.gw.hub.unwatch(u, &self.shared);
@@ -397,86 +581,59 @@ fn error_frame(id: Option<ReqId>, e: &CoreError) -> ServerFrame {
     ServerFrame::error(id, e.code(), message)
 }
 
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, WsMessage>,
-    mut rx: mpsc::Receiver<Arc<Outbound>>,
-    shared: Arc<SessionShared>,
-    codec: Codec,
-    heartbeat: Duration,
-    gw: Arc<Gateway>,
-) {
-    let mut ping = tokio::time::interval(heartbeat);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ping.tick().await;
-    // Grows on use: an idle session should not hold 64 slots.
-    let mut batch: Vec<Arc<Outbound>> = Vec::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = shared.closed.cancelled() => break,
-            _ = ping.tick() => {
-                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
-                    shared.close(CloseReason::ClientClosed);
-                    break;
-                }
+impl Io {
+    /// Hands queued frames (and a due ping) to the socket while it takes them, then flushes.
+    /// `Ready` when the socket failed; `Pending` otherwise, with the task woken by the next push
+    /// (through `poll_signal`) or by the socket becoming writable.
+    fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        shared: &SessionShared,
+        codec: Codec,
+        gw: &Gateway,
+    ) -> Poll<CloseReason> {
+        let mut fed = 0;
+        loop {
+            if self.out.is_empty() {
+                // The waker is registered by `poll_signal`, before this: a push after it wakes us.
+                shared.take_queued(&mut self.out);
             }
-            n = rx.recv_many(&mut batch, WRITE_COALESCE) => {
-                if n == 0 {
-                    break;
-                }
-                let write = write_batch(&mut sink, &mut batch, codec, &gw);
-                let ok = tokio::select! {
-                    biased;
-                    // A closed session whose frames are not drained does not wait for the socket.
-                    _ = shared.closed.cancelled(), if !shared.close_reason().is_some_and(CloseReason::drains) => false,
-                    ok = write => ok,
-                };
-                if !ok {
-                    shared.close(CloseReason::ClientClosed);
-                    break;
-                }
+            if (self.out.is_empty() && !self.ping_due) || fed >= WRITE_COALESCE {
+                break;
             }
-        }
-    }
-    let reason = shared.close_reason().unwrap_or(CloseReason::ClientClosed);
-    let finish = async {
-        if reason.drains() {
-            // Whatever was queued before the close (the last acks) goes out first.
-            loop {
-                while batch.len() < WRITE_COALESCE {
-                    match rx.try_recv() {
-                        Ok(f) => batch.push(f),
-                        Err(_) => break,
-                    }
-                }
-                if batch.is_empty() || !write_batch(&mut sink, &mut batch, codec, &gw).await {
-                    break;
-                }
+            match Pin::new(&mut self.socket).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(CloseReason::ClientClosed),
+                Poll::Pending => break,
             }
-        }
-        if reason != CloseReason::ClientClosed {
-            let text = match reason {
-                CloseReason::Shutdown => format!("{}; reconnect_after_ms={}", reason.label(), gw.config.reconnect_hint_ms()),
-                other => other.label().to_owned(),
+            let msg = if self.ping_due {
+                self.ping_due = false;
+                WsMessage::Ping(Default::default())
+            } else {
+                let Some(f) = self.out.pop_front() else { break };
+                gw.metrics.frame_out(f.frame.type_name());
+                f.message(codec)
             };
-            let _ = sink.send(WsMessage::Close(Some(CloseFrame { code: reason.code(), reason: text.into() }))).await;
+            if Pin::new(&mut self.socket).start_send(msg).is_err() {
+                return Poll::Ready(CloseReason::ClientClosed);
+            }
+            self.dirty = true;
+            fed += 1;
         }
-        let _ = sink.close().await;
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(2), finish).await;
-}
-
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, WsMessage>,
-    batch: &mut Vec<Arc<Outbound>>,
-    codec: Codec,
-    gw: &Gateway,
-) -> bool {
-    for f in batch.drain(..) {
-        gw.metrics.frame_out(f.frame.type_name());
-        if sink.feed(f.message(codec)).await.is_err() {
-            return false;
+        if self.out.is_empty() && self.out.capacity() > OUT_KEEP {
+            self.out = VecDeque::new();
         }
+        if self.dirty {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.dirty = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(CloseReason::ClientClosed),
+                Poll::Pending => {}
+            }
+        }
+        if fed >= WRITE_COALESCE && !self.out.is_empty() {
+            // More to write: come back after the other sources had their turn.
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
     }
-    sink.flush().await.is_ok()
 }
