@@ -205,25 +205,29 @@ impl SessionShared {
     }
 }
 
+/// The hub's maps are looked up once per member per delivery; their keys are ids the server
+/// assigned, so a fast seeded hash (foldhash, hashbrown's own) is enough, instead of SipHash.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct Hub {
     /// Open sessions per user. Bounded by the number of sessions (each entry is removed when
     /// its session ends); the shard locks are held only to clone the list.
-    sessions: DashMap<UserId, Vec<Arc<SessionShared>>>,
+    sessions: DashMap<UserId, Vec<Arc<SessionShared>>, Hasher>,
     /// Sessions that asked for a user's presence, by watched user. Each session may watch at
     /// most `GatewayConfig::max_presence_watch` users; entries go when the session ends.
-    watchers: DashMap<UserId, Vec<Arc<SessionShared>>>,
+    watchers: DashMap<UserId, Vec<Arc<SessionShared>>, Hasher>,
     /// Sessions of admins (their user had the role when the session opened): they get the
     /// moderation feed. Entries go when the session ends.
-    admins: DashMap<SessionId, Arc<SessionShared>>,
+    admins: DashMap<SessionId, Arc<SessionShared>, Hasher>,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Hub {
-            sessions: DashMap::new(),
-            watchers: DashMap::new(),
-            admins: DashMap::new(),
+            sessions: DashMap::with_hasher(Hasher::default()),
+            watchers: DashMap::with_hasher(Hasher::default()),
+            admins: DashMap::with_hasher(Hasher::default()),
             metrics,
         }
     }
@@ -268,12 +272,12 @@ impl Hub {
     }
 
     fn to_user(&self, user: UserId, frame: &Arc<Outbound>, except: Option<&SessionId>) {
-        let list = match self.sessions.get(&user) {
-            Some(l) => l.clone(),
-            None => return,
-        };
-        for s in list.iter().filter(|s| Some(&s.id) != except) {
-            self.push(s, frame.clone());
+        // Pushing under the shard's read lock is fine: a push only takes the session's own lock
+        // and schedules its task, never the hub's.
+        if let Some(list) = self.sessions.get(&user) {
+            for s in list.iter().filter(|s| Some(&s.id) != except) {
+                s.push(frame.clone());
+            }
         }
     }
 

@@ -25,7 +25,9 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use futures_util::task::AtomicWaker;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// Most frames handed to the socket between two flushes.
@@ -46,11 +48,14 @@ pub(crate) fn run(
     codec: Codec,
     id: SessionId,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let read = Arc::new(ReadWake { due: AtomicBool::new(true), task: AtomicWaker::new() });
     let mut io = Io {
         socket,
         out: VecDeque::new(),
         dirty: false,
         ping_due: false,
+        read_waker: Waker::from(read.clone()),
+        read,
     };
     async move {
         // Borrowed, not cloned, for the same reason.
@@ -198,6 +203,46 @@ struct Io {
     dirty: bool,
     /// A heartbeat ping is to be sent.
     ping_due: bool,
+    /// Whether the socket's read side may have something (see `ReadWake`), and the waker the
+    /// read side is polled with.
+    read: Arc<ReadWake>,
+    read_waker: Waker,
+}
+
+/// Wakes the session task for the socket's read side and remembers that it did, so that the
+/// task polls the read side only when it may have data, not each time it is woken to write (a
+/// read attempt costs a pass through the WebSocket codec, which zeroes its read buffer first).
+struct ReadWake {
+    due: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.due.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl Io {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WsMessage, axum::Error>>> {
+        if !self.read.due.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        self.read.task.register(cx.waker());
+        let mut rcx = Context::from_waker(&self.read_waker);
+        match self.socket.poll_next_unpin(&mut rcx) {
+            Poll::Ready(m) => {
+                // There may be more frames buffered already: look again next time.
+                self.read.due.store(true, Ordering::Release);
+                Poll::Ready(m)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// What woke the session.
@@ -279,7 +324,7 @@ impl Session {
                     return Poll::Ready(Step::Replies(r));
                 }
                 if self.inflight_len() < cfg.max_inflight {
-                    if let Poll::Ready(m) = io.socket.poll_next_unpin(cx) {
+                    if let Poll::Ready(m) = io.poll_read(cx) {
                         return Poll::Ready(Step::Incoming(m));
                     }
                 }
@@ -322,7 +367,9 @@ impl Session {
                     match msg {
                         WsMessage::Text(t) => self.on_data(t.as_bytes()),
                         WsMessage::Binary(b) => self.on_data(&b),
-                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                        // The codec queued the pong; make sure a flush follows.
+                        WsMessage::Ping(_) => io.dirty = true,
+                        WsMessage::Pong(_) => {}
                         WsMessage::Close(_) => return CloseReason::ClientClosed,
                     }
                     if self.bad_in_row >= cfg.max_bad_frames {
