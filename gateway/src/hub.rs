@@ -8,7 +8,9 @@ use dashmap::DashMap;
 use jiebanke_chat_core::ports::{Event, EventSink};
 use jiebanke_chat_core::{SessionId, UserId};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use std::task::{Context, Poll, Waker};
 
 /// Why the server closes a session; each has a WebSocket close code and a reason text.
@@ -67,6 +69,16 @@ pub struct SessionShared {
     pub user: UserId,
     bound: usize,
     state: Mutex<Outbox>,
+    /// When the client was last heard from and last pinged (`clock_ms`): the hub's ticker
+    /// reads them to wake only the sessions with a heartbeat duty.
+    last_rx: AtomicU64,
+    last_ping: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock, for the heartbeat bookkeeping.
+pub fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 struct Outbox {
@@ -102,7 +114,33 @@ impl SessionShared {
                 finished: false,
                 tick: false,
             }),
+            last_rx: AtomicU64::new(clock_ms()),
+            last_ping: AtomicU64::new(clock_ms()),
         }
+    }
+
+    /// A frame came from the client.
+    pub fn heard(&self, now_ms: u64) {
+        self.last_rx.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the client was last heard from.
+    pub fn silent_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.last_rx.load(Ordering::Relaxed))
+    }
+
+    /// Whether a ping is due (none for `ping_after`); if so, it counts as sent now.
+    pub fn take_ping(&self, now_ms: u64, ping_after: Duration) -> bool {
+        let due = now_ms.saturating_sub(self.last_ping.load(Ordering::Relaxed)) >= ping_after.as_millis() as u64;
+        if due {
+            self.last_ping.store(now_ms, Ordering::Relaxed);
+        }
+        due
+    }
+
+    fn heartbeat_duty(&self, now_ms: u64, ping_after: Duration, timeout: Duration) -> bool {
+        now_ms.saturating_sub(self.last_ping.load(Ordering::Relaxed)) >= ping_after.as_millis() as u64
+            || self.silent_ms(now_ms) > timeout.as_millis() as u64
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -281,12 +319,16 @@ impl Hub {
         }
     }
 
-    /// Wakes every session for its heartbeat check: one timer for the node instead of one per
-    /// session.
-    pub fn tick_all(&self) {
+    /// Wakes the sessions that have a heartbeat duty (a ping due after `ping_after`, or a client
+    /// silent past `timeout`): one timer for the node instead of one per session, and an idle
+    /// session is woken once per heartbeat, not at every tick.
+    pub fn tick_all(&self, ping_after: Duration, timeout: Duration) {
+        let now = clock_ms();
         for e in self.sessions.iter() {
             for s in e.value() {
-                s.tick();
+                if s.heartbeat_duty(now, ping_after, timeout) {
+                    s.tick();
+                }
             }
         }
     }
@@ -414,5 +456,47 @@ impl EventSink for Hub {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ticker_wakes_a_session_only_for_a_heartbeat_duty() {
+        let s = SessionShared::new(SessionId::new(String::from("s1")), UserId::new(1).unwrap(), 8);
+        let t0 = clock_ms();
+        let (ping_after, timeout) = (Duration::from_secs(25), Duration::from_secs(75));
+        assert!(!s.heartbeat_duty(t0 + 1_000, ping_after, timeout), "just pinged and heard");
+        assert!(s.heartbeat_duty(t0 + 25_000, ping_after, timeout), "a ping is due");
+        assert!(s.take_ping(t0 + 25_000, ping_after));
+        assert!(!s.take_ping(t0 + 26_000, ping_after), "one ping per heartbeat");
+        s.heard(t0 + 30_000);
+        assert!(!s.heartbeat_duty(t0 + 31_000, ping_after, timeout));
+        assert_eq!(s.silent_ms(t0 + 31_000), 1_000);
+        // Silent past the timeout: woken to close, whatever the ping.
+        s.take_ping(t0 + 105_000, ping_after);
+        assert!(s.heartbeat_duty(t0 + 105_001, ping_after, timeout));
+    }
+
+    #[test]
+    fn a_full_queue_closes_the_session_as_a_slow_consumer() {
+        let s = SessionShared::new(SessionId::new(String::from("s1")), UserId::new(1).unwrap(), 2);
+        let f = Arc::new(Outbound::new(crate::frame::ServerFrame::Resync));
+        assert!(s.push(f.clone()) && s.push(f.clone()));
+        assert!(!s.push(f.clone()));
+        assert_eq!(s.close_reason(), Some(CloseReason::SlowConsumer));
+        // Once closed for a reason that drops frames, nothing more is queued.
+        assert!(!s.push(f.clone()));
+        let mut out = VecDeque::new();
+        s.take_queued(&mut out);
+        assert_eq!(out.len(), 2);
+        // A draining close keeps accepting the last replies until the task finishes.
+        let d = SessionShared::new(SessionId::new(String::from("s2")), UserId::new(1).unwrap(), 4);
+        d.close(CloseReason::Shutdown);
+        assert!(d.push(f.clone()));
+        d.finish();
+        assert!(!d.push(f));
     }
 }

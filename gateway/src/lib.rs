@@ -98,6 +98,17 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// How often the node's ticker looks for sessions with a heartbeat duty.
+    pub fn heartbeat_tick(&self) -> Duration {
+        self.heartbeat.min(Duration::from_secs(5))
+    }
+
+    /// A session is pinged on the first tick at least this long after its last ping: the tick
+    /// nearest to one heartbeat.
+    pub fn ping_after(&self) -> Duration {
+        self.heartbeat.saturating_sub(self.heartbeat_tick() / 2)
+    }
+
     /// A jittered reconnect delay for the drain close reason, so clients do not all come back
     /// in the same millisecond.
     pub fn reconnect_hint_ms(&self) -> u64 {
@@ -170,7 +181,8 @@ impl Gateway {
         self.ticker.call_once(|| {
             let hub = Arc::downgrade(&self.hub);
             let shutdown = self.shutdown.clone();
-            let period = self.config.heartbeat.min(Duration::from_secs(5));
+            let period = self.config.heartbeat_tick();
+            let (ping_after, timeout) = (self.config.ping_after(), self.config.heartbeat_timeout);
             tokio::spawn(async move {
                 let mut every = tokio::time::interval(period);
                 every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -179,7 +191,7 @@ impl Gateway {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = every.tick() => match hub.upgrade() {
-                            Some(hub) => hub.tick_all(),
+                            Some(hub) => hub.tick_all(ping_after, timeout),
                             None => break,
                         },
                     }

@@ -12,7 +12,7 @@
 //! grows until it is used.
 
 use crate::frame::{self, ClientFrame, Codec, Outbound, ReqId, ServerFrame};
-use crate::hub::{CloseReason, SessionShared, Signal};
+use crate::hub::{clock_ms, CloseReason, SessionShared, Signal};
 use crate::Gateway;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
@@ -303,13 +303,8 @@ impl Session {
     async fn run_loop(&mut self, io: &mut Io) -> CloseReason {
         let gw = self.gw.clone();
         let cfg = &gw.config;
-        // Ticks come from the hub every `min(heartbeat, 5 s)`; a ping goes out on the tick
-        // nearest to a heartbeat after the last one.
-        let ping_after = cfg
-            .heartbeat
-            .saturating_sub(cfg.heartbeat.min(Duration::from_secs(5)) / 2);
-        let mut last_rx = Instant::now();
-        let mut last_ping = Instant::now();
+        // Ticks come from the hub's ticker when this session has a heartbeat duty.
+        let ping_after = cfg.ping_after();
         loop {
             let step = poll_fn(|cx| {
                 match self.shared.poll_signal(cx) {
@@ -337,14 +332,14 @@ impl Session {
                 Step::Tick => {
                     // While the session's requests fill `max_inflight` we are not reading, and
                     // the silence is ours, not the client's.
+                    let now = clock_ms();
                     if self.inflight_len() < cfg.max_inflight
-                        && last_rx.elapsed() > cfg.heartbeat_timeout
+                        && self.shared.silent_ms(now) > cfg.heartbeat_timeout.as_millis() as u64
                     {
                         return CloseReason::HeartbeatTimeout;
                     }
-                    if last_ping.elapsed() >= ping_after {
+                    if self.shared.take_ping(now, ping_after) {
                         io.ping_due = true;
-                        last_ping = Instant::now();
                     }
                 }
                 Step::Incoming(msg) => {
@@ -363,7 +358,7 @@ impl Session {
                         }
                         None => return CloseReason::ClientClosed,
                     };
-                    last_rx = Instant::now();
+                    self.shared.heard(clock_ms());
                     match msg {
                         WsMessage::Text(t) => self.on_data(t.as_bytes()),
                         WsMessage::Binary(b) => self.on_data(&b),
