@@ -175,8 +175,8 @@ impl Gateway {
         })
     }
 
-    /// Starts the task that wakes every session for its heartbeat check each
-    /// `min(heartbeat, 5 s)`, once; it ends with the shutdown.
+    /// Starts, once, the task that every `min(heartbeat, 5 s)` wakes the sessions with a
+    /// heartbeat duty (`Hub::tick_all`); it ends with the shutdown.
     fn start_ticker(&self) {
         self.ticker.call_once(|| {
             let hub = Arc::downgrade(&self.hub);

@@ -7,9 +7,9 @@
 //! order. A write the socket cannot take yet does not stop reading; a client that does not read
 //! fills the session's bounded queue and is closed as a slow consumer.
 //!
-//! One task and one shared allocation (`SessionShared`) per session, with no channel: an idle
-//! session holds its socket, this task's state and the shared queue's header, and nothing that
-//! grows until it is used.
+//! One task, one shared allocation (`SessionShared`) and a small read waker (`ReadWake`) per
+//! session, with no channel: an idle session holds its socket, this task's state and the shared
+//! queue's header, and nothing that grows until it is used.
 
 use crate::frame::{self, ClientFrame, Codec, Outbound, ReqId, ServerFrame};
 use crate::hub::{clock_ms, CloseReason, SessionShared, Signal};
