@@ -48,6 +48,9 @@ for scenario, by_label in sorted(reports.items()):
                 ("fan-out last p50 ms", ("latency", "fanout_last", "p50_ms")),
                 ("fan-out last p99 ms", ("latency", "fanout_last", "p99_ms")),
                 ("share of broadcasts complete within 500 ms", ("results", "share_within")),
+                ("fan-out last p50 ms, kernel receive time", ("latency", "fanout_last_kernel", "p50_ms")),
+                ("fan-out last p99 ms, kernel receive time", ("latency", "fanout_last_kernel", "p99_ms")),
+                ("share within 500 ms, kernel receive time", ("results", "share_within_kernel")),
                 ("server user µs/delivery", ("results", "server_user_us_per_delivered")),
                 ("server system µs/delivery", ("results", "server_system_us_per_delivered")),
                 ("server CPU share", ("results", "server_cpu_share")),
@@ -57,12 +60,24 @@ for scenario, by_label in sorted(reports.items()):
         rows = [("sessions", ("results", "sessions")), ("ramp sessions/s", ("results", "ramp_per_s")),
                 ("server bytes/session", ("results", "server_bytes_per_session")),
                 ("closed during hold", ("results", "closed_during_hold"))]
+    elif scenario == "match":
+        rows = [("requests/s", ("results", "requests_per_s")),
+                ("proposals/s", ("results", "proposals_per_s")),
+                ("answer p50 ms", ("latency", "answer", "p50_ms")),
+                ("answer p99 ms", ("latency", "answer", "p99_ms")),
+                ("proposal (last of the pair) p50 ms", ("latency", "proposal_last", "p50_ms")),
+                ("proposal (last of the pair) p99 ms", ("latency", "proposal_last", "p99_ms")),
+                ("server user µs/proposal", ("results", "server_user_us_per_proposals")),
+                ("server system µs/proposal", ("results", "server_system_us_per_proposals")),
+                ("server CPU share", ("results", "server_cpu_share")),
+                ("load generator CPU share", ("results", "loadgen_cpu_share"))]
     else:
         rows = [("requests/s", ("results", "requests_per_s")),
                 ("list p99 ms", ("latency", "list_conversations", "p99_ms")),
                 ("open direct p99 ms", ("latency", "open_direct", "p99_ms"))]
-    labels = [l for pair in pairs for l in pair if l in by_label]
-    head = "| | " + " | ".join(labels) + " | " + " | ".join(f"{a} ÷ {b}" for a, b in pairs if a in by_label and b in by_label) + " |"
+    labels = [l for pair in pairs for l in pair if l in by_label] + [l for l in sorted(by_label) if all(l not in p for p in pairs)]
+    ratio_heads = [f"{a} ÷ {b}" for a, b in pairs if a in by_label and b in by_label]
+    head = "| | " + " | ".join(labels + ratio_heads) + " |"
     lines.append(head)
     lines.append("|" + "---|" * (head.count("|") - 1))
     for name, path in rows:
@@ -81,7 +96,7 @@ for scenario, by_label in sorted(reports.items()):
             if a in by_label and b in by_label:
                 va, vb = vals.get(a), vals.get(b)
                 ratios.append(f"{va / vb:.2f}×" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and vb else "—")
-        lines.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells + ratios) + " |")
     fails = {l: by_label[l]["failures"] for l in labels if by_label[l]["failures"]}
     for l, f in fails.items():
         lines.append(f"\n{l} failed checks: {'; '.join(f)}")

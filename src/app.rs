@@ -9,6 +9,7 @@ use jiebanke_chat_core::bus::LocalBus;
 use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::commit::Committer;
 use jiebanke_chat_core::events::{local_relay, run_relay, AlertService, EventHandler, RelayStats};
+use jiebanke_chat_core::matching::{run_expiry, MatchPool, MatchService, MemoryMatchPool};
 use jiebanke_chat_core::moderation::{parse_word_list, ModerationService, WordFilter};
 use jiebanke_chat_core::ports::{Bus, OpsStore, RelayFn, Store};
 use jiebanke_cluster::{AmqpLink, RedisCluster};
@@ -91,6 +92,12 @@ impl Application {
             config.admins.clone(),
         ));
         let amqp = config.amqp.clone().map(AmqpLink::new);
+        // Companion matching: the waiting requests are shared through Redis in cluster mode.
+        let pool: Arc<dyn MatchPool> = match &cluster {
+            Some(rc) => Arc::new(rc.match_pool(config.matching.clone())),
+            None => Arc::new(MemoryMatchPool::new(config.matching.clone())),
+        };
+        let matching = Arc::new(MatchService::new(pool, store_arc.clone(), bus.clone(), config.matching.clone()));
 
         let metrics = Arc::new(Metrics::new());
         let hub = Arc::new(Hub::new(metrics.clone()));
@@ -126,6 +133,7 @@ impl Application {
         let relay_stats = Arc::new(RelayStats::default());
         let mut background = vec![tokio::spawn(run_relay(ops.clone(), relay, wake.clone(), config.outbox_poll, relay_stats))];
         background.push(tokio::spawn(outbox_gauges(ops.clone(), metrics.clone())));
+        background.push(tokio::spawn(run_expiry(matching.clone(), Duration::from_secs(1), shutdown.clone().cancelled_owned())));
         #[cfg(unix)]
         if let Some(path) = config.banned_words_file.clone() {
             let filter = filter.clone();
@@ -146,6 +154,7 @@ impl Application {
             chat.clone(),
             alerts.clone(),
             moderation.clone(),
+            matching,
             hub,
             jwt.clone(),
             config.gateway.clone(),

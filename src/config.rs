@@ -149,6 +149,15 @@ pub struct ServeArgs {
     /// Prefix of the RabbitMQ exchanges and queues.
     #[arg(long, env = "JBK_AMQP_PREFIX", default_value = "jbk")]
     pub amqp_prefix: String,
+    /// How long a companion match request waits (at most until its travel window ends).
+    #[arg(long, env = "JBK_MATCH_TTL_MS", default_value_t = 600_000)]
+    pub match_ttl_ms: u64,
+    /// Match requests waiting in all, and for one destination; past either a new request is
+    /// refused `unavailable`.
+    #[arg(long, env = "JBK_MATCH_MAX_WAITING", default_value_t = 100_000)]
+    pub match_max_waiting: usize,
+    #[arg(long, env = "JBK_MATCH_MAX_PER_DESTINATION", default_value_t = 5_000)]
+    pub match_max_per_destination: usize,
     /// How often the outbox is looked at for events written on other nodes.
     #[arg(long, env = "JBK_OUTBOX_POLL_MS", default_value_t = 250)]
     pub outbox_poll_ms: u64,
@@ -185,6 +194,7 @@ pub struct Config {
     /// Durable events through RabbitMQ when set.
     pub amqp: Option<jiebanke_cluster::AmqpConfig>,
     pub outbox_poll: Duration,
+    pub matching: jiebanke_chat_core::matching::MatchConfig,
     pub banned_words_file: Option<PathBuf>,
     /// (provider, subject) of the configured admins.
     pub admins: Vec<(String, String)>,
@@ -223,6 +233,7 @@ impl Config {
             cluster: None,
             amqp: None,
             outbox_poll: Duration::from_millis(250),
+            matching: jiebanke_chat_core::matching::MatchConfig::default(),
             banned_words_file: None,
             admins: Vec::new(),
         }
@@ -345,6 +356,11 @@ impl Config {
             cluster,
             amqp,
             outbox_poll: Duration::from_millis(a.outbox_poll_ms.clamp(10, 60_000)),
+            matching: jiebanke_chat_core::matching::MatchConfig {
+                ttl: Duration::from_millis(a.match_ttl_ms.clamp(1_000, 7 * 86_400_000)),
+                max_waiting: a.match_max_waiting.max(1),
+                max_per_destination: a.match_max_per_destination.max(1),
+            },
             banned_words_file: a.banned_words_file,
             admins,
         })

@@ -606,3 +606,94 @@ async fn database_cut_answers_unavailable_never_a_false_ack() {
     let log = cb.sync_all(&conv, 0).await;
     assert_eq!(log.iter().filter(|m| m["cmid"] == "during").count(), 1);
 }
+
+/// The date `days` from today (UTC), as the wire writes it.
+fn date(days: i32) -> String {
+    use jiebanke_chat_core::matching::Day;
+    Day::from_days(Day::of_ms(jiebanke_chat_core::now_ms()).days() + days).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn companions_are_matched_across_nodes_once_and_expiry_reaches_the_right_node() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(redis) = TestRedis::new() else { return };
+    let mut nodes = Vec::new();
+    for name in ["m1", "m2", "m3"] {
+        let mut env = node_env(&redis.url, &redis.prefix, name, 30_000);
+        env.push(("JBK_MATCH_TTL_MS".into(), "4000".into()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let p = ServerProcess::start_role(&db, "serve", free_port(), &env).await;
+        p.wait_status("ready", Duration::from_secs(10)).await;
+        nodes.push(p);
+    }
+    let http = reqwest::Client::new();
+    let n = 30;
+    let mut users = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let node = &nodes[i % 3];
+        let u = login(&http, &node.base(), &format!("cm{i}")).await;
+        clients.push(connect(node.addr, &u.token, Proto::Json).await);
+        users.push(u);
+    }
+    // Everyone at once, on three nodes, to one destination: each is matched exactly once.
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                c.send(json!({"type":"match_request","id":1,"destination":"大理","from":date(2),"to":date(6)})).await;
+                let (mut reply, mut proposal) = (None, None);
+                while reply.is_none() || proposal.is_none() {
+                    let v = c.recv().await;
+                    if v["type"] == "match_proposal" {
+                        assert!(proposal.replace(v).is_none(), "two proposals");
+                    } else if v["id"] == 1 {
+                        assert_eq!(v["type"], "match_requested", "{v}");
+                        reply = Some(v);
+                    }
+                }
+                c.expect_silence(Duration::from_millis(300)).await;
+                (c, proposal.unwrap())
+            })
+        })
+        .collect();
+    let mut by_match: HashMap<String, Vec<(String, Value)>> = HashMap::new();
+    let mut clients = Vec::new();
+    for (t, u) in tasks.into_iter().zip(&users) {
+        let (c, p) = t.await.unwrap();
+        by_match.entry(p["match"].as_str().unwrap().to_owned()).or_default().push((u.id.clone(), p));
+        clients.push(c);
+    }
+    assert_eq!(by_match.len(), n / 2, "{by_match:?}");
+    for pair in by_match.values() {
+        assert_eq!(pair.len(), 2, "{pair:?}");
+        assert_eq!(pair[0].1["peer"], pair[1].0.as_str());
+        assert_eq!(pair[1].1["peer"], pair[0].0.as_str());
+        assert_eq!(pair[0].1["conv"], pair[1].1["conv"], "one conversation for the pair");
+    }
+    // Nothing is left waiting in Redis.
+    let mut r = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+    let left: i64 = redis::cmd("HLEN").arg(format!("{}:m:{{match}}:u", redis.prefix)).query(&mut r).unwrap();
+    assert_eq!(left, 0);
+
+    // A request on m1 expires; whichever node sweeps it, the traveller on m1 is told, once.
+    let c0 = &mut clients[0];
+    c0.send(json!({"type":"match_request","id":2,"destination":"丽江","from":date(2),"to":date(6)})).await;
+    let w = recv_where(c0, "match_requested", |v| v["id"] == 2).await;
+    assert_eq!(w["matched"], false, "{w}");
+    let waiting: i64 = redis::cmd("HLEN").arg(format!("{}:m:{{match}}:u", redis.prefix)).query(&mut r).unwrap();
+    assert_eq!(waiting, 1, "the request waits in Redis, for every node");
+    let x = c0.next_event(Duration::from_secs(15)).await;
+    match x {
+        Some(Event::Frame(v)) => assert_eq!((v["type"].as_str(), v["destination"].as_str()), (Some("match_expired"), Some("丽江")), "{v}"),
+        other => panic!("expected match_expired, got {other:?}"),
+    }
+    c0.expect_silence(Duration::from_millis(1_500)).await;
+    // A cancel on another node than the request's.
+    let u3 = &users[3];
+    let mut on_m2 = connect(nodes[1].addr, &u3.token, Proto::Json).await;
+    clients[3].send(json!({"type":"match_request","id":3,"destination":"丽江","from":date(2),"to":date(6)})).await;
+    assert_eq!(recv_where(&mut clients[3], "match_requested", |v| v["id"] == 3).await["matched"], false);
+    on_m2.send(json!({"type":"match_cancel","id":4})).await;
+    assert_eq!(recv_where(&mut on_m2, "match_cancelled", |v| v["id"] == 4).await["cancelled"], true);
+}

@@ -38,6 +38,9 @@ async fn every_scenario_runs_and_checks_every_message() {
     assert!(room.failures.is_empty(), "{:?}", room.failures);
     let acked = room.results["acked"].as_u64().unwrap();
     assert_eq!(room.results["delivered"].as_u64(), Some(acked * 11), "every other member got every broadcast");
+    // Every broadcast also has its kernel receive times, never after the generator read it.
+    assert_eq!(room.latency["fanout_last_kernel"].count, acked);
+    assert!(room.latency["fanout_last_kernel"].max_ms <= room.latency["fanout_last"].max_ms);
 
     let conn = run(&app, &out, "connect", &["--sources", "3", "connect", "--sessions", "60", "--users", "20", "--hold", "1"]).await;
     assert!(conn.failures.is_empty(), "{:?}", conn.failures);
@@ -47,6 +50,10 @@ async fn every_scenario_runs_and_checks_every_message() {
     assert!(rest.failures.is_empty(), "{:?}", rest.failures);
     assert!(rest.results["requests"].as_u64().unwrap() > 10);
 
-    let none = jiebanke_loadtest::run(jiebanke_loadtest::Cli::try_parse_from(["x", "--target", &app.addr.to_string(), "match"]).unwrap()).await;
-    assert!(none.is_err(), "match says there is nothing to measure");
+    let m = run(&app, &out, "match", &["match", "--users", "40", "--destinations", "3", "--rate", "5", "--duration", "2", "--grace", "5"]).await;
+    assert!(m.failures.is_empty(), "{:?}", m.failures);
+    let proposals = m.results["proposals"].as_u64().unwrap();
+    assert!(proposals > 20, "{proposals}");
+    assert_eq!(m.results["answered"], m.results["requests"], "every request answered");
+    assert_eq!(m.latency["proposal_last"].count, proposals, "every proposal reached both travellers");
 }

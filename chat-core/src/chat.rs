@@ -199,14 +199,16 @@ impl ChatService {
         }
     }
 
-    pub async fn session_closed(&self, user: UserId) {
+    /// A session of `user` closed. True if the user is now offline (everywhere, in cluster mode).
+    pub async fn session_closed(&self, user: UserId) -> bool {
         let now = crate::now_ms();
         let Some(dir) = &self.directory else {
             if let Some(state) = self.presence.session_closed(user, now) {
                 self.store_last_seen(user, now).await;
                 self.publish_presence(user, state);
+                return true;
             }
-            return;
+            return false;
         };
         let _turn = self.user_lock(user).lock().await;
         if self.presence.session_closed(user, now).is_some() {
@@ -214,11 +216,13 @@ impl ChatService {
                 Ok(true) => {
                     self.store_last_seen(user, now).await;
                     self.publish_presence(user, PresenceState { online: false, last_seen: Some(now) });
+                    return true;
                 }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, %user, "presence directory unreachable at session close"),
             }
         }
+        false
     }
 
     async fn store_last_seen(&self, user: UserId, now: i64) {

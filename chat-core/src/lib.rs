@@ -13,6 +13,7 @@
 //! - `chat`: `ChatService`, the use cases the gateway and REST shell call.
 //! - `events`: durable events (outbox relay, the handler), merchants' order alerts.
 //! - `moderation`: the banned-word filter, reports, admin actions.
+//! - `matching`: companion matching (the rule, the `MatchPool` port and its in-memory pool).
 //! - `memory`: an in-memory `Store` for tests and examples.
 
 pub mod bus;
@@ -21,6 +22,7 @@ pub mod commit;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod matching;
 pub mod memory;
 pub mod model;
 pub mod moderation;

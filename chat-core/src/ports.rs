@@ -163,6 +163,10 @@ pub enum Event {
     MessageDeleted { members: Arc<[UserId]>, conv: ConvId, seq: Seq },
     /// The user was banned: every session of theirs, on every node, is closed.
     Banned { user: UserId },
+    /// Two travellers were matched: every session of both gets the proposal.
+    MatchProposal { proposal: Arc<crate::matching::Proposal> },
+    /// A request waited its time out unmatched: every session of its user is told.
+    MatchExpired { request: Arc<crate::matching::MatchRequest> },
 }
 
 /// Receives the events a `Bus` carries. Must not block: it runs on the publisher's task.

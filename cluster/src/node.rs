@@ -233,6 +233,15 @@ impl RedisCluster {
         &self.cfg.node_id
     }
 
+    /// Companion matching's pool, in this cluster's Redis.
+    pub fn match_pool(self: &Arc<Self>, config: jiebanke_chat_core::matching::MatchConfig) -> crate::matching::RedisMatchPool {
+        crate::matching::RedisMatchPool::new(self.clone(), &self.cfg.prefix, config)
+    }
+
+    pub(crate) async fn command_conn(&self) -> redis::RedisResult<Conn> {
+        self.conn().await
+    }
+
     /// A connection for commands (cheap: a handle to the shared one).
     async fn conn(&self) -> redis::RedisResult<Conn> {
         match &self.backend {
@@ -373,6 +382,8 @@ impl RedisCluster {
             | Event::OrderAlert { .. }
             | Event::Moderation { .. }
             | Event::MessageDeleted { .. }
+            | Event::MatchProposal { .. }
+            | Event::MatchExpired { .. }
             | Event::Banned { .. } => {
                 if let Some(sink) = self.sink() {
                     sink.deliver(&got.event)
@@ -627,7 +638,7 @@ impl RedisCluster {
     async fn publish_batch(&self, batch: &[Event]) -> redis::RedisResult<u64> {
         let conn = self.conn().await?;
         let me = self.cfg.node_id.as_str();
-        let mut need: Vec<UserId> = batch.iter().flat_map(|e| audience(e).iter().copied()).collect();
+        let mut need: Vec<UserId> = batch.iter().flat_map(|e| audience(e).into_owned()).collect();
         need.sort_unstable();
         need.dedup();
         let mut routes: HashMap<UserId, Vec<String>> = HashMap::with_capacity(need.len());
@@ -656,9 +667,11 @@ impl RedisCluster {
                 | Event::Typing { .. }
                 | Event::MessageDeleted { .. }
                 | Event::OrderAlert { .. }
+                | Event::MatchProposal { .. }
+                | Event::MatchExpired { .. }
                 | Event::Banned { .. } => {
                     let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
-                    for m in audience(ev) {
+                    for m in audience(ev).iter() {
                         for n in routes.get(m).into_iter().flatten().filter(|n| n.as_str() != me) {
                             by_node.entry(n.as_str()).or_default().push(*m);
                         }
@@ -768,15 +781,18 @@ impl RedisCluster {
 }
 
 /// The members an event is for, if it is routed by member.
-fn audience(e: &Event) -> &[UserId] {
+fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
+    use std::borrow::Cow;
     match e {
         Event::Message { members, .. }
         | Event::Read { members, .. }
         | Event::Typing { members, .. }
-        | Event::MessageDeleted { members, .. } => members,
-        Event::OrderAlert { alert } => std::slice::from_ref(&alert.merchant),
-        Event::Banned { user } => std::slice::from_ref(user),
-        _ => &[],
+        | Event::MessageDeleted { members, .. } => Cow::Borrowed(members),
+        Event::OrderAlert { alert } => Cow::Borrowed(std::slice::from_ref(&alert.merchant)),
+        Event::Banned { user } => Cow::Borrowed(std::slice::from_ref(user)),
+        Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
+        Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),
+        _ => Cow::Borrowed(&[]),
     }
 }
 

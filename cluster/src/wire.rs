@@ -2,6 +2,7 @@
 //! in MessagePack with named fields (so that fields can be added without breaking older nodes).
 //! These types never leave this crate; `decode` parses them back into domain values once.
 
+use jiebanke_chat_core::matching::{Day, Destination, MatchId, MatchRequest, Proposal, TravelWindow};
 use jiebanke_chat_core::ports::Event;
 use jiebanke_chat_core::{
     ClientMsgId, ConvId, EventId, Message, MessageBody, MessageText, ModerationId, ModerationItem, ModerationKind, Order, OrderAlert, OrderId,
@@ -40,6 +41,45 @@ pub enum WireEvent {
     },
     Deleted { to: Vec<i64>, conv: i64, seq: u64 },
     Banned { user: i64 },
+    Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
+    MatchExpired { request: WireMatchRequest },
+}
+
+/// A companion match request, on the bus and in the Redis match pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireMatchRequest {
+    pub user: i64,
+    pub dest: String,
+    pub from: i32,
+    pub to: i32,
+    pub min_days: u16,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl WireMatchRequest {
+    pub fn from_domain(r: &MatchRequest) -> Self {
+        WireMatchRequest {
+            user: r.user.get(),
+            dest: r.destination.as_str().to_owned(),
+            from: r.window.from().days(),
+            to: r.window.to().days(),
+            min_days: r.min_days,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        }
+    }
+
+    pub fn into_domain(self) -> Result<MatchRequest, String> {
+        Ok(MatchRequest {
+            user: UserId::new(self.user).map_err(|e| e.to_string())?,
+            destination: Destination::parse(&self.dest).map_err(|e| e.to_string())?,
+            window: TravelWindow::stored(Day::from_days(self.from), Day::from_days(self.to)).map_err(|e| e.to_string())?,
+            min_days: self.min_days,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        })
+    }
 }
 
 /// The event for the node whose sessions are `to`. `None` for events that never cross nodes.
@@ -89,6 +129,16 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
         },
         Event::MessageDeleted { conv, seq, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get() },
         Event::Banned { user } => WireEvent::Banned { user: user.get() },
+        Event::MatchProposal { proposal: p } => WireEvent::Proposal {
+            id: p.id.get(),
+            conv: p.conv.get(),
+            created_at: p.created_at,
+            from: p.shared.from().days(),
+            to: p.shared.to().days(),
+            waited: WireMatchRequest::from_domain(&p.waited),
+            found: WireMatchRequest::from_domain(&p.found),
+        },
+        Event::MatchExpired { request } => WireEvent::MatchExpired { request: WireMatchRequest::from_domain(request) },
         Event::Resync => return None,
     };
     rmp_serde::to_vec_named(&Envelope { node: node.to_owned(), ev }).ok()
@@ -166,6 +216,17 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
         },
         WireEvent::Deleted { to, conv: c, seq } => Event::MessageDeleted { members: users(&to)?, conv: conv(c)?, seq: Seq::new(seq) },
         WireEvent::Banned { user: u } => Event::Banned { user: user(u)? },
+        WireEvent::Proposal { id, conv: c, created_at, from, to, waited, found } => Event::MatchProposal {
+            proposal: Arc::new(Proposal {
+                id: MatchId::from_raw(id),
+                waited: waited.into_domain()?,
+                found: found.into_domain()?,
+                shared: TravelWindow::stored(Day::from_days(from), Day::from_days(to)).map_err(|e| e.to_string())?,
+                conv: conv(c)?,
+                created_at,
+            }),
+        },
+        WireEvent::MatchExpired { request } => Event::MatchExpired { request: Arc::new(request.into_domain()?) },
     };
     Ok(Received { node: env.node, event })
 }
@@ -194,6 +255,36 @@ mod tests {
                 assert_eq!(origin.unwrap().as_str(), "a-1");
                 assert_eq!(*message, *m);
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_proposal_survives_the_trip() {
+        let req = |u: i64, from: &str| MatchRequest {
+            user: UserId::new(u).unwrap(),
+            destination: Destination::parse("大理").unwrap(),
+            window: TravelWindow::stored(Day::parse(from).unwrap(), Day::parse("2026-12-09").unwrap()).unwrap(),
+            min_days: 2,
+            created_at: 5,
+            expires_at: 600_005,
+        };
+        let p = Arc::new(Proposal {
+            id: MatchId::from_raw(77),
+            waited: req(1, "2026-12-01"),
+            found: req(2, "2026-12-03"),
+            shared: TravelWindow::stored(Day::parse("2026-12-03").unwrap(), Day::parse("2026-12-09").unwrap()).unwrap(),
+            conv: ConvId::new(4).unwrap(),
+            created_at: 9,
+        });
+        let bytes = encode("n1", &Event::MatchProposal { proposal: p.clone() }, &[UserId::new(2).unwrap()]).unwrap();
+        match decode(&bytes).unwrap().event {
+            Event::MatchProposal { proposal } => assert_eq!(*proposal, *p),
+            other => panic!("{other:?}"),
+        }
+        let bytes = encode("n1", &Event::MatchExpired { request: Arc::new(req(1, "2026-12-01")) }, &[]).unwrap();
+        match decode(&bytes).unwrap().event {
+            Event::MatchExpired { request } => assert_eq!(*request, req(1, "2026-12-01")),
             other => panic!("{other:?}"),
         }
     }

@@ -117,11 +117,15 @@ pub enum ClientFrame {
     AlertAck { id: Option<ReqId>, alert: WireId },
     /// A member reports a message to the admins.
     Report { id: Option<ReqId>, conv: WireId, seq: u64, reason: String },
+    /// Look for a travel companion to `destination` between `from` and `to` (YYYY-MM-DD).
+    MatchRequest { id: Option<ReqId>, destination: String, from: String, to: String, min_days: Option<u16> },
+    /// Withdraw the waiting match request.
+    MatchCancel { id: Option<ReqId> },
 }
 
 /// The frame types a client may send, for `unknown_type` and metrics.
 pub const CLIENT_TYPES: &[&str] =
-    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping", "alert_ack", "report"];
+    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping", "alert_ack", "report", "match_request", "match_cancel"];
 
 impl ClientFrame {
     pub fn type_name(&self) -> &'static str {
@@ -135,6 +139,8 @@ impl ClientFrame {
             ClientFrame::Ping { .. } => "ping",
             ClientFrame::AlertAck { .. } => "alert_ack",
             ClientFrame::Report { .. } => "report",
+            ClientFrame::MatchRequest { .. } => "match_request",
+            ClientFrame::MatchCancel { .. } => "match_cancel",
         }
     }
     pub fn id(&self) -> Option<ReqId> {
@@ -147,6 +153,8 @@ impl ClientFrame {
             | ClientFrame::PresenceUnsubscribe { id, .. }
             | ClientFrame::AlertAck { id, .. }
             | ClientFrame::Report { id, .. }
+            | ClientFrame::MatchRequest { id, .. }
+            | ClientFrame::MatchCancel { id }
             | ClientFrame::Ping { id } => id.clone().filter(ReqId::valid),
         }
     }
@@ -297,6 +305,32 @@ pub enum ServerFrame {
     Reported { id: Option<ReqId>, item: String },
     /// An admin deleted this message: show a tombstone in its place.
     MsgDeleted { conv: String, seq: u64 },
+    /// The answer to `match_request`: waiting until `expires_at`, or matched at once (the
+    /// proposal comes as its own frame, to every session of both travellers).
+    MatchRequested {
+        id: Option<ReqId>,
+        matched: bool,
+        #[serde(rename = "match", skip_serializing_if = "Option::is_none", default)]
+        match_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        expires_at: Option<i64>,
+    },
+    /// The answer to `match_cancel`: whether a request was waiting.
+    MatchCancelled { id: Option<ReqId>, cancelled: bool },
+    /// A companion was found: `peer` travels to `destination` on the shared days `from`..`to`;
+    /// `conv` is the pair's direct conversation.
+    MatchProposal {
+        #[serde(rename = "match")]
+        match_id: String,
+        peer: String,
+        destination: String,
+        from: String,
+        to: String,
+        conv: String,
+        created_at: i64,
+    },
+    /// The waiting request found no companion in time.
+    MatchExpired { destination: String, from: String, to: String },
     Error {
         id: Option<ReqId>,
         code: String,
@@ -323,12 +357,29 @@ impl ServerFrame {
             ServerFrame::Moderation { .. } => "moderation",
             ServerFrame::Reported { .. } => "reported",
             ServerFrame::MsgDeleted { .. } => "msg_deleted",
+            ServerFrame::MatchRequested { .. } => "match_requested",
+            ServerFrame::MatchCancelled { .. } => "match_cancelled",
+            ServerFrame::MatchProposal { .. } => "match_proposal",
+            ServerFrame::MatchExpired { .. } => "match_expired",
             ServerFrame::Error { .. } => "error",
         }
     }
 
     pub fn order_alert(a: &core::OrderAlert) -> Self {
         ServerFrame::OrderAlert { alert: a.id.to_string(), order: WireOrder::from(&a.order), created_at: a.created_at }
+    }
+
+    /// The proposal as `user` (one of the pair) sees it.
+    pub fn match_proposal(p: &core::matching::Proposal, user: core::UserId) -> Self {
+        ServerFrame::MatchProposal {
+            match_id: p.id.to_string(),
+            peer: p.peer_of(user).to_string(),
+            destination: p.found.destination.to_string(),
+            from: p.shared.from().to_string(),
+            to: p.shared.to().to_string(),
+            conv: p.conv.to_string(),
+            created_at: p.created_at,
+        }
     }
 
     pub fn error(id: Option<ReqId>, code: &str, message: impl Into<String>) -> Self {

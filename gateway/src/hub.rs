@@ -455,6 +455,20 @@ impl EventSink for Hub {
                     }
                 }
             }
+            Event::MatchProposal { proposal } => {
+                for user in [proposal.waited.user, proposal.found.user] {
+                    let frame = Arc::new(Outbound::new(ServerFrame::match_proposal(proposal, user)));
+                    self.to_user(user, &frame, None);
+                }
+            }
+            Event::MatchExpired { request } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::MatchExpired {
+                    destination: request.destination.to_string(),
+                    from: request.window.from().to_string(),
+                    to: request.window.to().to_string(),
+                }));
+                self.to_user(request.user, &frame, None);
+            }
         }
     }
 }

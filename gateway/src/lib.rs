@@ -25,6 +25,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use hub::{CloseReason, Hub};
 use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::events::AlertService;
+use jiebanke_chat_core::matching::MatchService;
 use jiebanke_chat_core::moderation::ModerationService;
 use jiebanke_chat_core::CoreError;
 use jiebanke_chat_core::ports::TokenVerifier;
@@ -125,6 +126,7 @@ pub struct Gateway {
     pub chat: Arc<ChatService>,
     pub alerts: Arc<AlertService>,
     pub moderation: Arc<ModerationService>,
+    pub matching: Arc<MatchService>,
     pub hub: Arc<Hub>,
     pub tokens: Arc<dyn TokenVerifier>,
     pub config: GatewayConfig,
@@ -147,6 +149,7 @@ impl Gateway {
         chat: Arc<ChatService>,
         alerts: Arc<AlertService>,
         moderation: Arc<ModerationService>,
+        matching: Arc<MatchService>,
         hub: Arc<Hub>,
         tokens: Arc<dyn TokenVerifier>,
         config: GatewayConfig,
@@ -162,6 +165,7 @@ impl Gateway {
             chat,
             alerts,
             moderation,
+            matching,
             hub,
             tokens,
             config,

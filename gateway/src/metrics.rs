@@ -53,6 +53,9 @@ pub struct Metrics {
     closes: Family<Labels, Counter>,
     pub ack_latency: Histogram,
     pub handshakes_rejected: Counter,
+    pub match_requests: Counter,
+    /// Proposals made on this node (each counted once, by the node of the request that found it).
+    pub match_proposals: Counter,
 }
 
 impl Default for Metrics {
@@ -74,6 +77,8 @@ impl Metrics {
         // 0.25 ms .. ~4 s
         let ack_latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.00025, 2.0, 15));
         let handshakes_rejected = Counter::default();
+        let match_requests = Counter::default();
+        let match_proposals = Counter::default();
         registry.register("ws_connections", "Open WebSocket sessions", connections.clone());
         registry.register("ws_connections_opened", "WebSocket sessions opened", connections_total.clone());
         registry.register("online_users", "Users with at least one session on this node", online_users.clone());
@@ -83,6 +88,8 @@ impl Metrics {
         registry.register("ws_closes", "Sessions closed by the server, by reason", closes.clone());
         registry.register("ack_latency_seconds", "From a send frame read to its ack queued", ack_latency.clone());
         registry.register("ws_handshakes_rejected", "Upgrades refused (auth, rate limit, protocol)", handshakes_rejected.clone());
+        registry.register("match_requests", "Companion match requests taken", match_requests.clone());
+        registry.register("match_proposals", "Companion match proposals made", match_proposals.clone());
         Metrics {
             registry: Mutex::new(registry),
             connections,
@@ -94,6 +101,8 @@ impl Metrics {
             closes,
             ack_latency,
             handshakes_rejected,
+            match_requests,
+            match_proposals,
         }
     }
 

@@ -20,6 +20,7 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{Sink, SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use jiebanke_chat_core::matching::{Day, Destination, MatchOutcome};
 use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, ReportReason, Seq, SessionId, UserId};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -137,7 +138,12 @@ pub(crate) fn run(
             gw.chat.unwatch(*u);
         }
         drop(session);
-        gw.chat.session_closed(user).await;
+        // A traveller who is gone stops waiting for a companion.
+        if gw.chat.session_closed(user).await {
+            if let Err(e) = gw.matching.cancel(user).await {
+                tracing::warn!(error = %e, %user, "match request of an offline user not withdrawn; it expires");
+            }
+        }
         gw.metrics.connections.dec();
         gw.metrics.online_users.set(gw.chat.online_users() as i64);
         if end != CloseReason::ClientClosed {
@@ -594,6 +600,42 @@ impl Session {
                             Err(e) => error_frame(id, &e),
                         },
                     ]
+                }));
+            }
+            ClientFrame::MatchRequest {
+                destination, from, to, min_days, ..
+            } => {
+                let destination = Destination::parse(&destination).map_err(fail)?;
+                let (from, to) = (Day::parse(&from).map_err(fail)?, Day::parse(&to).map_err(fail)?);
+                let matching = self.gw.matching.clone();
+                let req = matching
+                    .build_request(me, destination, from, to, min_days, jiebanke_chat_core::now_ms())
+                    .map_err(fail)?;
+                let gw = self.gw.clone();
+                self.start(Box::pin(async move {
+                    gw.metrics.match_requests.inc();
+                    vec![match matching.request(req).await {
+                        Ok(MatchOutcome::Waiting { expires_at }) => ServerFrame::MatchRequested {
+                            id,
+                            matched: false,
+                            match_id: None,
+                            expires_at: Some(expires_at),
+                        },
+                        Ok(MatchOutcome::Matched(p)) => {
+                            gw.metrics.match_proposals.inc();
+                            ServerFrame::MatchRequested { id, matched: true, match_id: Some(p.id.to_string()), expires_at: None }
+                        }
+                        Err(e) => error_frame(id, &e),
+                    }]
+                }));
+            }
+            ClientFrame::MatchCancel { .. } => {
+                let matching = self.gw.matching.clone();
+                self.start(Box::pin(async move {
+                    vec![match matching.cancel(me).await {
+                        Ok(cancelled) => ServerFrame::MatchCancelled { id, cancelled },
+                        Err(e) => error_frame(id, &e),
+                    }]
                 }));
             }
             ClientFrame::PresenceUnsubscribe { users, .. } => {

@@ -13,7 +13,113 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-pub type Ws = WebSocketStream<tokio::net::TcpStream>;
+pub type Ws = WebSocketStream<TsStream>;
+
+/// A TCP stream that reads with `recvmsg` and keeps the kernel's receive time of the last
+/// segment read (`SO_TIMESTAMP`): the moment the bytes reached this host, before the load
+/// generator got round to reading them. On loopback that is when the server's send was
+/// delivered, so fan-out latency can be told apart from the generator's own read delay.
+pub struct TsStream {
+    inner: tokio::net::TcpStream,
+    /// Microseconds since the Unix epoch of the last segment read; 0 until one carries a time.
+    /// Shared, so that the reading half of a split session can look at it.
+    last_rx_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl TsStream {
+    pub fn new(inner: tokio::net::TcpStream) -> std::io::Result<TsStream> {
+        use std::os::fd::AsRawFd;
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                inner.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMP,
+                &on as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(TsStream { inner, last_rx_us: Default::default() })
+    }
+
+    /// Where the kernel's receive time (µs since the Unix epoch, 0 if none yet) of the last
+    /// segment read is kept.
+    pub fn rx_clock(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.last_rx_us.clone()
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        // Room for one SCM_TIMESTAMP (a timeval) and then some.
+        let mut control = [0u64; 16];
+        // SAFETY: zeroed msghdr is valid; the pointers below outlive the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: a valid socket and a msghdr whose buffers are live.
+        let n = unsafe { libc::recvmsg(self.inner.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut ts = None;
+        // SAFETY: walking the control buffer the kernel filled, with the libc macros.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMP {
+                    let tv = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timeval);
+                    ts = Some(tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64);
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n as usize, ts))
+    }
+}
+
+impl tokio::io::AsyncRead for TsStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            std::task::ready!(me.inner.poll_read_ready(cx))?;
+            let dst = buf.initialize_unfilled();
+            match me.inner.try_io(tokio::io::Interest::READABLE, || me.recv(dst)) {
+                Ok((n, ts)) => {
+                    if let Some(ts) = ts {
+                        me.last_rx_us.store(ts, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    buf.advance(n);
+                    return std::task::Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for TsStream {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 pub enum Codec {
@@ -110,6 +216,7 @@ impl Target {
         socket.bind(SocketAddr::new(src.into(), 0)).with_context(|| format!("bind {src}"))?;
         let stream = socket.connect(self.addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
+        let stream = TsStream::new(stream).context("SO_TIMESTAMP")?;
         let mut req = format!("ws://{}/ws?token={token}", self.addr).into_client_request()?;
         let proto = match self.codec {
             Codec::Json => "jbk.v1.json",
@@ -157,6 +264,20 @@ pub struct Frame {
     pub ty: String,
     pub seq: Option<u64>,
     pub cmid: Option<String>,
+    /// The request id an answer echoes (the scenarios send numbers).
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    pub matched: Option<bool>,
+    pub cancelled: Option<bool>,
+    #[serde(rename = "match")]
+    pub match_id: Option<String>,
+    pub peer: Option<String>,
+}
+
+impl Frame {
+    pub fn req_id(&self) -> Option<u64> {
+        self.id.as_ref().and_then(|v| v.as_u64())
+    }
 }
 
 /// Decodes a data frame; `None` for ping, pong and close.

@@ -2,7 +2,7 @@
 //! protocol subset) with real sessions and reports throughput, latency, memory and CPU, with
 //! every message checked for loss, duplication and order.
 //!
-//! Layout: `client` (REST and WebSocket), `scenario::*` (connect, chat, room, rest), `stats`
+//! Layout: `client` (REST and WebSocket), `scenario::*` (connect, chat, room, match, rest), `stats`
 //! (HDR histograms, timelines, the JSON report), `sys` (CPU and memory from /proc), `plot` (SVG).
 
 pub mod client;
@@ -62,8 +62,8 @@ pub enum Scenario {
     Chat(scenario::chat::ChatArgs),
     /// One group of M members with K senders; deliveries/s and fan-out latency, checked.
     Room(scenario::room::RoomArgs),
-    /// Companion matching (not available: the server has no matching yet).
-    Match,
+    /// Travellers asking for companions; proposals/s and their latency, checked.
+    Match(scenario::matching::MatchArgs),
     /// A mixed read/write load on the REST API.
     Rest(scenario::rest::RestArgs),
 }
@@ -102,9 +102,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Scenario::Chat(a) => ("chat", serde_json::to_value(&a)?, scenario::chat::run(target.clone(), a, &prefix, probe).await?),
         Scenario::Room(a) => ("room", serde_json::to_value(&a)?, scenario::room::run(target.clone(), a, &prefix, probe).await?),
         Scenario::Rest(a) => ("rest", serde_json::to_value(&a)?, scenario::rest::run(target.clone(), a, &prefix, probe).await?),
-        Scenario::Match => {
-            anyhow::bail!("match: the server has no companion matching yet, so there is nothing to measure")
-        }
+        Scenario::Match(a) => ("match", serde_json::to_value(&a)?, scenario::matching::run(target.clone(), a, &prefix, probe).await?),
     };
     let marks = marks.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (first, last) = (marks.first().cloned(), marks.last().cloned());
@@ -120,7 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     };
     let mut results = outcome.results;
     // CPU per unit of work, the figure that compares servers independently of the load level.
-    let unit = ["delivered", "acked", "requests"]
+    let unit = ["delivered", "acked", "proposals", "requests"]
         .iter()
         .find_map(|k| results.get(*k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(|n| (*k, n)));
     if let (Some(s), Some((what, n))) = (&server, unit) {

@@ -3,6 +3,7 @@
 
 pub mod chat;
 pub mod connect;
+pub mod matching;
 pub mod rest;
 pub mod room;
 

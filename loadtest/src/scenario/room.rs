@@ -1,6 +1,8 @@
 //! `room`: one group of M members, K of them sending. Measures deliveries per second and the
 //! fan-out latency of each broadcast (first and last recipient), and checks that every acked
-//! message reached every other member exactly once, in order.
+//! message reached every other member exactly once, in order. Latency is measured twice: when
+//! the load generator read the frame, and when the kernel received it (`SO_TIMESTAMP`), so that
+//! the generator's own read delay on a shared machine can be told apart from the server's.
 
 use super::{connect_all, login_all, spawn_sender, spinner, Outcome, Pace, Probe};
 use crate::client::{cmid_micros, decode, Target};
@@ -31,11 +33,14 @@ pub struct RoomArgs {
     pub within_ms: u64,
 }
 
-/// Per broadcast (indexed by seq): how many received it and the first and last latency (µs).
+/// Per broadcast (indexed by seq): how many received it and the first and last latency (µs),
+/// as read by the load generator and as received by the kernel (`SO_TIMESTAMP`).
 struct PerSeq {
     count: Vec<AtomicU32>,
     first: Vec<AtomicU64>,
     last: Vec<AtomicU64>,
+    first_kernel: Vec<AtomicU64>,
+    last_kernel: Vec<AtomicU64>,
 }
 
 pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> anyhow::Result<Outcome> {
@@ -49,9 +54,13 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
         count: (0..expected).map(|_| AtomicU32::new(0)).collect(),
         first: (0..expected).map(|_| AtomicU64::new(u64::MAX)).collect(),
         last: (0..expected).map(|_| AtomicU64::new(0)).collect(),
+        first_kernel: (0..expected).map(|_| AtomicU64::new(u64::MAX)).collect(),
+        last_kernel: (0..expected).map(|_| AtomicU64::new(0)).collect(),
     });
     let total_s = (a.send.duration + a.send.grace + 5) as usize;
     let start = Instant::now();
+    // The kernel stamps in wall-clock time; the senders in µs since `start`.
+    let start_unix_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_micros() as u64;
     let sent = Arc::new(Timeline::new(start, total_s));
     let acked = Arc::new(Timeline::new(start, total_s));
     let delivered = Arc::new(Timeline::new(start, total_s));
@@ -66,6 +75,7 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
 
     let mut tasks = Vec::new();
     for (k, ws) in sockets.into_iter().enumerate() {
+        let rx_clock = ws.get_ref().rx_clock();
         let (sink, mut stream) = ws.split();
         let sender = (k < a.senders).then(|| {
             spawn_sender(
@@ -98,7 +108,11 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 let Some(Ok(m)) = m else { break };
                 let Some(f) = decode(t3.codec, &m) else { continue };
                 let now = start.elapsed().as_micros() as u64;
-                let lat = f.cmid.as_deref().and_then(cmid_micros).map(|c| now.saturating_sub(c).max(1));
+                let sent_at = f.cmid.as_deref().and_then(cmid_micros);
+                let lat = sent_at.map(|c| now.saturating_sub(c).max(1));
+                // Arrival at this host: the kernel's time of the last segment read.
+                let rx = rx_clock.load(Ordering::Relaxed);
+                let lat_kernel = sent_at.filter(|_| rx > 0).map(|c| rx.saturating_sub(start_unix_us).saturating_sub(c).max(1));
                 match (f.ty.as_str(), f.seq, lat) {
                     ("ack", Some(_), Some(l)) => {
                         let _ = h_ack.record(l);
@@ -114,6 +128,10 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                             per.count[i].fetch_add(1, Ordering::Relaxed);
                             per.first[i].fetch_min(l, Ordering::Relaxed);
                             per.last[i].fetch_max(l, Ordering::Relaxed);
+                            if let Some(lk) = lat_kernel {
+                                per.first_kernel[i].fetch_min(lk, Ordering::Relaxed);
+                                per.last_kernel[i].fetch_max(lk, Ordering::Relaxed);
+                            }
                         }
                         delivered.add(1);
                     }
@@ -159,7 +177,8 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     let ac = acked.get();
     let mut h_first = histogram();
     let mut h_last = histogram();
-    let (mut complete, mut within, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64);
+    let (mut h_first_k, mut h_last_k) = (histogram(), histogram());
+    let (mut complete, mut within, mut within_k, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for i in 0..(ac as usize).min(per.count.len()) {
         let n = per.count[i].load(Ordering::Relaxed) as u64;
         if n < fanout {
@@ -171,10 +190,18 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
             let _ = h_first.record(per.first[i].load(Ordering::Relaxed).max(1));
             let l = per.last[i].load(Ordering::Relaxed).max(1);
             let _ = h_last.record(l);
+            let (fk, lk) = (per.first_kernel[i].load(Ordering::Relaxed), per.last_kernel[i].load(Ordering::Relaxed));
+            if lk > 0 {
+                let _ = h_first_k.record(fk.max(1));
+                let _ = h_last_k.record(lk.max(1));
+            }
             if n >= fanout {
                 complete += 1;
                 if l <= a.within_ms * 1000 {
                     within += 1;
+                }
+                if lk > 0 && lk <= a.within_ms * 1000 {
+                    within_k += 1;
                 }
             }
         }
@@ -216,6 +243,7 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
         "broadcasts_complete_within": within,
         "within_ms": a.within_ms,
         "share_within": if ac > 0 { within as f64 / ac as f64 } else { 0.0 },
+        "share_within_kernel": if ac > 0 { within_k as f64 / ac as f64 } else { 0.0 },
     })
     .as_object()
     .cloned()
@@ -224,6 +252,9 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     out.latency.insert("delivery".into(), e2e_lat.summary());
     out.latency.insert("fanout_first".into(), Latency::of(&h_first));
     out.latency.insert("fanout_last".into(), Latency::of(&h_last));
+    // The same, to the moment each member's bytes reached this host (kernel receive time).
+    out.latency.insert("fanout_first_kernel".into(), Latency::of(&h_first_k));
+    out.latency.insert("fanout_last_kernel".into(), Latency::of(&h_last_k));
     let upto = drain_end.as_secs() as usize + 1;
     out.timeline.insert("sent".into(), sent.series(upto));
     out.timeline.insert("delivered".into(), delivered.series(upto));
