@@ -322,6 +322,10 @@ pub trait MatchPool: Send + Sync + 'static {
     /// request) and returns `None`. A full pool is `Unavailable`. In both cases any earlier
     /// request of the same user is gone.
     async fn offer(&self, req: &MatchRequest, now: i64) -> Result<Option<MatchRequest>>;
+    /// Puts back a request `offer` took out for a match that could not be made, as it was and
+    /// without matching it (so that it is not taken out again for a match that would fail the
+    /// same way). Nothing happens if its user has made a new request meanwhile.
+    async fn restore(&self, req: &MatchRequest) -> Result<()>;
     /// Removes the user's waiting request; false if there was none.
     async fn cancel(&self, user: UserId) -> Result<bool>;
     /// Takes out up to `limit` requests that expired at `now`, each handed to one caller only.
@@ -383,6 +387,19 @@ impl MatchPool for MemoryMatchPool {
         book.by_user.insert(req.user, req.destination.clone());
         book.by_destination.entry(req.destination.clone()).or_default().push(req.clone());
         Ok(None)
+    }
+
+    async fn restore(&self, req: &MatchRequest) -> Result<()> {
+        let mut book = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if book.by_user.contains_key(&req.user) {
+            return Ok(());
+        }
+        book.by_user.insert(req.user, req.destination.clone());
+        let list = book.by_destination.entry(req.destination.clone()).or_default();
+        // Back in its place by age, so that it keeps its turn.
+        let at = list.partition_point(|r| (r.created_at, r.user) <= (req.created_at, req.user));
+        list.insert(at, req.clone());
+        Ok(())
     }
 
     async fn cancel(&self, user: UserId) -> Result<bool> {
@@ -450,7 +467,8 @@ impl MatchService {
 
     /// Offers the request. Matched: the pair's direct conversation exists and both users'
     /// sessions get `Event::MatchProposal`. If the conversation cannot be made, the waiting
-    /// request goes back to the pool and the caller gets `Unavailable`.
+    /// request is restored to the pool as it was, the new one is not kept, and the caller gets
+    /// `Unavailable` (retry).
     pub async fn request(&self, req: MatchRequest) -> Result<MatchOutcome> {
         let now = req.created_at;
         let Some(waited) = self.pool.offer(&req, now).await? else {
@@ -459,8 +477,8 @@ impl MatchService {
         let conv = match self.conversations.direct_conversation(waited.user, req.user, now).await {
             Ok(c) => c,
             Err(e) => {
-                if let Err(e2) = self.pool.offer(&waited, now).await {
-                    tracing::warn!(error = %e2, user = %waited.user, "a matched request could not be put back");
+                if let Err(e2) = self.pool.restore(&waited).await {
+                    tracing::warn!(error = %e2, user = %waited.user, "a matched request could not be put back; it is lost");
                 }
                 return Err(CoreError::unavailable(e));
             }
@@ -624,6 +642,27 @@ mod tests {
         let gone = pool.expire(1_000, 10).await.unwrap();
         assert_eq!(gone.iter().map(|r| r.user.get()).collect::<Vec<_>>(), vec![2]);
         assert_eq!(pool.waiting().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn restore_puts_a_request_back_in_its_turn_without_matching_it() {
+        let pool = MemoryMatchPool::new(MatchConfig::default());
+        let (a, b, c) = (req(1, "大理", "2026-12-01", "2026-12-05", 1, 1), req(2, "大理", "2026-12-01", "2026-12-05", 1, 2), req(3, "大理", "2026-12-01", "2026-12-05", 1, 3));
+        pool.offer(&a, 0).await.unwrap();
+        assert_eq!(pool.offer(&b, 0).await.unwrap().unwrap().user.get(), 1);
+        // The match failed: a goes back, even though c (compatible) came meanwhile.
+        pool.offer(&c, 0).await.unwrap();
+        pool.restore(&a).await.unwrap();
+        assert_eq!(pool.waiting().await.unwrap(), 2);
+        // a is older than c: the next traveller gets a.
+        assert_eq!(pool.offer(&req(4, "大理", "2026-12-01", "2026-12-05", 1, 4), 0).await.unwrap().unwrap().user.get(), 1);
+        // A user with a newer request is not restored over it.
+        pool.offer(&req(5, "丽江", "2026-12-01", "2026-12-05", 1, 5), 0).await.unwrap();
+        pool.restore(&req(5, "大理", "2026-12-01", "2026-12-05", 1, 0)).await.unwrap();
+        let gone = pool.expire(i64::MAX, 10).await.unwrap();
+        let mut users: Vec<(i64, String)> = gone.iter().map(|r| (r.user.get(), r.destination.to_string())).collect();
+        users.sort();
+        assert_eq!(users, vec![(3, "大理".into()), (5, "丽江".into())]);
     }
 
     #[tokio::test]

@@ -64,6 +64,17 @@ redis.call('INCR', KEYS[2])
 return 1
 "#;
 
+/// KEYS: d, v, u, exp. ARGV: the user, the request, its destination, its expiry. Puts a request
+/// back unless its user has a newer one. Returns 1 if it was put back.
+const RESTORE: &str = r#"
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[4], ARGV[4], ARGV[1])
+redis.call('INCR', KEYS[2])
+return 1
+"#;
+
 /// KEYS: d, v, u, exp. ARGV: the user, their destination as read, and the time ("" for a
 /// cancel; for an expiry, the request must have expired by then). Returns the request taken
 /// out, 0 if what was read has changed, or -1 if it has not expired.
@@ -88,6 +99,7 @@ pub struct RedisMatchPool {
     take: redis::Script,
     put: redis::Script,
     remove: redis::Script,
+    restore: redis::Script,
 }
 
 impl RedisMatchPool {
@@ -99,6 +111,7 @@ impl RedisMatchPool {
             take: redis::Script::new(&format!("{PRELUDE}{TAKE_TAIL}")),
             put: redis::Script::new(&format!("{PRELUDE}{PUT_TAIL}")),
             remove: redis::Script::new(REMOVE),
+            restore: redis::Script::new(RESTORE),
         }
     }
 
@@ -228,6 +241,29 @@ impl MatchPool for RedisMatchPool {
                 }
             }
             Err(CoreError::unavailable("the match pool is busy; retry"))
+        };
+        tokio::time::timeout(TIMEOUT, work).await.map_err(CoreError::unavailable)?
+    }
+
+    async fn restore(&self, req: &MatchRequest) -> Result<()> {
+        let dest = req.destination.as_str();
+        let bytes = rmp_serde::to_vec_named(&WireMatchRequest::from_domain(req)).map_err(CoreError::unavailable)?;
+        let work = async {
+            let mut conn = self.conn().await?;
+            let _: i64 = self
+                .restore
+                .key(self.dest_key(dest))
+                .key(self.ver_key(dest))
+                .key(self.users_key())
+                .key(self.exp_key())
+                .arg(req.user.get())
+                .arg(bytes)
+                .arg(dest)
+                .arg(req.expires_at)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(CoreError::unavailable)?;
+            Ok(())
         };
         tokio::time::timeout(TIMEOUT, work).await.map_err(CoreError::unavailable)?
     }

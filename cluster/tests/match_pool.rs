@@ -119,6 +119,15 @@ async fn replace_cancel_expire_and_bounds() {
     got.sort();
     assert_eq!(got, vec![10, 11, 12]);
     assert_eq!(a.waiting().await.unwrap(), 0);
+    // Restore puts a taken request back without matching it, unless its user asked again.
+    assert!(a.offer(&req(30, "丽江", 10, 3, far), 0).await.unwrap().is_none());
+    assert_eq!(b.offer(&req(31, "丽江", 10, 3, far), 0).await.unwrap().unwrap().user.get(), 30);
+    assert!(a.offer(&req(32, "丽江", 10, 3, far), 0).await.unwrap().is_none());
+    b.restore(&req(30, "丽江", 10, 3, far)).await.unwrap();
+    assert_eq!(a.waiting().await.unwrap(), 2, "30 and 32 wait, compatible or not");
+    a.restore(&req(32, "大理", 10, 3, far)).await.unwrap();
+    assert!(a.cancel(UserId::new(30).unwrap()).await.unwrap());
+    assert_eq!(b.offer(&req(33, "丽江", 10, 3, far), 0).await.unwrap().unwrap().user.get(), 32, "32's newer request stayed");
     // An expired request is never matched, even before the sweep.
     assert!(a.offer(&req(20, "大理", 10, 3, 5), 0).await.unwrap().is_none());
     assert!(b.offer(&req(21, "大理", 10, 3, far), 10).await.unwrap().is_none(), "20 expired at 5");
