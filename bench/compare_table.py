@@ -50,6 +50,8 @@ for scenario, by_label in sorted(reports.items()):
                 ("share of broadcasts complete within 500 ms", ("results", "share_within")),
                 ("fan-out last p50 ms, kernel receive time", ("latency", "fanout_last_kernel", "p50_ms")),
                 ("fan-out last p99 ms, kernel receive time", ("latency", "fanout_last_kernel", "p99_ms")),
+                ("broadcasts with exact kernel times", ("results", "kernel_exact_broadcasts")),
+                ("fan-out last p99 ms, kernel time upper bound (all broadcasts)", ("latency", "fanout_last_kernel_bound", "p99_ms")),
                 ("share within 500 ms, kernel receive time", ("results", "share_within_kernel")),
                 ("server user µs/delivery", ("results", "server_user_us_per_delivered")),
                 ("server system µs/delivery", ("results", "server_system_us_per_delivered")),

@@ -21,9 +21,19 @@ pub type Ws = WebSocketStream<TsStream>;
 /// delivered, so fan-out latency can be told apart from the generator's own read delay.
 pub struct TsStream {
     inner: tokio::net::TcpStream,
-    /// Microseconds since the Unix epoch of the last segment read; 0 until one carries a time.
     /// Shared, so that the reading half of a split session can look at it.
-    last_rx_us: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    clock: std::sync::Arc<RxClock>,
+}
+
+/// What the last read of a `TsStream` saw.
+#[derive(Default)]
+pub struct RxClock {
+    /// Microseconds since the Unix epoch of the last segment read; 0 until one carries a time.
+    pub last_rx_us: std::sync::atomic::AtomicU64,
+    /// Reads that returned data so far. Two frames seen with the same count came in one read,
+    /// and then the earlier one carries the later segment's time (the kernel merges queued
+    /// segments and keeps the newest time), so its kernel time is too late.
+    pub reads: std::sync::atomic::AtomicU64,
 }
 
 impl TsStream {
@@ -43,13 +53,12 @@ impl TsStream {
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(TsStream { inner, last_rx_us: Default::default() })
+        Ok(TsStream { inner, clock: Default::default() })
     }
 
-    /// Where the kernel's receive time (µs since the Unix epoch, 0 if none yet) of the last
-    /// segment read is kept.
-    pub fn rx_clock(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
-        self.last_rx_us.clone()
+    /// Where the kernel's receive time of the last segment read, and the count of reads, are kept.
+    pub fn rx_clock(&self) -> std::sync::Arc<RxClock> {
+        self.clock.clone()
     }
 
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, Option<u64>)> {
@@ -97,7 +106,10 @@ impl tokio::io::AsyncRead for TsStream {
             match me.inner.try_io(tokio::io::Interest::READABLE, || me.recv(dst)) {
                 Ok((n, ts)) => {
                     if let Some(ts) = ts {
-                        me.last_rx_us.store(ts, std::sync::atomic::Ordering::Relaxed);
+                        me.clock.last_rx_us.store(ts, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if n > 0 {
+                        me.clock.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     buf.advance(n);
                     return std::task::Poll::Ready(Ok(()));

@@ -2,14 +2,18 @@
 //! fan-out latency of each broadcast (first and last recipient), and checks that every acked
 //! message reached every other member exactly once, in order. Latency is measured twice: when
 //! the load generator read the frame, and when the kernel received it (`SO_TIMESTAMP`), so that
-//! the generator's own read delay on a shared machine can be told apart from the server's.
+//! the generator's own read delay on a shared machine can be told apart from the server's. A
+//! frame read together with a later one may have no exact kernel time (the kernel merges queued
+//! segments and keeps the later time): `fanout_last_kernel` covers only the broadcasts none of
+//! whose frames shared a read with a later frame (the report says how many), and
+//! `fanout_last_kernel_bound` every broadcast, as an upper bound.
 
 use super::{connect_all, login_all, spawn_sender, spinner, Outcome, Pace, Probe};
 use crate::client::{cmid_micros, decode, Target};
 use crate::stats::{histogram, Latency, Merged, Timeline};
 use futures_util::StreamExt;
 use serde_json::json;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +45,12 @@ struct PerSeq {
     last: Vec<AtomicU64>,
     first_kernel: Vec<AtomicU64>,
     last_kernel: Vec<AtomicU64>,
+    /// The latest kernel time of any of its frames, exact or not: an upper bound of its last
+    /// recipient's kernel time.
+    last_kernel_bound: Vec<AtomicU64>,
+    /// A recipient's frame of this broadcast came in one read with a later frame, so its kernel
+    /// time is too late: the broadcast has no exact kernel-time figure.
+    kernel_tainted: Vec<AtomicBool>,
 }
 
 pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> anyhow::Result<Outcome> {
@@ -56,7 +66,10 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
         last: (0..expected).map(|_| AtomicU64::new(0)).collect(),
         first_kernel: (0..expected).map(|_| AtomicU64::new(u64::MAX)).collect(),
         last_kernel: (0..expected).map(|_| AtomicU64::new(0)).collect(),
+        kernel_tainted: (0..expected).map(|_| AtomicBool::new(false)).collect(),
+        last_kernel_bound: (0..expected).map(|_| AtomicU64::new(0)).collect(),
     });
+    let coalesced = Arc::new(AtomicU64::new(0));
     let total_s = (a.send.duration + a.send.grace + 5) as usize;
     let start = Instant::now();
     // The kernel stamps in wall-clock time; the senders in µs since `start`.
@@ -92,14 +105,26 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 },
             )
         });
-        let (t3, acked, delivered, errors, reorders, ack_lat, e2e_lat, per, stop) = (
+        let (t3, acked, delivered, errors, reorders, ack_lat, e2e_lat, per, stop, coalesced) = (
             t.clone(), acked.clone(), delivered.clone(), errors.clone(), reorders.clone(),
-            ack_lat.clone(), e2e_lat.clone(), per.clone(), stop.clone(),
+            ack_lat.clone(), e2e_lat.clone(), per.clone(), stop.clone(), coalesced.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut h_ack = histogram();
             let mut h_e2e = histogram();
             let mut last = 0u64;
+            // The last `msg` read: (broadcast index, kernel latency, read count). Its kernel time
+            // is exact only if the next frame came in a later read; it is settled then.
+            let mut held: Option<(usize, u64, u64)> = None;
+            let settle = |h: (usize, u64, u64), exact: bool| {
+                if exact {
+                    per.first_kernel[h.0].fetch_min(h.1, Ordering::Relaxed);
+                    per.last_kernel[h.0].fetch_max(h.1, Ordering::Relaxed);
+                } else {
+                    per.kernel_tainted[h.0].store(true, Ordering::Relaxed);
+                    coalesced.fetch_add(1, Ordering::Relaxed);
+                }
+            };
             loop {
                 let m = tokio::select! {
                     _ = stop.cancelled() => break,
@@ -111,7 +136,11 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 let sent_at = f.cmid.as_deref().and_then(cmid_micros);
                 let lat = sent_at.map(|c| now.saturating_sub(c).max(1));
                 // Arrival at this host: the kernel's time of the last segment read.
-                let rx = rx_clock.load(Ordering::Relaxed);
+                let reads = rx_clock.reads.load(Ordering::Relaxed);
+                if let Some(h) = held.take() {
+                    settle(h, h.2 != reads);
+                }
+                let rx = rx_clock.last_rx_us.load(Ordering::Relaxed);
                 let lat_kernel = sent_at.filter(|_| rx > 0).map(|c| rx.saturating_sub(start_unix_us).saturating_sub(c).max(1));
                 match (f.ty.as_str(), f.seq, lat) {
                     ("ack", Some(_), Some(l)) => {
@@ -128,9 +157,12 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                             per.count[i].fetch_add(1, Ordering::Relaxed);
                             per.first[i].fetch_min(l, Ordering::Relaxed);
                             per.last[i].fetch_max(l, Ordering::Relaxed);
-                            if let Some(lk) = lat_kernel {
-                                per.first_kernel[i].fetch_min(lk, Ordering::Relaxed);
-                                per.last_kernel[i].fetch_max(lk, Ordering::Relaxed);
+                            match lat_kernel {
+                                Some(lk) => {
+                                    per.last_kernel_bound[i].fetch_max(lk, Ordering::Relaxed);
+                                    held = Some((i, lk, reads))
+                                }
+                                None => per.kernel_tainted[i].store(true, Ordering::Relaxed),
                             }
                         }
                         delivered.add(1);
@@ -140,6 +172,9 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                     }
                     _ => {}
                 }
+            }
+            if let Some(h) = held.take() {
+                settle(h, true);
             }
             ack_lat.add(&h_ack);
             e2e_lat.add(&h_e2e);
@@ -177,8 +212,9 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     let ac = acked.get();
     let mut h_first = histogram();
     let mut h_last = histogram();
-    let (mut h_first_k, mut h_last_k) = (histogram(), histogram());
+    let (mut h_first_k, mut h_last_k, mut h_last_kb) = (histogram(), histogram(), histogram());
     let (mut complete, mut within, mut within_k, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut exact_k = 0u64;
     for i in 0..(ac as usize).min(per.count.len()) {
         let n = per.count[i].load(Ordering::Relaxed) as u64;
         if n < fanout {
@@ -191,7 +227,14 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
             let l = per.last[i].load(Ordering::Relaxed).max(1);
             let _ = h_last.record(l);
             let (fk, lk) = (per.first_kernel[i].load(Ordering::Relaxed), per.last_kernel[i].load(Ordering::Relaxed));
-            if lk > 0 {
+            // Kernel-time figures only for broadcasts every recipient of which has an exact one.
+            let exact = n >= fanout && lk > 0 && !per.kernel_tainted[i].load(Ordering::Relaxed);
+            let bound = per.last_kernel_bound[i].load(Ordering::Relaxed);
+            if n >= fanout && bound > 0 {
+                let _ = h_last_kb.record(bound.max(1));
+            }
+            if exact {
+                exact_k += 1;
                 let _ = h_first_k.record(fk.max(1));
                 let _ = h_last_k.record(lk.max(1));
             }
@@ -200,7 +243,7 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
                 if l <= a.within_ms * 1000 {
                     within += 1;
                 }
-                if lk > 0 && lk <= a.within_ms * 1000 {
+                if exact && lk <= a.within_ms * 1000 {
                     within_k += 1;
                 }
             }
@@ -243,7 +286,9 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
         "broadcasts_complete_within": within,
         "within_ms": a.within_ms,
         "share_within": if ac > 0 { within as f64 / ac as f64 } else { 0.0 },
-        "share_within_kernel": if ac > 0 { within_k as f64 / ac as f64 } else { 0.0 },
+        "share_within_kernel": if exact_k > 0 { within_k as f64 / exact_k as f64 } else { 0.0 },
+        "kernel_exact_broadcasts": exact_k,
+        "kernel_coalesced_frames": coalesced.load(Ordering::Relaxed),
     })
     .as_object()
     .cloned()
@@ -252,9 +297,13 @@ pub async fn run(t: Arc<Target>, a: RoomArgs, prefix: &str, probe: Probe) -> any
     out.latency.insert("delivery".into(), e2e_lat.summary());
     out.latency.insert("fanout_first".into(), Latency::of(&h_first));
     out.latency.insert("fanout_last".into(), Latency::of(&h_last));
-    // The same, to the moment each member's bytes reached this host (kernel receive time).
+    // The same, to the moment each member's bytes reached this host (kernel receive time), over
+    // the broadcasts whose every frame has an exact kernel time (`kernel_exact_broadcasts`).
     out.latency.insert("fanout_first_kernel".into(), Latency::of(&h_first_k));
     out.latency.insert("fanout_last_kernel".into(), Latency::of(&h_last_k));
+    // Every complete broadcast, each frame at the kernel time of its read: never early, late by
+    // up to the gap to a later segment read with it.
+    out.latency.insert("fanout_last_kernel_bound".into(), Latency::of(&h_last_kb));
     let upto = drain_end.as_secs() as usize + 1;
     out.timeline.insert("sent".into(), sent.series(upto));
     out.timeline.insert("delivered".into(), delivered.series(upto));
