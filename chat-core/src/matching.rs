@@ -427,11 +427,26 @@ impl MatchPool for MemoryMatchPool {
 
 /// Most expired requests one sweep takes out.
 pub const EXPIRE_BATCH: usize = 1024;
+/// Pairs waiting for their conversation; when full, matches wait for room (backpressure).
+pub const CONVERSATION_QUEUE: usize = 1024;
+/// Most pairs whose conversations are made in one transaction.
+pub const CONVERSATION_BATCH: usize = 128;
+
+/// A matched pair waiting for its direct conversation.
+struct ConvRequest {
+    pair: (UserId, UserId),
+    now: i64,
+    reply: tokio::sync::oneshot::Sender<Result<ConvId>>,
+}
 
 /// The use cases of matching.
 pub struct MatchService {
     pool: Arc<dyn MatchPool>,
-    conversations: Arc<dyn ConversationStore>,
+    /// To the conversation writer: matched pairs whose conversations are made together, one
+    /// transaction of three statements per batch (one fsync on SQLite instead of one per pair),
+    /// at most `CONVERSATION_WRITERS` batches at a time. Bounded by `CONVERSATION_QUEUE`; the
+    /// writer ends when the service is dropped.
+    conversations: tokio::sync::mpsc::Sender<ConvRequest>,
     bus: Arc<dyn Bus>,
     config: MatchConfig,
     /// Node salt and counter of proposal ids.
@@ -439,14 +454,52 @@ pub struct MatchService {
     next: AtomicU64,
 }
 
+/// Batches of conversations being made at once (on MySQL they commit in parallel; on SQLite
+/// they queue for the one writer, while the next batch forms).
+const CONVERSATION_WRITERS: usize = 4;
+
+/// Makes the conversations of the pairs queued at once in one `direct_conversations` call, up to
+/// `CONVERSATION_WRITERS` calls at a time.
+async fn conversation_writer(mut rx: tokio::sync::mpsc::Receiver<ConvRequest>, store: Arc<dyn ConversationStore>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONVERSATION_WRITERS));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch: Vec<ConvRequest> = Vec::with_capacity(CONVERSATION_BATCH);
+        if rx.recv_many(&mut batch, CONVERSATION_BATCH).await == 0 {
+            return;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let pairs: Vec<(UserId, UserId)> = batch.iter().map(|r| r.pair).collect();
+            let now = batch.iter().map(|r| r.now).max().unwrap_or_default();
+            match store.direct_conversations(&pairs, now).await {
+                Ok(convs) => {
+                    for (r, c) in batch.into_iter().zip(convs) {
+                        let _ = r.reply.send(Ok(c.id));
+                    }
+                }
+                Err(e) => {
+                    for r in batch {
+                        let _ = r.reply.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
 impl MatchService {
+    /// Spawns the conversation writer: call from within a tokio runtime.
     pub fn new(pool: Arc<dyn MatchPool>, conversations: Arc<dyn ConversationStore>, bus: Arc<dyn Bus>, config: MatchConfig) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let salt = (nanos ^ (std::process::id() as u64).rotate_left(32)) & 0xfff;
-        MatchService { pool, conversations, bus, config, salt, next: AtomicU64::new(0) }
+        let (tx, rx) = tokio::sync::mpsc::channel(CONVERSATION_QUEUE);
+        tokio::spawn(conversation_writer(rx, conversations));
+        MatchService { pool, conversations: tx, bus, config, salt, next: AtomicU64::new(0) }
     }
 
     pub fn config(&self) -> &MatchConfig {
@@ -474,7 +527,7 @@ impl MatchService {
         let Some(waited) = self.pool.offer(&req, now).await? else {
             return Ok(MatchOutcome::Waiting { expires_at: req.expires_at });
         };
-        let conv = match self.conversations.direct_conversation(waited.user, req.user, now).await {
+        let conv = match self.conversation(waited.user, req.user, now).await {
             Ok(c) => c,
             Err(e) => {
                 if let Err(e2) = self.pool.restore(&waited).await {
@@ -484,9 +537,19 @@ impl MatchService {
             }
         };
         let shared = req.overlap_with(&waited).unwrap_or(req.window);
-        let proposal = Arc::new(Proposal { id: self.next_id(now), waited, found: req, shared, conv: conv.id, created_at: crate::now_ms() });
+        let proposal = Arc::new(Proposal { id: self.next_id(now), waited, found: req, shared, conv, created_at: crate::now_ms() });
         self.bus.publish(Event::MatchProposal { proposal: proposal.clone() });
         Ok(MatchOutcome::Matched(proposal))
+    }
+
+    /// The pair's direct conversation, through the conversation writer.
+    async fn conversation(&self, a: UserId, b: UserId, now: i64) -> Result<ConvId> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.conversations
+            .send(ConvRequest { pair: (a, b), now, reply })
+            .await
+            .map_err(|_| CoreError::unavailable("the conversation writer has stopped"))?;
+        answer.await.map_err(|_| CoreError::unavailable("the conversation writer has stopped"))?
     }
 
     /// Withdraws the user's waiting request; false if none was waiting.

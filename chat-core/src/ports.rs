@@ -26,6 +26,16 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// The direct conversation of the pair, created if it does not exist. Idempotent and safe
     /// under concurrent calls: the same pair always gets the same conversation.
     async fn direct_conversation(&self, a: UserId, b: UserId, now: i64) -> Result<Conversation>;
+    /// The direct conversations of several pairs, each as `direct_conversation` returns it, in
+    /// order, made in as few transactions as the engine allows (SQL stores: one). The default
+    /// calls `direct_conversation` for each pair.
+    async fn direct_conversations(&self, pairs: &[(UserId, UserId)], now: i64) -> Result<Vec<Conversation>> {
+        let mut out = Vec::with_capacity(pairs.len());
+        for (a, b) in pairs {
+            out.push(self.direct_conversation(*a, *b, now).await?);
+        }
+        Ok(out)
+    }
     async fn create_group(
         &self,
         owner: UserId,

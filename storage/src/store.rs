@@ -10,6 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
 
+/// Pairs per statement when several direct conversations are made at once.
+const DIRECT_CHUNK: usize = 64;
+
 /// Rows per multi-row `INSERT` (keeps statements far below both engines' placeholder limits).
 const INSERT_CHUNK: usize = 100;
 
@@ -345,6 +348,67 @@ impl ConversationStore for SqlStore {
         };
         let id = ConvId::new(run.await?)?;
         self.conversation_row(id).await?.ok_or_else(|| CoreError::unavailable("conversation vanished"))
+    }
+
+    async fn direct_conversations(&self, pairs: &[(UserId, UserId)], now: i64) -> Result<Vec<Conversation>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keyed: Vec<(UserId, UserId, String)> = pairs
+            .iter()
+            .map(|(a, b)| {
+                let (lo, hi) = ((*a).min(*b), (*a).max(*b));
+                (lo, hi, format!("{lo}:{hi}"))
+            })
+            .collect();
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            let mut ids: HashMap<String, i64> = HashMap::with_capacity(keyed.len());
+            // Three statements per chunk of pairs, whatever its size.
+            for chunk in keyed.chunks(DIRECT_CHUNK) {
+                let sql = format!(
+                    "{} INTO conversations (kind, direct_key, last_seq, created_at) VALUES {}",
+                    self.dialect.insert_ignore(),
+                    vec!["('direct', ?, 0, ?)"; chunk.len()].join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (_, _, key) in chunk {
+                    q = q.bind(key.clone()).bind(now);
+                }
+                q.execute(&mut *tx).await?;
+                let sql = format!(
+                    "SELECT id, direct_key FROM conversations WHERE direct_key IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (_, _, key) in chunk {
+                    q = q.bind(key.clone());
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    ids.insert(row.try_get("direct_key")?, row.try_get("id")?);
+                }
+                let sql = format!(
+                    "{} INTO members (conv_id, user_id, read_seq, joined_at) VALUES {}",
+                    self.dialect.insert_ignore(),
+                    vec!["(?, ?, 0, ?), (?, ?, 0, ?)"; chunk.len()].join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (lo, hi, key) in chunk {
+                    let id = *ids.get(key).ok_or_else(|| StorageError::Corrupt(format!("direct conversation {key} not found after its insert")))?;
+                    q = q.bind(id).bind(lo.get()).bind(now).bind(id).bind(hi.get()).bind(now);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StorageError>(ids)
+        };
+        let ids = run.await?;
+        let mut out = Vec::with_capacity(keyed.len());
+        for (_, _, key) in &keyed {
+            let id = ConvId::new(ids.get(key).copied().unwrap_or_default())?;
+            out.push(self.conversation_row(id).await?.ok_or_else(|| CoreError::unavailable("conversation vanished"))?);
+        }
+        Ok(out)
     }
 
     async fn create_group(&self, owner: UserId, title: &Title, members: &[UserId], now: i64) -> Result<Conversation> {

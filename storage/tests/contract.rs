@@ -66,6 +66,17 @@ async fn users_and_direct(s: &SqlStore) {
     assert_eq!(c1.id, c2.id);
     assert_eq!(c1.kind, ConversationKind::Direct);
     assert_eq!(c1.members.len(), 2);
+    // Several pairs at once: the same conversations, new ones made, in order.
+    let c = s.upsert_user(&id("c"), "C", 1).await.unwrap();
+    let d = s.upsert_user(&id("d"), "D", 1).await.unwrap();
+    let many = s.direct_conversations(&[(b.id, a.id), (c.id, d.id), (a.id, c.id), (d.id, c.id)], 7).await.unwrap();
+    assert_eq!(many.len(), 4);
+    assert_eq!(many[0].id, c1.id);
+    assert_eq!(many[1].id, many[3].id, "the same pair twice in one batch: one conversation");
+    assert_ne!(many[1].id, many[2].id);
+    assert_eq!(many[2].members.len(), 2);
+    assert_eq!(s.direct_conversation(c.id, a.id, 8).await.unwrap().id, many[2].id);
+    assert!(s.direct_conversations(&[], 9).await.unwrap().is_empty());
     s.set_last_seen(a.id, 77).await.unwrap();
     assert_eq!(s.user(a.id).await.unwrap().unwrap().last_seen, Some(77));
 }
