@@ -67,6 +67,71 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// What the sessions saw, checked: every proposal reached exactly its two travellers, each named
+/// as the other's peer; every `matched` answer's proposal came; every request was answered.
+struct Checked {
+    failures: Vec<String>,
+    requests: u64,
+    answers: u64,
+    errors: u64,
+    /// Proposals that passed, and those that did not.
+    made: u64,
+    bad: u64,
+    /// From the send of the request that completed a match to the first and the last of the pair
+    /// receiving the proposal (µs).
+    first: hdrhistogram::Histogram<u64>,
+    last: hdrhistogram::Histogram<u64>,
+}
+
+/// `seen[k]` is session `k`'s, whose user id is `ids[k]`.
+fn check(seen: &[Seen], ids: &[String]) -> Checked {
+    let mut failures = Vec::new();
+    let mut by_match: HashMap<&str, Vec<(usize, &str, u64)>> = HashMap::new();
+    let mut sent_of: HashMap<&str, u64> = HashMap::new();
+    let (mut requests, mut answers, mut errors) = (0u64, 0u64, 0u64);
+    for (k, s) in seen.iter().enumerate() {
+        requests += s.requests;
+        answers += s.answers;
+        errors += s.errors;
+        for (m, peer, at) in &s.proposals {
+            by_match.entry(m).or_default().push((k, peer, *at));
+        }
+        for (m, sent) in &s.completed {
+            if sent_of.insert(m, *sent).is_some() {
+                failures.push(format!("match {m} completed by two requests"));
+            }
+        }
+    }
+    let (mut first, mut last) = (histogram(), histogram());
+    let mut bad = 0u64;
+    for (m, got) in &by_match {
+        let ok = got.len() == 2 && got[0].0 != got[1].0 && got[0].1 == ids[got[1].0] && got[1].1 == ids[got[0].0];
+        if !ok {
+            bad += 1;
+            if failures.len() < 20 {
+                failures.push(format!("match {m}: proposal seen as {got:?}"));
+            }
+            continue;
+        }
+        if let Some(sent) = sent_of.get(m) {
+            let (a1, a2) = (got[0].2.min(got[1].2), got[0].2.max(got[1].2));
+            let _ = first.record(a1.saturating_sub(*sent).max(1));
+            let _ = last.record(a2.saturating_sub(*sent).max(1));
+        }
+    }
+    let missing = sent_of.keys().filter(|m| !by_match.contains_key(*m)).count();
+    if missing > 0 {
+        failures.push(format!("{missing} matches answered `matched` whose proposal never came"));
+    }
+    if requests > answers + errors {
+        failures.push(format!("{} requests got neither an answer nor an error", requests - answers - errors));
+    }
+    if errors > 0 {
+        failures.push(format!("{errors} error frames"));
+    }
+    Checked { failures, requests, answers, errors, made: by_match.len() as u64 - bad, bad, first, last }
+}
+
 pub async fn run(t: Arc<Target>, a: MatchArgs, prefix: &str, probe: Probe) -> anyhow::Result<Outcome> {
     let users = login_all(&t, &format!("{prefix}-match"), a.users).await?;
     let ids: Arc<Vec<String>> = Arc::new(users.iter().map(|u| u.id.clone()).collect());
@@ -230,52 +295,11 @@ pub async fn run(t: Arc<Target>, a: MatchArgs, prefix: &str, probe: Probe) -> an
     pb.finish_and_clear();
 
     // Checks and latencies, per match id.
-    let mut out = Outcome::default();
-    let mut by_match: HashMap<String, Vec<(usize, String, u64)>> = HashMap::new();
-    let mut sent_of: HashMap<String, u64> = HashMap::new();
-    let (mut reqs, mut answers, mut errs) = (0u64, 0u64, 0u64);
-    for (k, s) in seen.iter().enumerate() {
-        let s = s.lock().unwrap_or_else(|e| e.into_inner());
-        reqs += s.requests;
-        answers += s.answers;
-        errs += s.errors;
-        for (m, peer, at) in &s.proposals {
-            by_match.entry(m.clone()).or_default().push((k, peer.clone(), *at));
-        }
-        for (m, sent) in &s.completed {
-            if sent_of.insert(m.clone(), *sent).is_some() {
-                out.failures.push(format!("match {m} completed by two requests"));
-            }
-        }
-    }
-    let (mut h_first, mut h_last) = (histogram(), histogram());
-    let mut bad = 0u64;
-    for (m, got) in &by_match {
-        let ok = got.len() == 2 && got[0].0 != got[1].0 && got[0].1 == ids[got[1].0] && got[1].1 == ids[got[0].0];
-        if !ok {
-            bad += 1;
-            if out.failures.len() < 20 {
-                out.failures.push(format!("match {m}: proposal seen as {got:?}"));
-            }
-            continue;
-        }
-        if let Some(sent) = sent_of.get(m) {
-            let (a1, a2) = (got[0].2.min(got[1].2), got[0].2.max(got[1].2));
-            let _ = h_first.record(a1.saturating_sub(*sent).max(1));
-            let _ = h_last.record(a2.saturating_sub(*sent).max(1));
-        }
-    }
-    let missing = sent_of.keys().filter(|m| !by_match.contains_key(*m)).count();
-    if missing > 0 {
-        out.failures.push(format!("{missing} matches answered `matched` whose proposal never came"));
-    }
-    if reqs > answers + errs {
-        out.failures.push(format!("{} requests got neither an answer nor an error", reqs - answers - errs));
-    }
-    if errs > 0 {
-        out.failures.push(format!("{errs} error frames"));
-    }
-    let made = by_match.len() as u64 - bad;
+    let all: Vec<Seen> = seen.iter().map(|s| std::mem::take(&mut *s.lock().unwrap_or_else(|e| e.into_inner()))).collect();
+    let c = check(&all, &ids);
+    let mut out = Outcome { failures: c.failures, ..Outcome::default() };
+    let (reqs, answers, errs, made, bad) = (c.requests, c.answers, c.errors, c.made, c.bad);
+    let (h_first, h_last) = (c.first, c.last);
     let window = window_end.as_secs_f64();
     out.window_s = drain_end.as_secs_f64();
     let upto = drain_end.as_secs() as usize + 1;
@@ -299,4 +323,52 @@ pub async fn run(t: Arc<Target>, a: MatchArgs, prefix: &str, probe: Probe) -> an
     // Each proposal reaches two travellers: the timeline counts proposals, not their deliveries.
     out.timeline.insert("proposals".into(), proposals.series(upto).into_iter().map(|n| n / 2).collect());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(requests: u64, answers: u64, proposals: &[(&str, &str, u64)], completed: &[(&str, u64)]) -> Seen {
+        Seen {
+            proposals: proposals.iter().map(|(m, p, at)| (m.to_string(), p.to_string(), *at)).collect(),
+            completed: completed.iter().map(|(m, at)| (m.to_string(), *at)).collect(),
+            requests,
+            answers,
+            errors: 0,
+        }
+    }
+
+    fn ids() -> Vec<String> {
+        vec!["10".into(), "11".into(), "12".into()]
+    }
+
+    #[test]
+    fn a_good_run_passes_and_measures_from_the_completing_request() {
+        let s = [seen(1, 1, &[("m1", "11", 500)], &[]), seen(1, 1, &[("m1", "10", 300)], &[("m1", 100)]), seen(1, 1, &[], &[])];
+        let c = check(&s, &ids());
+        assert!(c.failures.is_empty(), "{:?}", c.failures);
+        assert_eq!((c.made, c.bad, c.requests), (1, 0, 3));
+        assert_eq!((c.first.max(), c.last.max()), (200, 400));
+    }
+
+    #[test]
+    fn each_kind_of_fault_fails_the_run() {
+        // Seen by one traveller only.
+        let c = check(&[seen(1, 1, &[("m1", "11", 5)], &[("m1", 1)]), seen(1, 1, &[], &[]), seen(0, 0, &[], &[])], &ids());
+        assert_eq!(c.bad, 1);
+        assert!(!c.failures.is_empty());
+        // The wrong peer named.
+        let c = check(&[seen(1, 1, &[("m1", "12", 5)], &[]), seen(1, 1, &[("m1", "10", 5)], &[]), seen(0, 0, &[], &[])], &ids());
+        assert_eq!(c.bad, 1);
+        // Seen twice by one traveller.
+        let c = check(&[seen(1, 1, &[("m1", "11", 5), ("m1", "11", 6)], &[]), seen(1, 1, &[], &[]), seen(0, 0, &[], &[])], &ids());
+        assert_eq!(c.bad, 1);
+        // Answered `matched` but the proposal never came.
+        let c = check(&[seen(1, 1, &[], &[("m9", 1)]), seen(0, 0, &[], &[]), seen(0, 0, &[], &[])], &ids());
+        assert!(c.failures.iter().any(|f| f.contains("never came")), "{:?}", c.failures);
+        // A request never answered.
+        let c = check(&[seen(2, 1, &[], &[]), seen(0, 0, &[], &[]), seen(0, 0, &[], &[])], &ids());
+        assert!(c.failures.iter().any(|f| f.contains("neither an answer")), "{:?}", c.failures);
+    }
 }
