@@ -320,34 +320,10 @@ impl UserStore for SqlStore {
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn direct_conversation(&self, a: UserId, b: UserId, now: i64) -> Result<Conversation> {
-        let (lo, hi) = (a.min(b), a.max(b));
-        let key = format!("{lo}:{hi}");
-        let run = async {
-            let mut tx = self.begin_write().await?;
-            let sql = format!(
-                "{} INTO conversations (kind, direct_key, last_seq, created_at) VALUES ('direct', ?, 0, ?)",
-                self.dialect.insert_ignore()
-            );
-            sqlx::query(AssertSqlSafe(sql)).bind(key.clone()).bind(now).execute(&mut *tx).await?;
-            let id: i64 = sqlx::query("SELECT id FROM conversations WHERE direct_key = ?")
-                .bind(key.clone())
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("id")?;
-            let sql = format!(
-                "{} INTO members (conv_id, user_id, read_seq, joined_at) VALUES (?, ?, 0, ?), (?, ?, 0, ?)",
-                self.dialect.insert_ignore()
-            );
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(id).bind(lo.get()).bind(now)
-                .bind(id).bind(hi.get()).bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, StorageError>(id)
-        };
-        let id = ConvId::new(run.await?)?;
-        self.conversation_row(id).await?.ok_or_else(|| CoreError::unavailable("conversation vanished"))
+        self.direct_conversations(&[(a, b)], now)
+            .await?
+            .pop()
+            .ok_or_else(|| CoreError::unavailable("conversation vanished"))
     }
 
     async fn direct_conversations(&self, pairs: &[(UserId, UserId)], now: i64) -> Result<Vec<Conversation>> {
