@@ -22,12 +22,13 @@ use jiebanke_storage::SqlStore;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub struct Application {
     listener: TcpListener,
+    http: crate::listener::ListenConfig,
+    listener_stats: crate::listener::ListenerStats,
     router: axum::Router,
     gateway: Arc<Gateway>,
     store: SqlStore,
@@ -100,7 +101,12 @@ impl Application {
         let matching = Arc::new(MatchService::new(pool, store_arc.clone(), bus.clone(), config.matching.clone()));
 
         let metrics = Arc::new(Metrics::new());
+        let listener_stats = crate::listener::ListenerStats::default();
+        metrics.with_registry(|reg| listener_stats.register(reg));
         let hub = Arc::new(Hub::new(metrics.clone()));
+        if let Some(rc) = &cluster {
+            rc.claim_node_id().await?;
+        }
         match &cluster {
             Some(rc) => {
                 let weak = Arc::downgrade(&chat);
@@ -198,6 +204,7 @@ impl Application {
                     let mut checks = vec![Check { name: "database", ok: s.ping().await, critical: true }];
                     if let Some(rc) = rc {
                         checks.push(Check { name: "redis", ok: rc.healthy(), critical: false });
+                        checks.push(Check { name: "node_id", ok: !rc.duplicate_instance(), critical: false });
                     }
                     if let Some(mq) = mq {
                         checks.push(Check { name: "rabbitmq", ok: mq.healthy(), critical: false });
@@ -218,7 +225,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Application { listener, router, gateway, store, writer, shutdown, cluster, amqp, background })
+        Ok(Application { listener, http: config.http.clone(), listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -231,17 +238,20 @@ impl Application {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, router, gateway, store, writer, shutdown, cluster, amqp, background } = self;
-        tracing::info!(addr = %listener.local_addr()?, "jiebanke serving");
-        // Frames are small and each must leave at once: without TCP_NODELAY a frame written while
-        // the previous one is unacknowledged waits for the client's delayed ACK (~40 ms).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let serve = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let Application { listener, http, listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background } = self;
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            max_connections = http.max_connections,
+            reserved = http.reserved_connections,
+            per_ip = http.max_connections_per_ip,
+            "jiebanke serving"
+        );
+        // Frames are small and each must leave at once: the listener sets TCP_NODELAY on every
+        // socket (without it a frame written while the previous one is unacknowledged waits for
+        // the client's delayed ACK, ~40 ms).
+        let grace = gateway.config.drain_timeout + Duration::from_secs(3);
+        let serve = crate::listener::Listener { listener, router, config: http, stats: listener_stats, shutdown: shutdown.clone() }
+            .run(grace);
         let drain = {
             let gateway = gateway.clone();
             let shutdown = shutdown.clone();
@@ -251,8 +261,7 @@ impl Application {
                 gateway.drain().await;
             }
         };
-        let (served, ()) = tokio::join!(serve, drain);
-        served.context("serving")?;
+        let ((), ()) = tokio::join!(serve, drain);
         for task in &background {
             task.abort();
         }

@@ -169,6 +169,28 @@ pub struct ServeArgs {
     /// `wechat:oAbc123,dev:root`).
     #[arg(long, env = "JBK_ADMINS", default_value = "")]
     pub admins: String,
+    /// A request head (and a new connection's first one) must arrive within this.
+    #[arg(long, env = "JBK_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+    /// A request body must arrive within this after its head (else 408).
+    #[arg(long, env = "JBK_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
+    /// A kept-alive HTTP connection may be silent this long between requests.
+    #[arg(long, env = "JBK_HTTP_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub http_idle_timeout_ms: u64,
+    /// Client sockets (HTTP and WebSocket) the process holds at most; default: the hard
+    /// open-file limit less 1,024.
+    #[arg(long, env = "JBK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// The last connection permits, kept for /healthz, /readyz and /metrics.
+    #[arg(long, env = "JBK_RESERVED_CONNECTIONS", default_value_t = 32)]
+    pub reserved_connections: usize,
+    /// Connections one client IP may hold (trusted proxies are exempt).
+    #[arg(long, env = "JBK_MAX_CONNECTIONS_PER_IP", default_value_t = 1000)]
+    pub max_connections_per_ip: usize,
+    /// Proxies whose X-Forwarded-For / X-Real-IP are believed: CIDRs or addresses, comma separated.
+    #[arg(long, env = "JBK_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 /// The server's settings after parsing and checking.
@@ -198,6 +220,8 @@ pub struct Config {
     pub banned_words_file: Option<PathBuf>,
     /// (provider, subject) of the configured admins.
     pub admins: Vec<(String, String)>,
+    /// The HTTP listener's timeouts and caps.
+    pub http: crate::listener::ListenConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -236,6 +260,7 @@ impl Config {
             matching: jiebanke_chat_core::matching::MatchConfig::default(),
             banned_words_file: None,
             admins: Vec::new(),
+            http: crate::listener::ListenConfig::default(),
         }
     }
 
@@ -315,6 +340,34 @@ impl Config {
             anyhow::bail!("JBK_HEARTBEAT_MS must be at least 100");
         }
         let heartbeat = Duration::from_millis(a.heartbeat_ms);
+        for (v, name) in [
+            (a.http_header_timeout_ms, "JBK_HTTP_HEADER_TIMEOUT_MS"),
+            (a.http_body_timeout_ms, "JBK_HTTP_BODY_TIMEOUT_MS"),
+            (a.http_idle_timeout_ms, "JBK_HTTP_IDLE_TIMEOUT_MS"),
+        ] {
+            if v < 100 {
+                anyhow::bail!("{name} must be at least 100");
+            }
+        }
+        let max_connections = a.max_connections.unwrap_or_else(crate::listener::default_max_connections);
+        if max_connections < 2 {
+            anyhow::bail!("JBK_MAX_CONNECTIONS must be at least 2");
+        }
+        if a.reserved_connections >= max_connections {
+            anyhow::bail!("JBK_RESERVED_CONNECTIONS must be below JBK_MAX_CONNECTIONS");
+        }
+        if a.max_connections_per_ip == 0 {
+            anyhow::bail!("JBK_MAX_CONNECTIONS_PER_IP must be at least 1");
+        }
+        let http = crate::listener::ListenConfig {
+            header_timeout: Duration::from_millis(a.http_header_timeout_ms),
+            body_timeout: Duration::from_millis(a.http_body_timeout_ms),
+            idle_timeout: Duration::from_millis(a.http_idle_timeout_ms),
+            max_connections,
+            reserved_connections: a.reserved_connections,
+            max_connections_per_ip: a.max_connections_per_ip,
+            trusted_proxies: crate::listener::parse_trusted_proxies(&a.trusted_proxies)?,
+        };
         let gateway = GatewayConfig {
             max_frame_bytes: a.max_frame_bytes,
             hard_max_bytes: (a.max_frame_bytes * 4).max(1024 * 1024),
@@ -363,6 +416,7 @@ impl Config {
             },
             banned_words_file: a.banned_words_file,
             admins,
+            http,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod config;
+pub mod listener;
 pub mod telemetry;
 
 pub use app::Application;

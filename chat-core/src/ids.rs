@@ -21,11 +21,14 @@ macro_rules! int_id {
                     Err(CoreError::invalid(concat!($what, " must be a positive integer")))
                 }
             }
-            /// Parses the decimal form a client sends.
+            /// Parses the decimal form a client sends: ASCII digits only (no sign, white space
+            /// or other characters), no leading zero, at most 19 digits, positive.
             pub fn parse(s: &str) -> Result<Self, CoreError> {
-                let s = s.trim();
                 if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(CoreError::invalid(concat!($what, " must be a decimal id")));
+                }
+                if s.len() > 1 && s.starts_with('0') {
+                    return Err(CoreError::invalid(concat!($what, " must be a decimal id without leading zeros")));
                 }
                 s.parse::<i64>()
                     .map_err(|_| CoreError::invalid(concat!($what, " out of range")))
@@ -71,6 +74,15 @@ pub struct Seq(u64);
 
 impl Seq {
     pub const ZERO: Seq = Seq(0);
+    /// Seqs are 63-bit in storage: the largest there can be.
+    pub const MAX: u64 = i64::MAX as u64;
+    /// A seq (or `after`) as a client sends it: at most `MAX`.
+    pub fn parse(v: u64) -> Result<Seq, CoreError> {
+        if v > Self::MAX {
+            return Err(CoreError::invalid("a seq must be below 2^63"));
+        }
+        Ok(Seq(v))
+    }
     pub fn new(v: u64) -> Self {
         Seq(v)
     }
@@ -146,6 +158,11 @@ mod tests {
         assert!(UserId::parse("1e3").is_err());
         assert!(UserId::parse("").is_err());
         assert!(UserId::parse("99999999999999999999").is_err());
+        for bad in [" 1", "1 ", "\u{3000} 1\t", "+1", "01", "00", "1_0", "１"] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(UserId::parse("9223372036854775807").unwrap().get(), i64::MAX);
+        assert!(UserId::parse("9223372036854775808").is_err());
     }
 
     #[test]
@@ -155,6 +172,14 @@ mod tests {
         assert!(ClientMsgId::parse(&"x".repeat(65)).is_err());
         assert!(ClientMsgId::parse("has space").is_err());
         assert!(ClientMsgId::parse("中文").is_err());
+    }
+
+    #[test]
+    fn seqs_from_clients_stay_below_2_pow_63() {
+        assert_eq!(Seq::parse(0).unwrap(), Seq::ZERO);
+        assert_eq!(Seq::parse(i64::MAX as u64).unwrap().get(), i64::MAX as u64);
+        assert!(Seq::parse(1 << 63).is_err());
+        assert!(Seq::parse(u64::MAX).is_err());
     }
 
     #[test]

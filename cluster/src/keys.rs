@@ -33,6 +33,11 @@ impl Keys {
     pub fn node_users(&self, node: &str) -> String {
         format!("{}:nusers:{{{node}}}", self.prefix)
     }
+    /// String: `<instance token> <beat ms>` of the process that last beat for the node id, with
+    /// the presence TTL as its expiry.
+    pub fn instance(&self, node: &str) -> String {
+        format!("{}:inst:{{{node}}}", self.prefix)
+    }
     /// Sorted set: node → last heartbeat (ms).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)

@@ -148,11 +148,28 @@ pub struct RedisCluster {
     sub_ok: AtomicBool,
     pub_ok: AtomicBool,
     beat_ok: AtomicBool,
+    /// This process's token beside its node id, so that two live processes started with the
+    /// same `JBK_NODE_ID` notice each other.
+    instance: String,
+    /// Another instance beat for this node id since our last beat (`/readyz` is degraded).
+    duplicate: AtomicBool,
+    instance_script: redis::Script,
     online_script: redis::Script,
     offline_script: redis::Script,
     pub stats: ClusterStats,
     stop: CancellationToken,
 }
+
+/// Writes this instance's beat for the node id and returns the value it replaced.
+const INSTANCE_LUA: &str = r"
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return old";
+/// Deletes the node id's beat if it is still this instance's.
+const INSTANCE_DEL_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 1, string.len(ARGV[1]) + 1) == ARGV[1] .. ' ' then redis.call('DEL', KEYS[1]) end
+return 0";
 
 /// SADD the node; true if that made the set go from empty to one node: the user came online.
 const ONLINE_LUA: &str = r"
@@ -222,6 +239,9 @@ impl RedisCluster {
             sub_ok: AtomicBool::new(false),
             pub_ok: AtomicBool::new(true),
             beat_ok: AtomicBool::new(false),
+            instance: format!("{:016x}", rand::random::<u64>()),
+            duplicate: AtomicBool::new(false),
+            instance_script: redis::Script::new(INSTANCE_LUA),
             online_script: redis::Script::new(ONLINE_LUA),
             offline_script: redis::Script::new(OFFLINE_LUA),
             stats: ClusterStats::default(),
@@ -258,6 +278,58 @@ impl RedisCluster {
                 Ok(Conn::Cluster(c))
             }
         }
+    }
+
+    /// Makes sure no other live process uses this node id. If another instance's beat is there,
+    /// it is watched for at most the presence TTL: if it advances, that process is alive and this
+    /// one must not start (`Err`); if it does not (a predecessor killed with `kill -9`), it
+    /// expires and this node goes on. With Redis unreachable the check is skipped (logged): the
+    /// node starts degraded as usual, and the heartbeat's check catches a duplicate later.
+    pub async fn claim_node_id(self: &Arc<Self>) -> anyhow::Result<()> {
+        let key = self.keys.instance(&self.cfg.node_id);
+        let ttl = self.cfg.presence_ttl;
+        let read = |key: String| async move {
+            let mut conn = self.conn().await?;
+            let v: Option<String> = tokio::time::timeout(REDIS_TIMEOUT, conn.get(&key))
+                .await
+                .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "redis timed out")))??;
+            Ok::<_, redis::RedisError>(v)
+        };
+        let first = match read(key.clone()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "redis unreachable: the node id's uniqueness is not checked at start");
+                return Ok(());
+            }
+        };
+        let Some(first) = first else { return Ok(()) };
+        tracing::info!(node = %self.cfg.node_id, "another instance beat for this node id; waiting to see whether it is alive");
+        let started = tokio::time::Instant::now();
+        let step = (ttl / 6).max(Duration::from_millis(50));
+        while started.elapsed() < ttl + step {
+            tokio::time::sleep(step).await;
+            match read(key.clone()).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(v)) if v != first => {
+                    anyhow::bail!(
+                        "another live process is already node {:?} (its heartbeat advances): give each process its own JBK_NODE_ID",
+                        self.cfg.node_id
+                    )
+                }
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis unreachable while checking the node id; starting");
+                    return Ok(());
+                }
+            }
+        }
+        // Expired keys go away by themselves; a key still unchanged after the TTL is stale.
+        Ok(())
+    }
+
+    /// Whether another live process beats for this node id (see `claim_node_id`).
+    pub fn duplicate_instance(&self) -> bool {
+        self.duplicate.load(Ordering::Relaxed)
     }
 
     /// Starts the subscriber, the publisher and the heartbeat. `sink` gets the events for this
@@ -297,6 +369,12 @@ impl RedisCluster {
             }
             if let Ok(mut conn) = self.conn().await {
                 let _: Result<(), _> = conn.zrem(self.keys.nodes(), &me).await;
+                // A successor under the same id need not wait for our beat to expire.
+                let _: Result<i64, _> = redis::Script::new(INSTANCE_DEL_LUA)
+                    .key(self.keys.instance(&me))
+                    .arg(&self.instance)
+                    .invoke_async(&mut conn)
+                    .await;
             }
         })
         .await;
@@ -732,6 +810,25 @@ impl RedisCluster {
         let mut conn = self.conn().await?;
         let me = self.cfg.node_id.clone();
         let now = crate::now_ms();
+        // Our instance's beat; what it replaced tells whether another process beat meanwhile.
+        let previous: Option<String> = self
+            .instance_script
+            .key(self.keys.instance(&me))
+            .arg(format!("{} {now}", self.instance))
+            .arg(self.cfg.presence_ttl.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        let foreign = previous.as_deref().is_some_and(|p| p.split(' ').next() != Some(self.instance.as_str()));
+        if foreign != self.duplicate.swap(foreign, Ordering::Relaxed) {
+            if foreign {
+                tracing::error!(
+                    node = %me,
+                    "another live process beats for this node id: give each process its own JBK_NODE_ID (readyz degraded)"
+                );
+            } else {
+                tracing::info!(node = %me, "no other process beats for this node id any more");
+            }
+        }
         let added: i64 = conn.zadd(self.keys.nodes(), &me, now).await?;
         if added == 1 && self.sub_ok.load(Ordering::Relaxed) {
             // This node was gone from the directory (Redis restarted, or others took it for

@@ -2,6 +2,7 @@
 //! and the two codecs (`jbk.v1.json` text frames, `jbk.v1.msgpack` binary frames) that carry
 //! the same envelope. Conversion to domain types happens here and nowhere else.
 
+use crate::strict;
 use jiebanke_chat_core as core;
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
@@ -61,21 +62,25 @@ pub enum WireId {
     Num(u64),
 }
 
+/// The largest id a client may send as a number (JavaScript's safe integers).
+pub const MAX_NUMERIC_ID: u64 = 1 << 53;
+
 impl WireId {
-    fn text(&self) -> String {
+    fn text(&self) -> Result<String, core::CoreError> {
         match self {
-            WireId::Str(s) => s.clone(),
-            WireId::Num(n) => n.to_string(),
+            WireId::Str(s) => Ok(s.clone()),
+            WireId::Num(n) if *n <= MAX_NUMERIC_ID => Ok(n.to_string()),
+            WireId::Num(_) => Err(core::CoreError::invalid("an id sent as a number must be at most 2^53; send larger ids as strings")),
         }
     }
     pub fn user(&self) -> Result<core::UserId, core::CoreError> {
-        core::UserId::parse(&self.text())
+        core::UserId::parse(&self.text()?)
     }
     pub fn conv(&self) -> Result<core::ConvId, core::CoreError> {
-        core::ConvId::parse(&self.text())
+        core::ConvId::parse(&self.text()?)
     }
     pub fn event(&self) -> Result<core::EventId, core::CoreError> {
-        core::EventId::parse(&self.text())
+        core::EventId::parse(&self.text()?)
     }
 }
 
@@ -102,9 +107,11 @@ impl WireBody {
     }
 }
 
-/// Every frame a client may send. Unknown fields are ignored so that newer clients keep working.
+/// Every frame a client may send, named by its `type` field (read by `strict::tagged`, so the
+/// enum is declared externally tagged). Unknown fields are ignored so that newer clients keep
+/// working.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ClientFrame {
     Send { id: Option<ReqId>, conv: WireId, cmid: String, body: WireBody },
     Sync { id: Option<ReqId>, conv: WireId, #[serde(default)] after: u64, limit: Option<u32> },
@@ -168,20 +175,13 @@ pub struct DecodeError {
     pub message: String,
 }
 
-/// Decodes one frame. Fast path: straight into `ClientFrame`; only on failure is the frame
-/// looked at again as a generic value, to say precisely what is wrong.
+/// Decodes one frame with the one strict parser (`strict`): the bytes become a value in either
+/// codec, the value must be an object whose `type` is a string naming a frame, and the frame is
+/// read from it by the strict rules (structs only from maps, tags as strings, ...).
 pub fn decode(codec: Codec, data: &[u8]) -> Result<ClientFrame, DecodeError> {
-    let direct = match codec {
-        Codec::Json => serde_json::from_slice::<ClientFrame>(data).map_err(|e| e.to_string()),
-        Codec::MsgPack => rmp_serde::from_slice::<ClientFrame>(data).map_err(|e| e.to_string()),
-    };
-    let err = match direct {
-        Ok(f) => return Ok(f),
-        Err(e) => e,
-    };
-    let value: serde_json::Value = match codec {
-        Codec::Json => serde_json::from_slice(data).map_err(|e| e.to_string()),
-        Codec::MsgPack => rmp_serde::from_slice(data).map_err(|e| e.to_string()),
+    let value = match codec {
+        Codec::Json => strict::json_value(data).map_err(|e| e.to_string()),
+        Codec::MsgPack => strict::msgpack_value(data),
     }
     .map_err(|e| DecodeError { id: None, code: "bad_frame", message: format!("not a valid frame: {e}") })?;
     let Some(obj) = value.as_object() else {
@@ -189,7 +189,7 @@ pub fn decode(codec: Codec, data: &[u8]) -> Result<ClientFrame, DecodeError> {
     };
     let id = obj
         .get("id")
-        .and_then(|v| serde_json::from_value::<ReqId>(v.clone()).ok())
+        .and_then(|v| strict::from_value::<ReqId>(v).ok())
         .filter(ReqId::valid);
     let fail = |code: &'static str, message: String| DecodeError { id: id.clone(), code, message };
     match obj.get("type") {
@@ -197,7 +197,7 @@ pub fn decode(codec: Codec, data: &[u8]) -> Result<ClientFrame, DecodeError> {
         Some(serde_json::Value::String(t)) if !CLIENT_TYPES.contains(&t.as_str()) => {
             Err(fail("unknown_type", format!("unknown frame type `{t}`")))
         }
-        Some(serde_json::Value::String(_)) => Err(fail("invalid", err)),
+        Some(serde_json::Value::String(_)) => strict::tagged::<ClientFrame>(&value, "type").map_err(|e| fail("invalid", e.to_string())),
         Some(_) => Err(fail("invalid", "`type` must be a string".into())),
     }
 }

@@ -30,6 +30,11 @@ pub enum CloseReason {
     ClientClosed,
     /// An admin banned the user.
     Banned,
+    /// The client broke RFC 6455 framing (reserved bits, unknown opcode, unmasked or
+    /// fragmented control frame, a continuation without a start, ...).
+    ProtocolError,
+    /// A text frame or a close reason that is not UTF-8.
+    InvalidUtf8,
 }
 
 impl CloseReason {
@@ -42,6 +47,8 @@ impl CloseReason {
             CloseReason::Shutdown => 1012,
             CloseReason::ClientClosed => 1000,
             CloseReason::Banned => 4003,
+            CloseReason::ProtocolError => 1002,
+            CloseReason::InvalidUtf8 => 1007,
         }
     }
     pub fn label(self) -> &'static str {
@@ -53,6 +60,8 @@ impl CloseReason {
             CloseReason::Shutdown => "server_restart",
             CloseReason::ClientClosed => "client_closed",
             CloseReason::Banned => "banned",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
         }
     }
     /// Whether queued frames are still written before closing (a drain), or dropped.

@@ -7,13 +7,17 @@
 //! - `hub`: open sessions by user, presence watchers; the bus's event sink.
 //! - `session`: one connection's reader loop and writer task.
 //! - `metrics`: Prometheus metrics.
+//! - `strict`: the one strict parser of client input (both codecs and the REST bodies).
 
 pub mod frame;
 pub mod hub;
 pub mod metrics;
 mod session;
+pub mod strict;
 
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -253,10 +257,19 @@ fn refuse(gw: &Gateway, status: StatusCode, code: &str, message: &str, retry_aft
 async fn upgrade(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<WsQuery>,
+    query: Result<Query<WsQuery>, QueryRejection>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => return refuse(&gw, e.status(), "bad_request", &e.body_text(), None),
+    };
+    // A repeated or malformed parameter (`?token=a&token=b`) gets the JSON error body too.
+    let query = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return refuse(&gw, StatusCode::BAD_REQUEST, "bad_request", &e.body_text(), None),
+    };
     if gw.shutdown.is_cancelled() {
         return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "server is draining", None);
     }

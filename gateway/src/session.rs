@@ -187,9 +187,19 @@ pub(crate) fn run(
         // reset, which can destroy the close frame before the client reads it.
         if end != CloseReason::ClientClosed {
             let linger = async {
-                while let Some(Ok(m)) = io.socket.next().await {
-                    if matches!(m, WsMessage::Close(_)) {
-                        break;
+                // After a protocol error the codec may refuse what follows too: keep reading
+                // (a bounded number of refusals) until the client's close or its end of stream.
+                let mut refusals = 0;
+                loop {
+                    match io.socket.next().await {
+                        Some(Ok(WsMessage::Close(_))) | None => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(_)) => {
+                            refusals += 1;
+                            if refusals >= 16 {
+                                break;
+                            }
+                        }
                     }
                 }
             };
@@ -351,17 +361,7 @@ impl Session {
                 Step::Incoming(msg) => {
                     let msg = match msg {
                         Some(Ok(m)) => m,
-                        Some(Err(e)) => {
-                            let too_large = e
-                                .into_inner()
-                                .downcast_ref::<tungstenite::Error>()
-                                .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)));
-                            return if too_large {
-                                CloseReason::TooLarge
-                            } else {
-                                CloseReason::ClientClosed
-                            };
-                        }
+                        Some(Err(e)) => return read_error_reason(e),
                         None => return CloseReason::ClientClosed,
                     };
                     self.shared.heard(clock_ms());
@@ -485,9 +485,10 @@ impl Session {
                 conv, after, limit, ..
             } => {
                 let conv = conv.conv().map_err(fail)?;
+                let after = Seq::parse(after).map_err(fail)?;
                 let limit = limit.unwrap_or(50);
                 self.start(Box::pin(async move {
-                    vec![match chat.history(me, conv, Seq::new(after), limit).await {
+                    vec![match chat.history(me, conv, after, limit).await {
                         Ok((messages, more)) => ServerFrame::History {
                             id,
                             conv: conv.to_string(),
@@ -500,8 +501,9 @@ impl Session {
             }
             ClientFrame::Read { conv, seq, .. } => {
                 let conv = conv.conv().map_err(fail)?;
+                let seq = Seq::parse(seq).map_err(fail)?;
                 self.start(Box::pin(async move {
-                    match chat.read(me, conv, Seq::new(seq)).await {
+                    match chat.read(me, conv, seq).await {
                         Ok(_) => vec![],
                         Err(e) => vec![error_frame(id, &e)],
                     }
@@ -588,11 +590,12 @@ impl Session {
                 conv, seq, reason, ..
             } => {
                 let conv = conv.conv().map_err(fail)?;
+                let seq = Seq::parse(seq).map_err(fail)?;
                 let reason = ReportReason::parse(&reason).map_err(fail)?;
                 let moderation = self.gw.moderation.clone();
                 self.start(Box::pin(async move {
                     vec![
-                        match moderation.report(me, conv, Seq::new(seq), reason).await {
+                        match moderation.report(me, conv, seq, reason).await {
                             Ok(item) => ServerFrame::Reported {
                                 id,
                                 item: item.id.to_string(),
@@ -654,6 +657,23 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a read from the socket failed, as a close reason (RFC 6455 §7.4.1): a message over the
+/// hard cap is 1009, invalid UTF-8 in a text frame or close reason 1007, any other framing
+/// violation 1002. A broken connection has nobody left to tell.
+fn read_error_reason(e: axum::Error) -> CloseReason {
+    match e.into_inner().downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => CloseReason::TooLarge,
+        Some(tungstenite::Error::Utf8(_)) => CloseReason::InvalidUtf8,
+        Some(tungstenite::Error::Protocol(p)) => match p {
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+            | tungstenite::error::ProtocolError::SendAfterClosing
+            | tungstenite::error::ProtocolError::ReceivedAfterClosing => CloseReason::ClientClosed,
+            _ => CloseReason::ProtocolError,
+        },
+        _ => CloseReason::ClientClosed,
     }
 }
 

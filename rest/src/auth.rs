@@ -151,12 +151,15 @@ pub struct JwtKeys {
 }
 
 const ISSUER: &str = "jiebanke";
+/// Clock skew allowed between nodes for `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 5;
 
 impl JwtKeys {
     pub fn new(secret: &Secret, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
@@ -180,6 +183,10 @@ impl TokenVerifier for JwtKeys {
     fn verify(&self, token: &str) -> Result<UserId, CoreError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| CoreError::Unauthorized(e.to_string()))?;
+        // A token issued in the future was not issued by us (`nbf` is checked by the library).
+        if data.claims.iat > jiebanke_chat_core::now_ms() / 1000 + LEEWAY_SECS as i64 {
+            return Err(CoreError::Unauthorized("token issued in the future".into()));
+        }
         UserId::parse(&data.claims.sub).map_err(|_| CoreError::Unauthorized("bad subject".into()))
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod extract;
 mod routes;
 
 use auth::{JwtKeys, LoginProvider};
@@ -93,10 +94,15 @@ where
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        state
-            .jwt
-            .verify(token)
-            .map(AuthUser)
-            .map_err(|_| ApiError::unauthorized("invalid or expired token"))
+        let user = state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        // As on the socket: a valid token of a user who does not exist is 401, of a banned one
+        // 403 `banned`.
+        state.moderation.session_allowed(user).await.map_err(|e| match e {
+            jiebanke_chat_core::CoreError::NotFound(_) | jiebanke_chat_core::CoreError::Unauthorized(_) => {
+                ApiError::unauthorized("unknown user")
+            }
+            other => ApiError::from(other),
+        })?;
+        Ok(AuthUser(user))
     }
 }

@@ -501,7 +501,8 @@ impl ConversationStore for SqlStore {
                 .map(|r| r.try_get("last_seq"))
                 .transpose()?
                 .unwrap_or(0);
-            let target = (seq.get() as i64).min(last);
+            // Saturating: a seq past i64 (refused at the edge anyway) caps at the last seq too.
+            let target = i64::try_from(seq.get()).unwrap_or(i64::MAX).min(last);
             sqlx::query(
                 "UPDATE members SET read_seq = CASE WHEN ? > read_seq THEN ? ELSE read_seq END \
                  WHERE conv_id = ? AND user_id = ?",
@@ -540,7 +541,8 @@ impl MessageStore for SqlStore {
              WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(conv.get())
-        .bind(after.get() as i64)
+        // Saturating: nothing comes after a seq past i64 (refused at the edge anyway).
+        .bind(i64::try_from(after.get()).unwrap_or(i64::MAX))
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await

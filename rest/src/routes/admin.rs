@@ -9,8 +9,9 @@
 //!   will), so that a merchant's alert can be produced before payments exist.
 
 use crate::error::ApiError;
+use crate::extract::StrictJson;
 use crate::{AuthUser, RestState};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
@@ -109,10 +110,10 @@ struct OrderBody {
 async fn create_order(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
-    body: Result<Json<OrderBody>, JsonRejection>,
+    body: StrictJson<OrderBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     state.moderation.require_admin(me).await?;
-    let Json(b) = body?;
+    let StrictJson(b) = body;
     let order = NewOrder {
         merchant: UserId::parse(&b.merchant)?,
         buyer: b.buyer.as_deref().map(UserId::parse).transpose()?,

@@ -3,12 +3,12 @@
 use super::user_json;
 use crate::auth::LoginCode;
 use crate::error::ApiError;
+use crate::extract::StrictJson;
 use crate::{AuthUser, RestState};
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use axum::extract::rejection::JsonRejection;
 use governor::clock::{Clock, DefaultClock};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,7 +28,7 @@ struct LoginBody {
 async fn login(
     State(state): State<RestState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Result<Json<LoginBody>, JsonRejection>,
+    body: StrictJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
     if state.login_limiter.len() > 100_000 {
         state.login_limiter.retain_recent();
@@ -40,7 +40,7 @@ async fn login(
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many logins, retry later")
         });
     }
-    let Json(body) = body?;
+    let StrictJson(body) = body;
     let code = LoginCode::parse(&body.code)?;
     let provider = match &body.provider {
         None => state.logins.first(),

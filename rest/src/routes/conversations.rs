@@ -3,8 +3,9 @@
 
 use super::conversation_json;
 use crate::error::ApiError;
+use crate::extract::StrictJson;
 use crate::{AuthUser, RestState};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
@@ -22,22 +23,11 @@ pub fn router() -> Router<RestState> {
         .route("/api/v1/conversations/{id}/messages", get(messages))
 }
 
-/// An id in a JSON body: a decimal string or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum JsonId {
-    Str(String),
-    Num(u64),
-}
+/// An id in a JSON body: a decimal string, or a number up to 2^53 (the socket's rule).
+use jiebanke_gateway::frame::WireId as JsonId;
 
-impl JsonId {
-    fn user(&self) -> Result<UserId, ApiError> {
-        let s = match self {
-            JsonId::Str(s) => s.clone(),
-            JsonId::Num(n) => n.to_string(),
-        };
-        Ok(UserId::parse(&s)?)
-    }
+fn user_of(id: &JsonId) -> Result<UserId, ApiError> {
+    Ok(id.user()?)
 }
 
 #[derive(Deserialize)]
@@ -51,10 +41,10 @@ struct CreateBody {
 async fn create(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
-    body: Result<Json<CreateBody>, JsonRejection>,
+    body: StrictJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Json(body) = body?;
-    let members = body.members.iter().map(JsonId::user).collect::<Result<Vec<_>, _>>()?;
+    let StrictJson(body) = body;
+    let members = body.members.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
     let conv = match ConversationKind::parse(&body.kind)? {
         ConversationKind::Direct => {
             let [other] = members.as_slice() else {
@@ -106,11 +96,11 @@ async fn add_members(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     path: Result<Path<String>, PathRejection>,
-    body: Result<Json<MembersBody>, JsonRejection>,
+    body: StrictJson<MembersBody>,
 ) -> Result<Json<Value>, ApiError> {
     let id = conv_id(path)?;
-    let Json(body) = body?;
-    let users = body.members.iter().map(JsonId::user).collect::<Result<Vec<_>, _>>()?;
+    let StrictJson(body) = body;
+    let users = body.members.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
     let conv = state.chat.add_members(me, id, &users).await?;
     Ok(Json(conversation_json(&conv)))
 }
@@ -142,7 +132,7 @@ async fn messages(
 ) -> Result<Json<Value>, ApiError> {
     let id = conv_id(path)?;
     let Query(q) = query?;
-    let (page, more) = state.chat.history(me, id, Seq::new(q.after), q.limit.unwrap_or(50)).await?;
+    let (page, more) = state.chat.history(me, id, Seq::parse(q.after)?, q.limit.unwrap_or(50)).await?;
     let messages: Vec<Value> = page
         .iter()
         .map(|m| {
