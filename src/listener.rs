@@ -486,6 +486,15 @@ impl Listener {
                 }
             };
             stats.accepted.inc();
+            // A permit of the reserve taken while waiting is traded for an ordinary one that has
+            // come free since.
+            let (permit, reserved) = match reserved {
+                true => match main.clone().try_acquire_owned() {
+                    Ok(p) => (p, false),
+                    Err(_) => (permit, true),
+                },
+                false => (permit, false),
+            };
             let peer_ip = canonical(peer.ip());
             let exempt = trusted(&cfg.trusted_proxies, peer_ip);
             let held_ip = if exempt {

@@ -697,3 +697,73 @@ async fn companions_are_matched_across_nodes_once_and_expiry_reaches_the_right_n
     on_m2.send(json!({"type":"match_cancel","id":4})).await;
     assert_eq!(recv_where(&mut on_m2, "match_cancelled", |v| v["id"] == 4).await["cancelled"], true);
 }
+
+/// Two live processes with one `JBK_NODE_ID`: the second refuses to start; after the first is
+/// killed with `kill -9` the second starts once the dead one's beat has expired; a duplicate
+/// that appears later (here: another instance's beats written into Redis by the test) makes
+/// `/readyz` degraded until it stops.
+#[tokio::test]
+async fn a_second_live_process_with_the_same_node_id_is_refused() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(redis) = TestRedis::new() else { return };
+    let ttl = 1_200u64;
+    let mut first = start_node(&db, &redis.url, &redis.prefix, "dup", ttl).await;
+
+    // The same id again, while the first beats: the process exits with an error.
+    let env = node_env(&redis.url, &redis.prefix, "dup", ttl);
+    let log = db.dir.0.join("dup-second.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
+    cmd.arg("serve")
+        .env("JBK_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("JBK_DATA_DIR", &db.dir.0)
+        .env("JBK_DATABASE_URL", db.url().unwrap())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut second = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "the duplicate did not give up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("another live process is already node"), "{text}");
+    assert_eq!(first.ready_status().await, "ready", "the first node is untouched");
+
+    // The first dies without leaving: its successor waits out the stale beat and starts.
+    first.kill9();
+    let successor = start_node(&db, &redis.url, &redis.prefix, "dup", ttl).await;
+    let http = reqwest::Client::new();
+    let readyz = |base: String| {
+        let http = http.clone();
+        async move { http.get(format!("{base}/readyz")).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let v = readyz(successor.base()).await;
+    assert_eq!(v["status"], "ready", "{v}");
+    assert_eq!(v["checks"]["node_id"], "ok", "{v}");
+
+    // Another instance starts beating for the id behind its back: degraded while it lasts.
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:inst:{{dup}}", redis.prefix);
+    let intruder = tokio::spawn(async move {
+        for i in 0..40u64 {
+            let _: () = redis::cmd("SET").arg(&key).arg(format!("intruder {i}")).arg("PX").arg(1200).query_async(&mut conn).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    successor.wait_status("degraded", Duration::from_secs(10)).await;
+    let v = readyz(successor.base()).await;
+    assert_eq!(v["checks"]["node_id"], "down", "{v}");
+    assert_eq!(v["checks"]["redis"], "ok", "{v}");
+    intruder.await.unwrap();
+    successor.wait_status("ready", Duration::from_secs(10)).await;
+    assert!(successor.log_text().contains("another live process beats for this node id"));
+}

@@ -35,6 +35,15 @@ where
                 "Expected request with `Content-Type: application/json`",
             ));
         }
+        // A body announced past the limit is refused before a byte of it is read.
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|n| n > crate::MAX_BODY_BYTES as u64) {
+            return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body too large"));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|r| {
             if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "request body too large")
