@@ -232,6 +232,13 @@ impl Application {
         self.listener.local_addr().expect("bound listener has an address")
     }
 
+    /// The whole router (REST and gateway), for driving the server without a socket (the
+    /// fuzzing harness). A request needs `ConnectInfo<SocketAddr>` in its extensions, which
+    /// the listener puts there.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
     /// Fire it to start the drain (what SIGTERM does).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

@@ -4,6 +4,8 @@
 
 pub mod app;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod listener;
 pub mod telemetry;
 

@@ -550,3 +550,79 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     let (s, _) = get(&app.http, format!("{base}/api/v1/me"), &fine).await;
     assert_eq!(s, 200, "a well-formed token of ours works");
 }
+
+// ---------------------------------------------------------------------------------------------
+// EMFILE
+
+/// The connection cap set above what the file limit allows (a misconfiguration): accept runs
+/// out of descriptors, backs off with one log line for the episode, counts it, and recovers
+/// by itself once descriptors are free.
+#[tokio::test]
+async fn accept_out_of_descriptors_backs_off_quietly_and_recovers() {
+    use std::os::unix::process::CommandExt;
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let log = db.dir.0.join("emfile.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
+    cmd.arg("serve")
+        .env("JBK_LISTEN", addr.to_string())
+        .env("JBK_DATA_DIR", &db.dir.0)
+        .env("JBK_MAX_CONNECTIONS", "5000")
+        .env("JBK_MAX_CONNECTIONS_PER_IP", "5000")
+        .env_remove("JBK_DATABASE_URL")
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 128, rlim_max: 128 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while http.get(format!("http://{addr}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+        assert!(tokio::time::Instant::now() < deadline, "{}", std::fs::read_to_string(&log).unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // More idle sockets than the process has descriptors left.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        held.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Let it hit the limit and back off for a while.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(held);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("http://{addr}/healthz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "did not recover: {}", std::fs::read_to_string(&log).unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let emfile = text
+        .lines()
+        .find(|l| l.starts_with("jbk_http_accept_errors_total{kind=\"emfile\"}"))
+        .unwrap_or_else(|| panic!("no emfile count:\n{text}"));
+    let n: f64 = emfile.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1.0, "{emfile}");
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    let warnings = logged.matches("accept failed: out of file descriptors").count();
+    assert!(warnings >= 1, "{logged}");
+    // One line per episode, not per attempt (there were at least `n` attempts).
+    assert!((warnings as f64) < n || n == 1.0, "{warnings} warnings for {n} failed accepts");
+    assert!(logged.contains("accept works again"), "{logged}");
+}

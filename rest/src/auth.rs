@@ -119,17 +119,36 @@ impl LoginProvider for WeChatLogin {
         }
         // WeChat answers JSON with a text/plain content type: parse the text.
         let text = resp.text().await.map_err(|e| unavailable(e.to_string()))?;
-        let body: Code2Session = serde_json::from_str(&text).map_err(|e| unavailable(e.to_string()))?;
-        match (body.errcode, body.openid) {
-            (0, Some(openid)) if !openid.is_empty() => Ok(Identity { provider: "wechat", subject: openid }),
-            // 40029: invalid code; 40163: code already used.
-            (40029 | 40163, _) => Err(ApiError::unauthorized("login code is invalid or used")),
-            (45011, _) => Err(ApiError {
-                retry_after_ms: Some(1000),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many logins, retry later")
-            }),
-            (code, _) => Err(unavailable(format!("errcode {code}: {}", body.errmsg.unwrap_or_default()))),
+        code2session_outcome(&text).map_err(|e| match e {
+            Code2SessionError::Api(e) => e,
+            Code2SessionError::Unexpected(why) => unavailable(why),
+        })
+    }
+}
+
+/// Why a `jscode2session` answer gave no identity.
+pub enum Code2SessionError {
+    /// An answer for the client (bad code, WeChat's rate limit).
+    Api(ApiError),
+    /// WeChat answered something we did not expect (logged; the client gets 502).
+    Unexpected(String),
+}
+
+/// Reads a `jscode2session` answer: the openid (1 to 128 visible ASCII characters), or why not.
+pub fn code2session_outcome(text: &str) -> Result<Identity, Code2SessionError> {
+    let body: Code2Session = serde_json::from_str(text).map_err(|e| Code2SessionError::Unexpected(e.to_string()))?;
+    match (body.errcode, body.openid) {
+        (0, Some(openid)) if !openid.is_empty() && openid.len() <= 128 && openid.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Identity { provider: "wechat", subject: openid })
         }
+        (0, _) => Err(Code2SessionError::Unexpected("no usable openid in the answer".into())),
+        // 40029: invalid code; 40163: code already used.
+        (40029 | 40163, _) => Err(Code2SessionError::Api(ApiError::unauthorized("login code is invalid or used"))),
+        (45011, _) => Err(Code2SessionError::Api(ApiError {
+            retry_after_ms: Some(1000),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many logins, retry later")
+        })),
+        (code, _) => Err(Code2SessionError::Unexpected(format!("errcode {code}: {}", body.errmsg.unwrap_or_default()))),
     }
 }
 

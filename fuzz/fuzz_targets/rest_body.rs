@@ -1,0 +1,5 @@
+#![no_main]
+//! See `jiebanke::fuzzing::rest_body` for what this target feeds and what it checks.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| jiebanke::fuzzing::rest_body(data));
