@@ -222,6 +222,7 @@ impl Application {
             Role::Gateway => jiebanke_rest::health_router(rest).merge(jiebanke_gateway::router(gateway.clone())),
             Role::Rest => jiebanke_rest::router(rest),
         };
+        let router = jiebanke_rest::with_fallbacks(router);
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

@@ -200,7 +200,14 @@ pub fn session_stream(data: &[u8]) {
     let h = harness();
     let (framed, bytes) = session_bytes(data, &h.conv);
     h.rt.block_on(async {
-        let mut s = tokio::net::TcpStream::connect(h.addr).await.expect("connect");
+        // Each connection from its own loopback source address (127.1.0.0/16, cycled), so that
+        // a long campaign does not run out of ephemeral ports to TIME_WAIT.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 65_000;
+        let src = std::net::Ipv4Addr::new(127, 1, (n / 250) as u8, (n % 250) as u8 + 2);
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::from((src, 0))).expect("bind a loopback source");
+        let mut s = sock.connect(h.addr).await.expect("connect");
         let req = format!(
             "GET /ws?token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",

@@ -516,6 +516,13 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     let (s, v) = raw("{not json", "/api/v1/auth/login", None).await;
     assert_eq!((s, v["code"].as_str()), (400, Some("bad_request")), "{v}");
 
+    // Unknown routes and wrong methods answer in the JSON shape too (a fuzzing find).
+    let (s, v) = get(&app.http, format!("{base}/api/v1/conversations/"), &alice.token).await;
+    assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{v}");
+    let resp = app.http.delete(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.json::<Value>().await.unwrap()["code"], "method_not_allowed");
+
     // Seqs past 2^63 and repeated parameters.
     let (s, v) = get(&app.http, format!("{base}/api/v1/conversations/{conv}/messages?after={}", 1u64 << 63), &alice.token).await;
     assert_eq!((s, v["code"].as_str()), (422, Some("invalid")), "{v}");

@@ -76,6 +76,17 @@ pub fn router(state: RestState) -> Router {
         .with_state(state)
 }
 
+/// The answers for a path no route has (404 `not_found`) and a method the route does not take
+/// (405 `method_not_allowed`), in the one JSON error shape. Applied to the whole router of the
+/// process (REST and gateway alike).
+pub fn with_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|| async { ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+}
+
 /// The caller, from `Authorization: Bearer <token>`.
 pub struct AuthUser(pub UserId);
 
