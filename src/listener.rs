@@ -7,8 +7,8 @@
 //!   `/healthz`, `/readyz` and `/metrics` (anything else gets 503 `overloaded`), is not kept alive
 //!   and has a short header timeout, so that probes keep answering while the service is full.
 //!   Past the reserve new clients wait in the kernel's backlog.
-//! - **A cap per client IP**, checked right after `accept`: a connection over it is closed at
-//!   once and counted. Trusted proxies (`trusted_proxies`) are exempt: every client behind them
+//! - **A cap per client IP** (an IPv6 client's /64), checked right after `accept`: a
+//!   connection over it is closed at once and counted. Trusted proxies (`trusted_proxies`) are exempt: every client behind them
 //!   shares their address.
 //! - **Timeouts**: a new connection must send a whole request head within `header_timeout`; a
 //!   request head, once begun, must end within `header_timeout`; a request body must arrive
@@ -130,6 +130,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// What the per-IP cap counts: an IPv4 address, or an IPv6 address's /64 (one host, or one
+/// subscriber's network, holds a whole /64).
+fn per_ip_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
+}
+
 /// The client's address: the TCP peer, unless the peer is a trusted proxy. Then
 /// `X-Forwarded-For` is read from the right (the entry the nearest proxy appended) past every
 /// trusted proxy, and the first address that is not one is the client; with no usable
@@ -216,6 +228,9 @@ fn now_ms() -> u64 {
 
 /// What one connection's watchdog, its socket and its requests share.
 struct ConnState {
+    /// The HTTP connection is over (closed, or upgraded to a WebSocket): the socket lets go of
+    /// this state at its next read, so that an upgraded session does not keep it.
+    detached: AtomicBool,
     /// Requests being answered (hyper answers one at a time; an upgrade's answer counts until
     /// its body is gone).
     in_flight: AtomicU32,
@@ -233,6 +248,7 @@ struct ConnState {
 impl ConnState {
     fn new() -> Self {
         ConnState {
+            detached: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             served: AtomicU32::new(0),
             idle_since: AtomicU64::new(now_ms()),
@@ -275,18 +291,26 @@ impl ConnState {
     }
 }
 
+/// What every connection's `Held` points to.
+struct Shared {
+    stats: ListenerStats,
+    /// Open connections per `per_ip_key`.
+    per_ip: DashMap<IpAddr, usize>,
+}
+
 /// What a client's socket holds until it closes: its permit and its place in the per-IP count.
+/// Kept small: an upgraded WebSocket holds it for its whole life.
 struct Held {
     _permit: OwnedSemaphorePermit,
-    per_ip: Option<(Arc<DashMap<IpAddr, usize>>, IpAddr)>,
-    stats: ListenerStats,
+    shared: Arc<Shared>,
+    per_ip: Option<IpAddr>,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.stats.open.dec();
-        if let Some((map, ip)) = self.per_ip.take() {
-            if let dashmap::Entry::Occupied(mut e) = map.entry(ip) {
+        self.shared.stats.open.dec();
+        if let Some(ip) = self.per_ip.take() {
+            if let dashmap::Entry::Occupied(mut e) = self.shared.per_ip.entry(ip) {
                 *e.get_mut() -= 1;
                 if *e.get() == 0 {
                     e.remove();
@@ -300,7 +324,8 @@ impl Drop for Held {
 /// as long as the socket lives (through a WebSocket upgrade too).
 struct ConnIo {
     tcp: TcpStream,
-    state: Arc<ConnState>,
+    /// Until the HTTP connection is over (`ConnState::detached`).
+    state: Option<Arc<ConnState>>,
     _held: Held,
 }
 
@@ -308,11 +333,14 @@ impl AsyncRead for ConnIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            let s = &self.state;
-            if s.in_flight.load(Ordering::Acquire) == 0 && s.head_started.load(Ordering::Acquire) == 0 {
-                s.head_started.store(now_ms(), Ordering::Release);
-                s.changed.notify_one();
+        if let Some(s) = &self.state {
+            if s.detached.load(Ordering::Acquire) {
+                self.state = None;
+            } else if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                if s.in_flight.load(Ordering::Acquire) == 0 && s.head_started.load(Ordering::Acquire) == 0 {
+                    s.head_started.store(now_ms(), Ordering::Release);
+                    s.changed.notify_one();
+                }
             }
         }
         r
@@ -433,7 +461,7 @@ impl Listener {
         let reserve = cfg.reserved_connections.min(cfg.max_connections.saturating_sub(1));
         let main = Arc::new(Semaphore::new(cfg.max_connections - reserve));
         let spare = Arc::new(Semaphore::new(reserve));
-        let per_ip: Arc<DashMap<IpAddr, usize>> = Arc::new(DashMap::new());
+        let shared = Arc::new(Shared { stats: stats.clone(), per_ip: DashMap::new() });
         let conns = TaskTracker::new();
         let mut backoff = Duration::from_millis(10);
         let mut failing = false;
@@ -500,7 +528,8 @@ impl Listener {
             let held_ip = if exempt {
                 None
             } else {
-                let mut e = per_ip.entry(peer_ip).or_insert(0);
+                let key = per_ip_key(peer_ip);
+                let mut e = shared.per_ip.entry(key).or_insert(0);
                 if *e >= cfg.max_connections_per_ip {
                     drop(e);
                     stats.shed("per_ip");
@@ -510,10 +539,10 @@ impl Listener {
                     continue;
                 }
                 *e += 1;
-                Some((per_ip.clone(), peer_ip))
+                Some(key)
             };
             stats.open.inc();
-            let held = Held { _permit: permit, per_ip: held_ip, stats: stats.clone() };
+            let held = Held { _permit: permit, shared: shared.clone(), per_ip: held_ip };
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
@@ -539,7 +568,15 @@ async fn serve_connection(
     shutdown: CancellationToken,
 ) {
     let state = Arc::new(ConnState::new());
-    let io = ConnIo { tcp, state: state.clone(), _held: held };
+    let io = ConnIo { tcp, state: Some(state.clone()), _held: held };
+    // However the connection ends (closed, timed out, upgraded), the socket lets go of the state.
+    struct Detach(Arc<ConnState>);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            self.0.detached.store(true, Ordering::Release);
+        }
+    }
+    let _detach = Detach(state.clone());
     let header_timeout = if reserved { cfg.header_timeout.min(RESERVED_HEADER_TIMEOUT) } else { cfg.header_timeout };
     let svc_state = state.clone();
     let svc_cfg = cfg.clone();
@@ -667,6 +704,17 @@ mod tests {
         assert_eq!(client_ip(&proxies, "::ffff:10.1.2.3".parse().unwrap(), &headers(&[("x-real-ip", "203.0.113.9")])), client);
         assert!(parse_trusted_proxies("10.0.0.0/33").is_err());
         assert!(parse_trusted_proxies("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_per_ip_cap_counts_ipv6_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(per_ip_key(a), per_ip_key(b));
+        assert_ne!(per_ip_key(a), per_ip_key(c));
+        assert_eq!(per_ip_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(per_ip_key("10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]
