@@ -258,6 +258,20 @@ fn conversation_from(row: &AnyRow) -> Result<Conversation, StorageError> {
 #[async_trait]
 impl UserStore for SqlStore {
     async fn upsert_user(&self, identity: &Identity, nickname: &str, now: i64) -> Result<User> {
+        // A known identity is read, not inserted: `INSERT IGNORE` of an existing row would still
+        // consume an auto-increment id (InnoDB, and SQLite's AUTOINCREMENT), so every repeated
+        // login would leave a gap. Only two first logins of one identity at once still race
+        // (the loser's insert is ignored, and may consume an id).
+        let select = "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE provider = ? AND subject = ?";
+        let known = sqlx::query(select)
+            .bind(identity.provider)
+            .bind(identity.subject.clone())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        if let Some(row) = known {
+            return Ok(user_from(&row)?);
+        }
         let sql = format!(
             "{} INTO users (provider, subject, nickname, created_at) VALUES (?, ?, ?, ?)",
             self.dialect.insert_ignore()
@@ -270,9 +284,7 @@ impl UserStore for SqlStore {
             .execute(&self.pool)
             .await
             .map_err(StorageError::from)?;
-        let row = sqlx::query(
-            "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE provider = ? AND subject = ?",
-        )
+        let row = sqlx::query(select)
         .bind(identity.provider)
         .bind(identity.subject.clone())
         .fetch_one(&self.pool)

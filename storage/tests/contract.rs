@@ -60,6 +60,14 @@ async fn users_and_direct(s: &SqlStore) {
     assert_eq!(a.id, a2.id);
     assert_eq!(a2.nickname, "A");
     let b = s.upsert_user(&id("鲍勃"), "B", 1).await.unwrap();
+    // Repeated logins of a known identity consume no id: the next new user comes right after.
+    for _ in 0..3 {
+        s.upsert_user(&id("alice"), "A", 3).await.unwrap();
+        s.upsert_user(&id("鲍勃"), "B", 3).await.unwrap();
+    }
+    let next = s.upsert_user(&id("next-after-repeats"), "N", 4).await.unwrap();
+    assert_eq!(next.id.get(), b.id.get() + 1, "a repeated login consumed an id");
+    assert_eq!(b.id.get(), a.id.get() + 1);
     assert_eq!(s.existing_users(&[a.id, b.id, UserId::new(9999).unwrap()]).await.unwrap().len(), 2);
     let c1 = s.direct_conversation(a.id, b.id, 5).await.unwrap();
     let c2 = s.direct_conversation(b.id, a.id, 6).await.unwrap();
