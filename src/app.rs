@@ -213,6 +213,12 @@ impl Application {
                 })
             }),
             draining: shutdown.clone(),
+            ip_limiter: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(config.http_rate.0).allow_burst(config.http_rate.1),
+            )),
+            write_limiter: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(config.write_rate.0).allow_burst(config.write_rate.1),
+            )),
             login_limiter: Arc::new(governor::RateLimiter::keyed(
                 governor::Quota::per_second(config.login_rate).allow_burst(config.login_rate.saturating_mul(std::num::NonZeroU32::new(5).expect("nonzero"))),
             )),

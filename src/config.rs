@@ -111,6 +111,16 @@ pub struct ServeArgs {
     pub handshake_burst: u32,
     #[arg(long, env = "JBK_LOGIN_RATE", default_value_t = 20)]
     pub login_rate: u32,
+    /// REST requests per second per client IP (the probes are not counted), and the burst.
+    #[arg(long, env = "JBK_HTTP_RATE", default_value_t = 100)]
+    pub http_rate: u32,
+    #[arg(long, env = "JBK_HTTP_BURST", default_value_t = 200)]
+    pub http_burst: u32,
+    /// REST writes (every method but GET and HEAD) per second per user, and the burst.
+    #[arg(long, env = "JBK_WRITE_RATE", default_value_t = 10)]
+    pub write_rate: u32,
+    #[arg(long, env = "JBK_WRITE_BURST", default_value_t = 50)]
+    pub write_burst: u32,
     #[arg(long, env = "JBK_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
     /// Most members a group conversation may have.
@@ -207,6 +217,10 @@ pub struct Config {
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub login_rate: NonZeroU32,
+    /// REST requests per client IP: rate per second and burst.
+    pub http_rate: (NonZeroU32, NonZeroU32),
+    /// REST writes per user: rate per second and burst.
+    pub write_rate: (NonZeroU32, NonZeroU32),
     pub max_group_members: usize,
     pub commit: jiebanke_chat_core::commit::CommitConfig,
     pub store: jiebanke_storage::StoreOptions,
@@ -250,6 +264,9 @@ impl Config {
             log_format: LogFormat::Text,
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
+            // Tests make many requests from one address and user quickly.
+            http_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
+            write_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
             max_group_members: 500,
             commit: jiebanke_chat_core::commit::CommitConfig::default(),
             store: jiebanke_storage::StoreOptions::default(),
@@ -394,6 +411,8 @@ impl Config {
             log_format: a.log_format,
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
+            http_rate: (nz(a.http_rate, "JBK_HTTP_RATE")?, nz(a.http_burst, "JBK_HTTP_BURST")?),
+            write_rate: (nz(a.write_rate, "JBK_WRITE_RATE")?, nz(a.write_burst, "JBK_WRITE_BURST")?),
             max_group_members: a.max_group_members.max(2),
             commit: jiebanke_chat_core::commit::CommitConfig {
                 max_batch: a.commit_batch.max(1),

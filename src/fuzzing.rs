@@ -75,6 +75,8 @@ fn harness() -> &'static Harness {
         let mut config = Config::dev(dir);
         config.store.sqlite_sync = jiebanke_storage::SqliteSync::Normal;
         config.login_rate = std::num::NonZeroU32::MAX;
+        config.http_rate = (std::num::NonZeroU32::MAX, std::num::NonZeroU32::MAX);
+        config.write_rate = (std::num::NonZeroU32::MAX, std::num::NonZeroU32::MAX);
         config.gateway.handshake_rate = std::num::NonZeroU32::MAX;
         config.gateway.handshake_burst = std::num::NonZeroU32::MAX;
         config.gateway.msg_rate = std::num::NonZeroU32::MAX;

@@ -633,3 +633,51 @@ async fn accept_out_of_descriptors_backs_off_quietly_and_recovers() {
     assert!((warnings as f64) < n || n == 1.0, "{warnings} warnings for {n} failed accepts");
     assert!(logged.contains("accept works again"), "{logged}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Request rates
+
+#[tokio::test]
+async fn rest_requests_are_limited_per_ip_and_writes_per_user() {
+    let nz = |n| std::num::NonZeroU32::new(n).unwrap();
+    let (_db, app) = app_with(|c| {
+        c.http_rate = (nz(1), nz(8));
+        c.write_rate = (nz(1), nz(2));
+    })
+    .await;
+    let base = app.base();
+    let alice = login(&app.http, &base, "alice").await;
+    let bob = login(&app.http, &base, "bob").await;
+    // Writes per user: two creations go through, the third is refused; bob still writes.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (s, _) = post(&app.http, format!("{base}/api/v1/conversations"), &alice.token, json!({"kind":"direct","members":[bob.id]})).await;
+        statuses.push(s);
+    }
+    assert_eq!(statuses, vec![200, 200, 429]);
+    let (s, _) = post(&app.http, format!("{base}/api/v1/conversations"), &bob.token, json!({"kind":"direct","members":[alice.id]})).await;
+    assert_eq!(s, 200, "another user's writes are their own");
+    // Reads are not writes; but every request counts against the address (burst 8: two logins
+    // and four posts so far).
+    let mut last = None;
+    for _ in 0..5 {
+        let resp = app.http.get(format!("{base}/api/v1/me")).bearer_auth(&alice.token).send().await.unwrap();
+        if resp.status() == 429 {
+            last = Some(resp);
+            break;
+        }
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = last.expect("the address ran out of its burst");
+    let retry_after: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["code"], "rate_limited");
+    assert!(v["retry_after_ms"].as_u64().unwrap() >= 1, "{v}");
+    // The probes are not counted.
+    for _ in 0..20 {
+        assert_eq!(app.http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
+    }
+    let (s, _) = get(&app.http, format!("{base}/readyz"), "").await;
+    assert_eq!(s, 200);
+}

@@ -84,6 +84,11 @@ impl IntoResponse for ApiError {
         if let Some(ms) = self.retry_after_ms {
             body["retry_after_ms"] = ms.into();
         }
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(ms) = self.retry_after_ms {
+            // Whole seconds, rounded up: HTTP's own form of the hint.
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(ms.div_ceil(1000).max(1)));
+        }
+        resp
     }
 }

@@ -55,6 +55,41 @@ pub struct RestState {
     pub draining: tokio_util::sync::CancellationToken,
     /// Logins per client IP.
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Requests per client IP, on every REST route but the probes (`JBK_HTTP_RATE`).
+    pub ip_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Writes (every method but GET and HEAD) per user (`JBK_WRITE_RATE`).
+    pub write_limiter: Arc<governor::DefaultKeyedRateLimiter<UserId>>,
+}
+
+/// Checks `key` against `limiter` (trimming a limiter that tracks many keys); the 429 answer
+/// with `retry_after_ms` and `Retry-After` when over.
+pub fn rate_check<K: Clone + std::hash::Hash + Eq>(
+    limiter: &governor::DefaultKeyedRateLimiter<K>,
+    key: &K,
+    message: &'static str,
+) -> Result<(), ApiError> {
+    use governor::clock::{Clock, DefaultClock};
+    if limiter.len() > 100_000 {
+        limiter.retain_recent();
+    }
+    limiter.check_key(key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
+        ApiError { retry_after_ms: Some(wait), ..ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", message) }
+    })
+}
+
+/// The per-IP request limit, as a middleware on the REST routes.
+async fn limit_ip(
+    axum::extract::State(state): axum::extract::State<RestState>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match rate_check(&state.ip_limiter, &peer.ip(), "too many requests from this address, retry later") {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Largest request body the REST shell reads.
@@ -66,11 +101,14 @@ pub fn health_router(state: RestState) -> Router {
 }
 
 pub fn router(state: RestState) -> Router {
-    Router::new()
+    let business = Router::new()
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())
         .merge(routes::admin::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip));
+    business
+        // The probes are not rate limited: a load balancer polls them from one address.
         .merge(routes::health::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -114,6 +152,9 @@ where
             }
             other => ApiError::from(other),
         })?;
+        if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
+        }
         Ok(AuthUser(user))
     }
 }

@@ -411,7 +411,14 @@ impl OpsStore for SqlStore {
                     if !events.is_empty() {
                         match relay(events).await {
                             Ok(o) => outcome.extend(o),
-                            Err(e) => return Ok(Err(e)),
+                            Err(e) => {
+                                // Roll back now: a dropped transaction is only rolled back when
+                                // its connection is next used, and until then its rows stay
+                                // locked, so the next relay (here or on another node) would
+                                // skip them.
+                                tx.rollback().await?;
+                                return Ok(Err(e));
+                            }
                         }
                     }
                     record_verdicts(&mut tx, &outcome, now).await?;

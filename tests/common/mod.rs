@@ -316,6 +316,10 @@ impl ServerProcess {
             .env("JBK_HANDSHAKE_BURST", "1000")
             .env("JBK_MSG_RATE", "10000")
             .env("JBK_MSG_BURST", "10000")
+            .env("JBK_HTTP_RATE", "100000")
+            .env("JBK_HTTP_BURST", "100000")
+            .env("JBK_WRITE_RATE", "100000")
+            .env("JBK_WRITE_BURST", "100000")
             .env_remove("JBK_DATABASE_URL")
             .stdout(out.try_clone().unwrap())
             .stderr(out);

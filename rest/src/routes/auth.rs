@@ -6,10 +6,8 @@ use crate::error::ApiError;
 use crate::extract::StrictJson;
 use crate::{AuthUser, RestState};
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use governor::clock::{Clock, DefaultClock};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -30,16 +28,7 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: StrictJson<LoginBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if state.login_limiter.len() > 100_000 {
-        state.login_limiter.retain_recent();
-    }
-    if let Err(not_until) = state.login_limiter.check_key(&peer.ip()) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
-        return Err(ApiError {
-            retry_after_ms: Some(wait),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many logins, retry later")
-        });
-    }
+    crate::rate_check(&state.login_limiter, &peer.ip(), "too many logins, retry later")?;
     let StrictJson(body) = body;
     let code = LoginCode::parse(&body.code)?;
     let provider = match &body.provider {
