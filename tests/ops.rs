@@ -193,6 +193,11 @@ async fn flagged_and_reported_messages_reach_admins_and_admins_act() {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
         other => panic!("upgrade of a banned user must be refused: {:?}", other.map(|c| c.hello)),
     }
+    // Their token still verifies, but every REST call is refused as the upgrade is.
+    let (s, v) = get(&app.http, format!("{base}/api/v1/me"), &b.token).await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("banned")));
+    let (s, _) = get(&app.http, format!("{base}/api/v1/conversations"), &b.token).await;
+    assert_eq!(s, 403);
     assert_eq!(put(&app.http, format!("{base}/api/v1/admin/users/{}/ban", root.id), &root.token).await, 422, "no self-ban");
     assert_eq!(delete(&app.http, format!("{base}/api/v1/admin/users/{}/ban", b.id), &root.token).await, 204);
     let b2 = login(&app.http, &base, "mod-b").await;
