@@ -42,15 +42,12 @@ fn keys() -> &'static jiebanke_rest::auth::JwtKeys {
 }
 
 /// The login code parser, the token parser and the `jscode2session` answer, each on the input
-/// (as text): no panic; a token that verifies must be one these keys signed.
+/// (as text): no panic, and no input verifies as a token: none is signed with the harness's
+/// secret (no seed is), so one that verifies would be a forgery.
 pub fn tokens(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = jiebanke_rest::auth::LoginCode::parse(&text);
-    if let Ok(user) = keys().verify(&text) {
-        // Only a token signed with the secret verifies: the input must have been one of ours.
-        let (again, _) = keys().issue(user).expect("issues");
-        assert!(keys().verify(&again).is_ok());
-    }
+    assert!(keys().verify(&text).is_err(), "an input that was never signed verified as a token");
     match jiebanke_rest::auth::code2session_outcome(&text) {
         Ok(id) => assert!(!id.subject.is_empty() && id.subject.len() <= 128),
         Err(jiebanke_rest::auth::Code2SessionError::Api(e)) => assert!(e.status.is_client_error()),
