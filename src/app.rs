@@ -178,6 +178,19 @@ impl Application {
             }
             logins.push(Arc::new(DevLogin));
         }
+        let data_key = match &config.data_key {
+            Some(k) => jiebanke_chat_core::users::DataKey::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}"))?,
+            None if config.env == Environment::Production => anyhow::bail!("JBK_DATA_KEY is required in production"),
+            None => dev_data_key(&config.data_dir)?,
+        };
+        let users = Arc::new(jiebanke_chat_core::users::UsersService::new(
+            store_arc.clone(),
+            store_arc.clone(),
+            chat.clone(),
+            moderation.clone(),
+            Arc::new(data_key),
+            config.privacy_version.clone(),
+        ));
         let ready_store = store.clone();
         let ready_cluster = cluster.clone();
         let ready_amqp = amqp.clone();
@@ -187,6 +200,7 @@ impl Application {
             chat,
             alerts,
             moderation,
+            users,
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {
                     let words = read_words(path).map_err(|e| e.to_string())?;
@@ -321,6 +335,28 @@ async fn outbox_gauges(ops: Arc<dyn OpsStore>, metrics: Arc<Metrics>) {
 
 /// In development the token secret is generated once and kept in the data dir, so that tokens
 /// survive a restart.
+/// The development data key: read from the data dir, or made there (mode 0600) on first start.
+fn dev_data_key(dir: &std::path::Path) -> anyhow::Result<jiebanke_chat_core::users::DataKey> {
+    use jiebanke_chat_core::users::DataKey;
+    let path = dir.join("data-key");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return DataKey::from_base64(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+    }
+    let text = DataKey::generate_base64().map_err(|e| anyhow::anyhow!("{e}"))?;
+    {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let mut f = opts.open(&path).with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+    }
+    DataKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 fn dev_secret(dir: &std::path::Path) -> anyhow::Result<Secret> {
     let path = dir.join("jwt-secret");
     if let Ok(s) = std::fs::read_to_string(&path) {

@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// HS256 secret for tokens; required in production, generated into the data dir otherwise.
     #[arg(long, env = "JBK_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// 32 bytes, base64: seals personal data (phone numbers) and keys their blind indexes.
+    /// Required in production, generated into the data dir otherwise. Losing it loses the data.
+    #[arg(long, env = "JBK_DATA_KEY", hide_env_values = true)]
+    pub data_key: Option<String>,
+    /// The privacy policy version users must accept (the login answer says if they have).
+    #[arg(long, env = "JBK_PRIVACY_VERSION", default_value = "2026-11-01")]
+    pub privacy_version: String,
     #[arg(long, env = "JBK_TOKEN_TTL_SECS", default_value_t = 7 * 24 * 3600)]
     pub token_ttl_secs: u64,
     /// Enables the dev login provider (the code is the identity). Default: on in development,
@@ -211,6 +218,9 @@ pub struct Config {
     pub database_url: Option<String>,
     pub env: Environment,
     pub jwt_secret: Option<Secret>,
+    /// The data key's base64 (checked); `None` in development: generated into the data dir.
+    pub data_key: Option<Secret>,
+    pub privacy_version: String,
     pub token_ttl: Duration,
     pub dev_login: bool,
     pub wechat: Option<WeChatConfig>,
@@ -258,6 +268,8 @@ impl Config {
             database_url: None,
             env: Environment::Development,
             jwt_secret: None,
+            data_key: None,
+            privacy_version: "2026-11-01".into(),
             token_ttl: Duration::from_secs(3600),
             dev_login: true,
             wechat: None,
@@ -342,8 +354,17 @@ impl Config {
         if production && a.jwt_secret.is_none() {
             anyhow::bail!("JBK_JWT_SECRET is required when JBK_ENV=production");
         }
+        if let Some(k) = &a.data_key {
+            jiebanke_chat_core::users::DataKey::from_base64(k).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}"))?;
+        }
+        if a.privacy_version.is_empty() || a.privacy_version.len() > 64 || !a.privacy_version.chars().all(|c| c.is_ascii_graphic()) {
+            anyhow::bail!("JBK_PRIVACY_VERSION must be 1-64 visible ASCII characters");
+        }
         if production && wechat.is_none() {
             anyhow::bail!("no login provider: set JBK_WECHAT_APPID and JBK_WECHAT_SECRET in production");
+        }
+        if production && a.data_key.is_none() {
+            anyhow::bail!("JBK_DATA_KEY is required when JBK_ENV=production (32 bytes, base64: `openssl rand -base64 32`)");
         }
         if let Some(s) = &a.jwt_secret {
             if s.len() < 32 {
@@ -405,6 +426,8 @@ impl Config {
             database_url: a.database_url,
             env: a.env,
             jwt_secret: a.jwt_secret.map(Secret::new),
+            data_key: a.data_key.map(Secret::new),
+            privacy_version: a.privacy_version,
             token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
             dev_login,
             wechat,

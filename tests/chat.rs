@@ -123,7 +123,7 @@ async fn reconnect_and_sync_gets_exactly_what_was_missed(db: TestDb) {
     // The conversation list shows where everyone is.
     let (s, list) = get(&app.http, format!("{}/api/v1/conversations", app.base()), &b.token).await;
     assert_eq!(s, 200);
-    assert_eq!(list["conversations"][0]["last_seq"], 253);
+    assert_eq!(list["items"][0]["last_seq"], 253);
 }
 
 async fn msgpack_and_json_share_a_conversation(db: TestDb) {
@@ -204,7 +204,7 @@ async fn read_and_typing_reach_members(db: TestDb) {
     let r = ca.recv_type("read").await;
     assert_eq!((r["user"].as_str(), r["seq"].as_u64()), (Some(b.id.as_str()), Some(2)));
     let (_, list) = get(&app.http, format!("{}/api/v1/conversations", app.base()), &b.token).await;
-    assert_eq!(list["conversations"][0]["read_seq"], 2);
+    assert_eq!(list["items"][0]["read_seq"], 2);
     // Typing is never stored.
     assert_eq!(cb.sync_all(&conv, 0).await.len(), 2);
 }

@@ -70,10 +70,19 @@ async fn paid(http: &reqwest::Client, base: &str, admin: &LoggedIn, merchant: &L
     v
 }
 
+/// Every page of the merchant's pending alerts.
 async fn pending_alerts(http: &reqwest::Client, base: &str, merchant: &LoggedIn) -> Vec<Value> {
-    let (s, v) = get(http, format!("{base}/api/v1/alerts"), &merchant.token).await;
-    assert_eq!(s, 200, "{v}");
-    v["alerts"].as_array().unwrap().clone()
+    let mut out = Vec::new();
+    let mut url = format!("{base}/api/v1/alerts?limit=7");
+    loop {
+        let (s, v) = get(http, url.clone(), &merchant.token).await;
+        assert_eq!(s, 200, "{v}");
+        out.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => url = format!("{base}/api/v1/alerts?limit=7&cursor={c}"),
+            None => return out,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -437,7 +437,7 @@ async fn loose_frames_are_refused_in_both_codecs() {
     let pong = c.recv_type("pong").await;
     assert_eq!(pong["id"], 32);
     let (_, list) = get(&app.http, format!("{base}/api/v1/conversations"), &alice.token).await;
-    let me = list["conversations"].as_array().unwrap().iter().find(|x| x["id"] == conv.as_str()).unwrap().clone();
+    let me = list["items"].as_array().unwrap().iter().find(|x| x["id"] == conv.as_str()).unwrap().clone();
     assert_eq!(me["read_seq"], 1, "{me}");
 
     // MessagePack: an integer map key, a bin-typed `type`.
@@ -646,8 +646,8 @@ async fn rest_requests_are_limited_per_ip_and_writes_per_user() {
     })
     .await;
     let base = app.base();
-    let alice = login(&app.http, &base, "alice").await;
-    let bob = login(&app.http, &base, "bob").await;
+    let alice = login_default(&app.http, &base, "alice").await;
+    let bob = login_default(&app.http, &base, "bob").await;
     // Writes per user: two creations go through, the third is refused; bob still writes.
     let mut statuses = Vec::new();
     for _ in 0..3 {

@@ -83,14 +83,14 @@ async fn alerts_reach_every_session_of_the_merchant_and_come_again_until_acked()
     let wait_pending = async {
         loop {
             let (_, v) = get(&app.http, format!("{}/api/v1/alerts", app.base()), &shop.token).await;
-            if v["alerts"].as_array().map(|a| a.len()) == Some(5) {
+            if v["items"].as_array().map(|a| a.len()) == Some(5) {
                 return v;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
     let pending = tokio::time::timeout(WAIT, wait_pending).await.expect("five alerts recorded");
-    let rest_order: Vec<&str> = pending["alerts"].as_array().unwrap().iter().map(|a| a["order"]["id"].as_str().unwrap()).collect();
+    let rest_order: Vec<&str> = pending["items"].as_array().unwrap().iter().map(|a| a["order"]["id"].as_str().unwrap()).collect();
     assert_eq!(rest_order, ids.iter().map(String::as_str).collect::<Vec<_>>());
     let mut back = connect(app.addr, &shop.token, Proto::Json).await;
     let mut got = Vec::new();
@@ -99,11 +99,11 @@ async fn alerts_reach_every_session_of_the_merchant_and_come_again_until_acked()
     }
     assert_eq!(got, ids, "oldest first");
     // Acked over REST as well.
-    let first = pending["alerts"][0]["alert"].as_str().unwrap();
+    let first = pending["items"][0]["alert"].as_str().unwrap();
     let (s, _) = post(&app.http, format!("{}/api/v1/alerts/{first}/ack", app.base()), &shop.token, json!({})).await;
     assert_eq!(s, 200);
     let (_, v) = get(&app.http, format!("{}/api/v1/alerts", app.base()), &shop.token).await;
-    assert_eq!(v["alerts"].as_array().unwrap().len(), 4);
+    assert_eq!(v["items"].as_array().unwrap().len(), 4);
     assert_eq!(metric(&app.base(), "jbk_outbox_dead").await, Some(0.0));
 }
 

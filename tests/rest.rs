@@ -95,7 +95,7 @@ async fn conversations_rest() {
     // List mine.
     let (s, list) = get(&app.http, url.clone(), &a.token).await;
     assert_eq!(s, 200);
-    let convs = list["conversations"].as_array().unwrap();
+    let convs = list["items"].as_array().unwrap();
     assert_eq!(convs.len(), 2);
     for c in convs {
         assert_eq!(c["last_seq"], 0);
@@ -196,7 +196,14 @@ fn production_refuses_the_dev_login_and_insecure_settings() {
     assert!(e.to_string().contains("JBK_JWT_SECRET"), "{e}");
     let e = serve_args(&[("JBK_ENV", "production"), ("JBK_JWT_SECRET", secret)]).unwrap_err();
     assert!(e.to_string().contains("login provider"), "{e}");
-    let ok = serve_args(&[("JBK_ENV", "production"), ("JBK_JWT_SECRET", secret), ("JBK_WECHAT_APPID", "a"), ("JBK_WECHAT_SECRET", "s")]).unwrap();
+    let wechat = [("JBK_ENV", "production"), ("JBK_JWT_SECRET", secret), ("JBK_WECHAT_APPID", "a"), ("JBK_WECHAT_SECRET", "s")];
+    let e = serve_args(&wechat).unwrap_err();
+    assert!(e.to_string().contains("JBK_DATA_KEY"), "{e}");
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let e = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", "c2hvcnQ=")]].concat()).unwrap_err();
+    assert!(e.to_string().contains("32 bytes"), "{e}");
+    let ok = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", key)]].concat()).unwrap();
+    assert!(!format!("{ok:?}").contains(key), "the data key never prints");
     assert!(!ok.dev_login, "dev login is off by default in production");
     assert!(!format!("{ok:?}").contains(secret), "secrets never print");
     let dev = serve_args(&[]).unwrap();

@@ -7,6 +7,7 @@ use crate::ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
 use crate::model::*;
 use crate::ports::{Bus, Event, PresenceDirectory, Store};
 use crate::presence::{PresenceRegistry, PresenceState};
+use crate::users::Relation;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ pub struct ChatService {
     bus: Arc<dyn Bus>,
     /// Members per conversation, so that a send needs no query. Filled on first use, dropped on
     /// every membership change; cleared whole past `MEMBER_CACHE_CAP` entries.
-    members: DashMap<ConvId, Arc<[UserId]>>,
+    members: DashMap<ConvId, CachedMembers>,
     /// Bumped on every membership change, so that a member list read from storage before a
     /// change is not put in the cache after it.
     members_gen: AtomicU64,
@@ -38,6 +39,14 @@ pub struct ChatService {
 }
 
 const USER_LOCK_STRIPES: usize = 256;
+
+/// A conversation's members as cached, and whether it is a direct conversation one side of
+/// which blocked the other (no sends, no typing).
+#[derive(Clone)]
+struct CachedMembers {
+    list: Arc<[UserId]>,
+    blocked: bool,
+}
 
 impl ChatService {
     /// `committer` must write to the same `store`.
@@ -71,7 +80,58 @@ impl ChatService {
             return Err(CoreError::invalid("a direct conversation needs another user"));
         }
         self.require_users(&[other]).await?;
+        let rel = self.relation(me, other).await?;
+        let exists = self.store.direct_between(me, other).await?.is_some();
+        // `dm_from` decides who may start a direct conversation; one that exists stays open
+        // unless a block closes it.
+        if rel.blocked || (!exists && !rel.may_dm()) {
+            return Err(CoreError::Forbidden("this user does not take direct messages from you".into()));
+        }
         self.store.direct_conversation(me, other, crate::now_ms()).await
+    }
+
+    async fn relation(&self, me: UserId, other: UserId) -> Result<Relation> {
+        let mut r = self.store.relations(me, &[other]).await?;
+        r.pop().ok_or_else(|| CoreError::unavailable("relation not answered"))
+    }
+
+    /// Refuses adding any of `users` whom `me` may not add to a group (`group_add_from`, blocks).
+    async fn check_group_adds(&self, me: UserId, users: &[UserId]) -> Result<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let rels = self.store.relations(me, users).await?;
+        if let Some((u, _)) = users.iter().zip(&rels).find(|(_, r)| !r.may_add_to_group()) {
+            return Err(CoreError::Forbidden(format!("user {u} does not allow you to add them to groups")));
+        }
+        Ok(())
+    }
+
+    /// For each of `users`: whether `me` may see their presence (`presence_to`, blocks). A user
+    /// always sees their own.
+    pub async fn presence_visible(&self, me: UserId, users: &[UserId]) -> Result<Vec<bool>> {
+        let others: Vec<UserId> = users.iter().copied().filter(|u| *u != me).collect();
+        let rels = self.store.relations(me, &others).await?;
+        let mut rels = rels.into_iter();
+        Ok(users
+            .iter()
+            .map(|u| if *u == me { true } else { rels.next().is_some_and(|r| r.may_see_presence()) })
+            .collect())
+    }
+
+    /// Whether the user's settings let companion matching propose them.
+    pub async fn matchable(&self, me: UserId) -> Result<bool> {
+        Ok(self.relation(me, me).await?.target_settings.matchable)
+    }
+
+    /// A block between `a` and `b` was made or lifted: their direct conversation (if any) is
+    /// read again by every node.
+    pub async fn relation_changed(&self, a: UserId, b: UserId) {
+        match self.store.direct_between(a, b).await {
+            Ok(Some(conv)) => self.forget_members(conv),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "direct conversation of a changed relation not found"),
+        }
     }
 
     pub async fn create_group(&self, me: UserId, title: &Title, members: &[UserId]) -> Result<Conversation> {
@@ -82,6 +142,7 @@ impl ChatService {
             return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
         }
         self.require_users(&all).await?;
+        self.check_group_adds(me, &all).await?;
         self.store.create_group(me, title, &all, crate::now_ms()).await
     }
 
@@ -104,6 +165,7 @@ impl ChatService {
             return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
         }
         self.require_users(&new).await?;
+        self.check_group_adds(me, &new).await?;
         self.store.add_members(id, &new, crate::now_ms()).await?;
         self.forget_members(id);
         self.conversation(me, id).await
@@ -130,8 +192,9 @@ impl ChatService {
         Ok(())
     }
 
-    pub async fn conversations(&self, me: UserId) -> Result<Vec<ConversationSummary>> {
-        self.store.conversations_of(me).await
+    /// My conversations, newest first, those with an id below `before`, at most `limit`.
+    pub async fn conversations(&self, me: UserId, before: Option<ConvId>, limit: u32) -> Result<Vec<ConversationSummary>> {
+        self.store.conversations_of(me, before, limit).await
     }
 
     /// Stores a message and returns it with its seq once it is durable. A resend with the same
@@ -144,7 +207,7 @@ impl ChatService {
         cmid: ClientMsgId,
         body: MessageBody,
     ) -> Result<Appended> {
-        let members = self.members_of(me, conv).await?;
+        let members = self.members_to_write(me, conv).await?;
         let appended = self
             .committer
             .append(NewMessage { conv, from: me, cmid, body, members }, origin)
@@ -174,7 +237,7 @@ impl ChatService {
     }
 
     pub async fn typing(&self, me: UserId, conv: ConvId) -> Result<()> {
-        let members = self.members_of(me, conv).await?;
+        let members = self.members_to_write(me, conv).await?;
         self.bus.publish(Event::Typing { members, conv, user: me });
         Ok(())
     }
@@ -281,6 +344,20 @@ impl ChatService {
     /// The member list of `conv` if `me` is in it: `not_found` for a conversation that does not
     /// exist, `forbidden` for one I am not a member of.
     async fn members_of(&self, me: UserId, conv: ConvId) -> Result<Arc<[UserId]>> {
+        Ok(self.cached_members(me, conv).await?.list)
+    }
+
+    /// As `members_of`, for sending and typing: `forbidden` in a direct conversation one side
+    /// of which blocked the other.
+    async fn members_to_write(&self, me: UserId, conv: ConvId) -> Result<Arc<[UserId]>> {
+        let m = self.cached_members(me, conv).await?;
+        if m.blocked {
+            return Err(CoreError::Forbidden("you cannot send to this user".into()));
+        }
+        Ok(m.list)
+    }
+
+    async fn cached_members(&self, me: UserId, conv: ConvId) -> Result<CachedMembers> {
         let members = match self.members.get(&conv) {
             Some(m) => m.clone(),
             None => {
@@ -289,18 +366,24 @@ impl ChatService {
                 if list.is_empty() {
                     return Err(CoreError::NotFound("conversation".into()));
                 }
-                let list: Arc<[UserId]> = list.into();
+                // A two-member conversation may be the pair's direct one: then a block closes it.
+                let blocked = if let [a, b] = list[..] {
+                    self.store.direct_between(a, b).await? == Some(conv) && self.relation(a, b).await?.blocked
+                } else {
+                    false
+                };
+                let entry = CachedMembers { list: list.into(), blocked };
                 if self.members.len() >= MEMBER_CACHE_CAP {
                     self.members.clear();
                 }
                 // Cache only if no membership changed while we read; otherwise use it this once.
                 if self.members_gen.load(Ordering::SeqCst) == gen {
-                    self.members.insert(conv, list.clone());
+                    self.members.insert(conv, entry.clone());
                 }
-                list
+                entry
             }
         };
-        if members.contains(&me) {
+        if members.list.contains(&me) {
             Ok(members)
         } else {
             Err(CoreError::Forbidden("not a member of this conversation".into()))

@@ -24,6 +24,26 @@ pub enum CoreError {
     /// The user is banned: no login, no session.
     #[error("banned: this account is banned")]
     Banned,
+    /// Named fields of the input are not acceptable (each with what is wrong with it).
+    #[error("invalid: {}", fields_text(.0))]
+    Fields(Vec<FieldProblem>),
+}
+
+/// One bad field of an input and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        FieldProblem { field: field.into(), problem: problem.into() }
+    }
+}
+
+fn fields_text(f: &[FieldProblem]) -> String {
+    f.iter().map(|p| format!("{}: {}", p.field, p.problem)).collect::<Vec<_>>().join("; ")
 }
 
 impl CoreError {
@@ -37,6 +57,7 @@ impl CoreError {
             CoreError::Unavailable(_) => "unavailable",
             CoreError::Unauthorized(_) => "unauthorized",
             CoreError::Banned => "banned",
+            CoreError::Fields(_) => "invalid",
         }
     }
 

@@ -137,8 +137,8 @@ impl AlertService {
     }
 
     /// The merchant's alerts not acked yet, oldest first.
-    pub async fn pending(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>> {
-        self.store.pending_alerts(merchant, limit.clamp(1, MAX_PENDING_ON_CONNECT)).await
+    pub async fn pending(&self, merchant: UserId, after: Option<EventId>, limit: u32) -> Result<Vec<OrderAlert>> {
+        self.store.pending_alerts(merchant, after, limit.clamp(1, MAX_PENDING_ON_CONNECT)).await
     }
 
     /// What a session that just opened needs: `Err(Banned)` if the user was banned meanwhile
@@ -152,7 +152,7 @@ impl AlertService {
         if check.pending_alerts == 0 {
             return Ok(Vec::new());
         }
-        self.pending(user, MAX_PENDING_ON_CONNECT).await
+        self.pending(user, None, MAX_PENDING_ON_CONNECT).await
     }
 
     /// The merchant acks an alert: it is not delivered again.

@@ -14,6 +14,8 @@
 //! - `events`: durable events (outbox relay, the handler), merchants' order alerts.
 //! - `moderation`: the banned-word filter, reports, admin actions.
 //! - `matching`: companion matching (the rule, the `MatchPool` port and its in-memory pool).
+//! - `users`: accounts, privacy settings, blocks, personal data (a folder: model, rules, pii,
+//!   port).
 //! - `memory`: an in-memory `Store` for tests and examples.
 
 pub mod bus;
@@ -28,8 +30,9 @@ pub mod model;
 pub mod moderation;
 pub mod ports;
 pub mod presence;
+pub mod users;
 
-pub use error::CoreError;
+pub use error::{CoreError, FieldProblem};
 pub use ids::{ClientMsgId, ConvId, EventId, ModerationId, OrderId, Seq, SessionId, UserId};
 pub use model::*;
 

@@ -6,6 +6,7 @@ use crate::error::{CoreError, Result};
 use crate::ids::{ClientMsgId, ConvId, Seq, UserId};
 use crate::model::*;
 use crate::ports::{ConversationStore, MessageStore, UserStore};
+use crate::users::{Block, Relation, RelationStore, Settings};
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -19,6 +20,8 @@ struct Inner {
     read: HashMap<(ConvId, UserId), Seq>,
     messages: BTreeMap<(ConvId, Seq), Message>,
     by_cmid: HashMap<(UserId, ClientMsgId), (ConvId, Seq)>,
+    settings: HashMap<UserId, Settings>,
+    blocks: std::collections::BTreeSet<(UserId, UserId)>,
     next_id: i64,
 }
 
@@ -36,6 +39,51 @@ impl MemoryStore {
             return Err(CoreError::unavailable("memory store switched off"));
         }
         Ok(self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl MemoryStore {
+    /// Sets a user's privacy settings (the memory store has no `AccountStore`).
+    pub fn set_settings(&self, user: UserId, settings: Settings) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).settings.insert(user, settings);
+    }
+}
+
+#[async_trait]
+impl RelationStore for MemoryStore {
+    async fn block(&self, me: UserId, other: UserId, _now: i64) -> Result<bool> {
+        let mut g = self.lock()?;
+        if !g.users.contains_key(&other) {
+            return Ok(false);
+        }
+        g.blocks.insert((me, other));
+        Ok(true)
+    }
+    async fn unblock(&self, me: UserId, other: UserId) -> Result<bool> {
+        Ok(self.lock()?.blocks.remove(&(me, other)))
+    }
+    async fn blocks(&self, me: UserId, after: Option<UserId>, limit: u32) -> Result<Vec<Block>> {
+        let g = self.lock()?;
+        Ok(g.blocks
+            .iter()
+            .filter(|(a, b)| *a == me && after.is_none_or(|x| *b > x))
+            .take(limit as usize)
+            .map(|(_, b)| Block { user: *b, at: 0 })
+            .collect())
+    }
+    async fn relations(&self, actor: UserId, targets: &[UserId]) -> Result<Vec<Relation>> {
+        let g = self.lock()?;
+        Ok(targets
+            .iter()
+            .map(|t| Relation {
+                target_settings: g.settings.get(t).copied().unwrap_or_default(),
+                blocked: g.blocks.contains(&(actor, *t)) || g.blocks.contains(&(*t, actor)),
+                contacts: g.convs.values().any(|c| c.members.contains(&actor) && c.members.contains(t)),
+            })
+            .collect())
+    }
+    async fn direct_between(&self, a: UserId, b: UserId) -> Result<Option<ConvId>> {
+        Ok(self.lock()?.direct.get(&(a.min(b), a.max(b))).copied())
     }
 }
 
@@ -122,19 +170,18 @@ impl ConversationStore for MemoryStore {
         c.members.retain(|m| *m != user);
         Ok(c.members.len() < before)
     }
-    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>> {
+    async fn conversations_of(&self, user: UserId, before: Option<ConvId>, limit: u32) -> Result<Vec<ConversationSummary>> {
         let g = self.lock()?;
-        let mut out: Vec<ConversationSummary> = g
-            .convs
+        Ok(g.convs
             .values()
-            .filter(|c| c.members.contains(&user))
+            .rev()
+            .filter(|c| c.members.contains(&user) && before.is_none_or(|b| c.id < b))
+            .take(limit as usize)
             .map(|c| ConversationSummary {
                 conversation: c.clone(),
                 read_seq: g.read.get(&(c.id, user)).copied().unwrap_or_default(),
             })
-            .collect();
-        out.reverse();
-        Ok(out)
+            .collect())
     }
     async fn mark_read(&self, id: ConvId, user: UserId, seq: Seq) -> Result<Seq> {
         let mut g = self.lock()?;

@@ -50,8 +50,10 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn add_members(&self, id: ConvId, users: &[UserId], now: i64) -> Result<()>;
     /// Removes a member; false if they were not one.
     async fn remove_member(&self, id: ConvId, user: UserId) -> Result<bool>;
-    /// The caller's conversations, most recently created first, with their read position.
-    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>>;
+    /// The caller's conversations, newest (highest id) first, with their read position: those
+    /// with an id below `before` (all when `None`), at most `limit`. Keyset paging: a
+    /// conversation made meanwhile is never repeated nor makes another skipped.
+    async fn conversations_of(&self, user: UserId, before: Option<ConvId>, limit: u32) -> Result<Vec<ConversationSummary>>;
     /// Moves the member's read position forward to `seq` (never back, never past the last
     /// message) and returns where it is now.
     async fn mark_read(&self, id: ConvId, user: UserId, seq: Seq) -> Result<Seq>;
@@ -78,8 +80,9 @@ pub trait OpsStore: Send + Sync + 'static {
     /// The alert of `event` for `order.merchant`, created if it does not exist (a second call
     /// with the same event returns the first alert, acked or not).
     async fn record_alert(&self, event: EventId, order: &Order, now: i64) -> Result<OrderAlert>;
-    /// The merchant's alerts not acked yet, oldest first, at most `limit`.
-    async fn pending_alerts(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>>;
+    /// The merchant's alerts not acked yet, oldest first, with an id above `after`, at most
+    /// `limit`.
+    async fn pending_alerts(&self, merchant: UserId, after: Option<EventId>, limit: u32) -> Result<Vec<OrderAlert>>;
     /// In one read, for a session that just opened: whether the user is banned, and how many
     /// alerts wait for them (so that the alerts are read only when there are some).
     async fn session_check(&self, user: UserId) -> Result<SessionCheck>;
@@ -130,9 +133,9 @@ pub struct OutboxCounts {
     pub dead: u64,
 }
 
-/// All the stores one backend provides.
-pub trait Store: UserStore + ConversationStore + MessageStore {}
-impl<T: UserStore + ConversationStore + MessageStore> Store for T {}
+/// All the stores chat needs from one backend.
+pub trait Store: UserStore + ConversationStore + MessageStore + crate::users::RelationStore {}
+impl<T: UserStore + ConversationStore + MessageStore + crate::users::RelationStore> Store for T {}
 
 /// Something that happened and that sessions may need to see. Every event names its audience.
 #[derive(Debug, Clone)]

@@ -36,6 +36,49 @@ async fn user(chat: &ChatService, code: &str) -> UserId {
     chat.login(&Identity { provider: "dev", subject: code.into() }).await.unwrap().id
 }
 
+/// Settings that let anyone add the user to a group and see their presence.
+fn open_settings() -> users::Settings {
+    users::Settings { group_add_from: users::Audience::Everyone, presence_to: users::Audience::Everyone, ..Default::default() }
+}
+
+#[tokio::test]
+async fn privacy_settings_and_blocks_are_enforced() {
+    use jiebanke_chat_core::users::{Audience, RelationStore, Settings};
+    let w = world();
+    let a = user(&w.chat, "pa").await;
+    let b = user(&w.chat, "pb").await;
+    let c = user(&w.chat, "pc").await;
+    // Defaults: anyone may DM, only contacts may add to groups or see presence.
+    let t = Title::parse("g").unwrap();
+    assert!(matches!(w.chat.create_group(a, &t, &[b]).await, Err(CoreError::Forbidden(_))));
+    assert_eq!(w.chat.presence_visible(a, &[a, b]).await.unwrap(), vec![true, false]);
+    let dm = w.chat.open_direct(a, b).await.unwrap().id;
+    // Now contacts: groups and presence open up.
+    assert_eq!(w.chat.presence_visible(a, &[b]).await.unwrap(), vec![true]);
+    let g = w.chat.create_group(a, &t, &[b]).await.unwrap().id;
+    // dm_from nobody: no new direct conversation, but the existing one stays.
+    w.store.set_settings(c, Settings { dm_from: Audience::Nobody, ..Default::default() });
+    assert!(matches!(w.chat.open_direct(a, c).await, Err(CoreError::Forbidden(_))));
+    assert_eq!(w.chat.open_direct(b, a).await.unwrap().id, dm);
+    // A block closes the direct conversation both ways, and groups and presence.
+    w.chat.send(b, None, dm, cmid("before"), text("hi")).await.unwrap();
+    assert!(w.store.block(b, a, 1).await.unwrap());
+    w.chat.relation_changed(b, a).await;
+    assert!(matches!(w.chat.send(a, None, dm, cmid("x1"), text("hi")).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(w.chat.send(b, None, dm, cmid("x2"), text("hi")).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(w.chat.typing(a, dm).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(w.chat.open_direct(a, b).await, Err(CoreError::Forbidden(_))));
+    assert_eq!(w.chat.presence_visible(a, &[b]).await.unwrap(), vec![false]);
+    let g2 = w.chat.create_group(a, &t, &[]).await.unwrap().id;
+    assert!(matches!(w.chat.add_members(a, g2, &[b]).await, Err(CoreError::Forbidden(_))));
+    // A group both are in still works (a block is about the pair, not their groups).
+    w.chat.send(a, None, g, cmid("in-group"), text("hi")).await.unwrap();
+    // Lifted: the direct conversation opens again.
+    assert!(w.store.unblock(b, a).await.unwrap());
+    w.chat.relation_changed(b, a).await;
+    w.chat.send(a, None, dm, cmid("after"), text("hi")).await.unwrap();
+}
+
 fn text(s: &str) -> MessageBody {
     MessageBody::Text(MessageText::parse(s).unwrap())
 }
@@ -115,6 +158,9 @@ async fn group_owner_manages_members() {
     let owner = user(&w.chat, "o").await;
     let m1 = user(&w.chat, "m1").await;
     let m2 = user(&w.chat, "m2").await;
+    for m in [m1, m2] {
+        w.store.set_settings(m, open_settings());
+    }
     let g = w.chat.create_group(owner, &Title::parse("大理").unwrap(), &[m1]).await.unwrap();
     assert_eq!(g.members.len(), 2);
     assert!(matches!(w.chat.add_members(m1, g.id, &[m2]).await, Err(CoreError::Forbidden(_))));

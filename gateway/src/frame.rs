@@ -84,7 +84,7 @@ impl WireId {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WireBody {
     Text { text: String },
@@ -203,7 +203,7 @@ pub fn decode(codec: Codec, data: &[u8]) -> Result<ClientFrame, DecodeError> {
 }
 
 /// A message as the wire shows it, in `msg` and `history` frames.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WireMessage {
     pub conv: String,
     pub seq: u64,
@@ -227,7 +227,7 @@ impl From<&core::Message> for WireMessage {
 }
 
 /// An order as a merchant's alert shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WireOrder {
     pub id: String,
     pub merchant: String,
@@ -251,7 +251,7 @@ impl From<&core::Order> for WireOrder {
 }
 
 /// A moderation item as admins see it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WireModerationItem {
     pub id: String,
     pub kind: String,

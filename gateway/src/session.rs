@@ -36,7 +36,16 @@ const WRITE_COALESCE: usize = 64;
 /// A batch buffer that grew past this many slots is given back once it is empty.
 const OUT_KEEP: usize = 16;
 
-type Replies = BoxFuture<'static, Vec<ServerFrame>>;
+type Replies = BoxFuture<'static, Reply>;
+
+/// What a request's future hands back to its session.
+enum Reply {
+    /// Frames to queue.
+    Frames(Vec<ServerFrame>),
+    /// A `presence_subscribe` whose visibility was checked: the session watches the visible
+    /// users (on its own task, where its watch list lives), then reads their state.
+    Watch { id: Option<ReqId>, users: Vec<UserId>, visible: Vec<bool> },
+}
 
 /// The session's task. Not an `async fn`: its arguments would be kept twice in the future, once
 /// as arguments and once as the locals they are moved into, and every byte of this future is
@@ -127,7 +136,7 @@ pub(crate) fn run(
         if end.drains() {
             let drain = async {
                 while let Some(replies) = session.next_replies().await {
-                    session.queue_all(replies);
+                    session.take_reply(replies);
                 }
             };
             let _ = tokio::time::timeout(cfg.drain_timeout, drain).await;
@@ -264,7 +273,7 @@ impl Io {
 /// What woke the session.
 enum Step {
     Incoming(Option<Result<WsMessage, axum::Error>>),
-    Replies(Vec<ServerFrame>),
+    Replies(Reply),
     Tick,
     End(CloseReason),
 }
@@ -287,13 +296,17 @@ impl Session {
         self.inflight.as_ref().map_or(0, FuturesUnordered::len)
     }
 
-    fn start(&mut self, request: Replies) {
+    fn start<F: std::future::Future<Output = Vec<ServerFrame>> + Send + 'static>(&mut self, request: F) {
+        self.start_reply(Box::pin(async move { Reply::Frames(request.await) }))
+    }
+
+    fn start_reply(&mut self, request: Replies) {
         self.inflight
             .get_or_insert_with(FuturesUnordered::new)
             .push(request);
     }
 
-    fn poll_replies(&mut self, cx: &mut Context<'_>) -> Poll<Option<Vec<ServerFrame>>> {
+    fn poll_replies(&mut self, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
         let Some(set) = self.inflight.as_mut() else {
             return Poll::Ready(None);
         };
@@ -312,7 +325,7 @@ impl Session {
         }
     }
 
-    async fn next_replies(&mut self) -> Option<Vec<ServerFrame>> {
+    async fn next_replies(&mut self) -> Option<Reply> {
         poll_fn(|cx| self.poll_replies(cx)).await
     }
 
@@ -344,7 +357,7 @@ impl Session {
             .await;
             match step {
                 Step::End(reason) => return reason,
-                Step::Replies(r) => self.queue_all(r),
+                Step::Replies(r) => self.take_reply(r),
                 Step::Tick => {
                     // While the session's requests fill `max_inflight` we are not reading, and
                     // the silence is ours, not the client's.
@@ -388,6 +401,69 @@ impl Session {
         self.gw
             .hub
             .push(&self.shared, Arc::new(Outbound::new(frame)));
+    }
+
+    fn take_reply(&mut self, reply: Reply) {
+        match reply {
+            Reply::Frames(frames) => self.queue_all(frames),
+            Reply::Watch { id, users, visible } => self.watch_visible(id, users, visible),
+        }
+    }
+
+    /// The second half of `presence_subscribe`: users hidden from me (their `presence_to`, a
+    /// block) are reported offline with no last_seen and not watched (if they were, no longer);
+    /// the others are watched first, then their state is read, so that a change in between is
+    /// seen, never missed.
+    fn watch_visible(&mut self, id: Option<ReqId>, users: Vec<UserId>, visible: Vec<bool>) {
+        let chat = self.gw.chat.clone();
+        let mut shown = Vec::with_capacity(users.len());
+        let mut hidden = Vec::new();
+        for (u, v) in users.into_iter().zip(visible) {
+            if v {
+                shown.push(u);
+                continue;
+            }
+            if self.watched.contains(&u) {
+                self.gw.hub.unwatch(u, &self.shared);
+                self.watched.retain(|w| *w != u);
+                chat.unwatch(u);
+            }
+            hidden.push(ServerFrame::Presence { user: u.to_string(), online: false, last_seen: None });
+        }
+        let new: Vec<UserId> = shown.iter().copied().filter(|u| !self.watched.contains(u)).collect();
+        let max = self.gw.config.max_presence_watch;
+        if self.watched.len() + new.len() > max {
+            self.queue(ServerFrame::error(id, "invalid", format!("a session watches at most {max} users")));
+            return;
+        }
+        for u in &new {
+            self.gw.hub.watch(*u, self.shared.clone());
+        }
+        self.watched.extend(new.iter().copied());
+        // Counted now (undone by unwatch at close, whether or not the future runs).
+        let ready: Vec<_> = new.iter().map(|u| chat.watch(*u)).collect();
+        self.start(async move {
+            for r in ready {
+                if let Err(e) = r.await {
+                    tracing::warn!(error = %e, "presence watch not registered with the bus");
+                }
+            }
+            let mut out = hidden;
+            for u in shown {
+                match chat.presence(u).await {
+                    Ok(mut p) => {
+                        // The snapshot is queued after any change published while it was read;
+                        // if one happened, the newer state is what we send.
+                        if chat.is_online(u) != p.online {
+                            p = chat.presence(u).await.unwrap_or(p);
+                        }
+                        out.push(ServerFrame::Presence { user: u.to_string(), online: p.online, last_seen: p.last_seen })
+                    }
+                    Err(e) => out.push(error_frame(id.clone(), &e)),
+                }
+            }
+            out
+        });
     }
 
     fn queue_all(&self, frames: Vec<ServerFrame>) {
@@ -454,7 +530,7 @@ impl Session {
                 let body = body.into_domain().map_err(fail)?;
                 let origin = Some(self.shared.id.clone());
                 let gw = self.gw.clone();
-                self.start(Box::pin(async move {
+                self.start(async move {
                     let started = Instant::now();
                     let result = chat.send(me, origin, conv, cmid.clone(), body).await;
                     if let Ok(Appended::New(m)) = &result {
@@ -479,7 +555,7 @@ impl Session {
                         }
                         Err(e) => error_frame(id, &e),
                     }]
-                }));
+                });
             }
             ClientFrame::Sync {
                 conv, after, limit, ..
@@ -487,7 +563,7 @@ impl Session {
                 let conv = conv.conv().map_err(fail)?;
                 let after = Seq::parse(after).map_err(fail)?;
                 let limit = limit.unwrap_or(50);
-                self.start(Box::pin(async move {
+                self.start(async move {
                     vec![match chat.history(me, conv, after, limit).await {
                         Ok((messages, more)) => ServerFrame::History {
                             id,
@@ -497,86 +573,54 @@ impl Session {
                         },
                         Err(e) => error_frame(id, &e),
                     }]
-                }));
+                });
             }
             ClientFrame::Read { conv, seq, .. } => {
                 let conv = conv.conv().map_err(fail)?;
                 let seq = Seq::parse(seq).map_err(fail)?;
-                self.start(Box::pin(async move {
+                self.start(async move {
                     match chat.read(me, conv, seq).await {
                         Ok(_) => vec![],
                         Err(e) => vec![error_frame(id, &e)],
                     }
-                }));
+                });
             }
             ClientFrame::Typing { conv, .. } => {
                 let conv = conv.conv().map_err(fail)?;
-                self.start(Box::pin(async move {
+                self.start(async move {
                     match chat.typing(me, conv).await {
                         Ok(()) => vec![],
                         Err(e) => vec![error_frame(id, &e)],
                     }
-                }));
+                });
             }
             ClientFrame::PresenceSubscribe { users, .. } => {
-                let users = users
+                let mut users = users
                     .iter()
                     .map(|u| u.user())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(fail)?;
                 let max = self.gw.config.max_presence_watch;
-                let mut users = users;
                 users.sort();
                 users.dedup();
-                let new: Vec<UserId> = users
-                    .iter()
-                    .copied()
-                    .filter(|u| !self.watched.contains(u))
-                    .collect();
-                if self.watched.len() + new.len() > max {
+                let new = users.iter().filter(|u| !self.watched.contains(u)).count();
+                if self.watched.len() + new > max {
                     return Err(fail(CoreError::invalid(format!(
                         "a session watches at most {max} users"
                     ))));
                 }
-                // Watch first, then read the state: a change in between is seen, never missed.
-                for u in &new {
-                    self.gw.hub.watch(*u, self.shared.clone());
-                }
-                self.watched.extend(new.iter().copied());
-                // Counted now (undone by unwatch at close, whether or not the future runs).
-                let ready: Vec<_> = new.iter().map(|u| chat.watch(*u)).collect();
-                // Every user asked for gets its current state, already watched or not.
-                self.start(Box::pin(async move {
-                    for r in ready {
-                        if let Err(e) = r.await {
-                            tracing::warn!(error = %e, "presence watch not registered with the bus");
-                        }
+                // First who of them may be seen by me, then (on this task) the watch.
+                self.start_reply(Box::pin(async move {
+                    match chat.presence_visible(me, &users).await {
+                        Ok(visible) => Reply::Watch { id, users, visible },
+                        Err(e) => Reply::Frames(vec![error_frame(id, &e)]),
                     }
-                    let mut out = Vec::with_capacity(users.len());
-                    for u in users {
-                        match chat.presence(u).await {
-                            Ok(mut p) => {
-                                // The snapshot is queued after any change published while it
-                                // was read; if one happened, the newer state is what we send.
-                                if chat.is_online(u) != p.online {
-                                    p = chat.presence(u).await.unwrap_or(p);
-                                }
-                                out.push(ServerFrame::Presence {
-                                    user: u.to_string(),
-                                    online: p.online,
-                                    last_seen: p.last_seen,
-                                })
-                            }
-                            Err(e) => out.push(error_frame(id.clone(), &e)),
-                        }
-                    }
-                    out
                 }));
             }
             ClientFrame::AlertAck { alert, .. } => {
                 let alert = alert.event().map_err(fail)?;
                 let alerts = self.gw.alerts.clone();
-                self.start(Box::pin(async move {
+                self.start(async move {
                     vec![match alerts.ack(me, alert).await {
                         Ok(()) => ServerFrame::AlertAcked {
                             id,
@@ -584,7 +628,7 @@ impl Session {
                         },
                         Err(e) => error_frame(id, &e),
                     }]
-                }));
+                });
             }
             ClientFrame::Report {
                 conv, seq, reason, ..
@@ -593,7 +637,7 @@ impl Session {
                 let seq = Seq::parse(seq).map_err(fail)?;
                 let reason = ReportReason::parse(&reason).map_err(fail)?;
                 let moderation = self.gw.moderation.clone();
-                self.start(Box::pin(async move {
+                self.start(async move {
                     vec![
                         match moderation.report(me, conv, seq, reason).await {
                             Ok(item) => ServerFrame::Reported {
@@ -603,7 +647,7 @@ impl Session {
                             Err(e) => error_frame(id, &e),
                         },
                     ]
-                }));
+                });
             }
             ClientFrame::MatchRequest {
                 destination, from, to, min_days, ..
@@ -615,8 +659,16 @@ impl Session {
                     .build_request(me, destination, from, to, min_days, jiebanke_chat_core::now_ms())
                     .map_err(fail)?;
                 let gw = self.gw.clone();
-                self.start(Box::pin(async move {
+                self.start(async move {
                     gw.metrics.match_requests.inc();
+                    match chat.matchable(me).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let off = CoreError::Forbidden("matching is off in your settings (设置中已关闭结伴匹配)".into());
+                            return vec![error_frame(id, &off)];
+                        }
+                        Err(e) => return vec![error_frame(id, &e)],
+                    }
                     vec![match matching.request(req).await {
                         Ok(MatchOutcome::Waiting { expires_at }) => ServerFrame::MatchRequested {
                             id,
@@ -630,16 +682,16 @@ impl Session {
                         }
                         Err(e) => error_frame(id, &e),
                     }]
-                }));
+                });
             }
             ClientFrame::MatchCancel { .. } => {
                 let matching = self.gw.matching.clone();
-                self.start(Box::pin(async move {
+                self.start(async move {
                     vec![match matching.cancel(me).await {
                         Ok(cancelled) => ServerFrame::MatchCancelled { id, cancelled },
                         Err(e) => error_frame(id, &e),
                     }]
-                }));
+                });
             }
             ClientFrame::PresenceUnsubscribe { users, .. } => {
                 let users = users

@@ -188,9 +188,28 @@ impl Target {
             let v: Value = resp.json().await?;
             let token = v["token"].as_str().context("token")?.to_owned();
             let id = v["user"]["id"].as_str().context("user id")?.to_owned();
+            // The scenarios put strangers in rooms and watch their presence: open both.
+            self.patch("/api/v1/me/settings", &token, json!({ "group_add_from": "everyone", "presence_to": "everyone" }))
+                .await
+                .context("opening the settings")?;
             return Ok((token, id));
         }
         bail!("login {code}: rate limited")
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
+        for attempt in 0..20 {
+            let resp = self.http.patch(format!("{}{path}", self.base())).bearer_auth(token).json(&body).send().await?;
+            if resp.status() == 429 && attempt < 19 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+                continue;
+            }
+            if !resp.status().is_success() {
+                bail!("PATCH {path}: HTTP {}", resp.status());
+            }
+            return Ok(resp.json().await?);
+        }
+        bail!("PATCH {path}: rate limited")
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {

@@ -14,11 +14,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_ms: Option<u64>,
+    /// Every bad field of a 422, when the failure is about named fields.
+    pub fields: Vec<jiebanke_chat_core::FieldProblem>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_ms: None }
+        ApiError { status, code, message: message.into(), retry_after_ms: None, fields: Vec::new() }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -38,12 +40,18 @@ impl From<CoreError> for ApiError {
             CoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CoreError::Banned => StatusCode::FORBIDDEN,
+            CoreError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let message = match &e {
             CoreError::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),
             other => other.to_string(),
         };
-        ApiError { status, code: e.code(), message, retry_after_ms: None }
+        let fields = match &e {
+            CoreError::Fields(f) => f.clone(),
+            _ => Vec::new(),
+        };
+        let message = if fields.is_empty() { message } else { "some fields are not acceptable (字段无效)".to_owned() };
+        ApiError { status, code: e.code(), message, retry_after_ms: None, fields }
     }
 }
 
@@ -80,10 +88,14 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(code = self.code, message = %self.message, "request failed");
         }
-        let mut body = serde_json::json!({ "code": self.code, "message": self.message });
-        if let Some(ms) = self.retry_after_ms {
-            body["retry_after_ms"] = ms.into();
-        }
+        let body = crate::api::ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+            fields: (!self.fields.is_empty()).then(|| {
+                self.fields.into_iter().map(|f| crate::api::FieldProblemBody { field: f.field, problem: f.problem }).collect()
+            }),
+            retry_after_ms: self.retry_after_ms,
+        };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(ms) = self.retry_after_ms {
             // Whole seconds, rounded up: HTTP's own form of the hint.

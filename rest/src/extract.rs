@@ -53,6 +53,15 @@ where
         })?;
         let value = strict::json_value(&bytes)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("invalid JSON: {e}")))?;
-        strict::from_value::<T>(&value).map(StrictJson).map_err(|e| ApiError::invalid(e.to_string()))
+        // The path of the first bad field (`tags[2]`, `recipient.phone`) names it in `fields`.
+        serde_path_to_error::deserialize::<_, T>(strict::Strict(&value)).map(StrictJson).map_err(|e| {
+            let field = e.path().to_string();
+            let problem = e.into_inner().to_string();
+            if field.is_empty() || field == "." {
+                ApiError::invalid(problem)
+            } else {
+                jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new(field, problem)]).into()
+            }
+        })
     }
 }

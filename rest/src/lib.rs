@@ -3,15 +3,22 @@
 //! layers once. Errors are `ApiError` (`{"code","message"}` with an HTTP status).
 //!
 //! Layout:
+//! - `api`: the shared wire types (error body, cursor pages) and the OpenAPI document.
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
-//! - `error`: `ApiError`.
+//! - `error`: `ApiError`. `extract`: `StrictJson`.
+//! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
 //! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
 //!   (moderation, bans, roles, orders for tests), `routes::health`: the endpoints.
+//!
+//! Every route is registered through `utoipa_axum::OpenApiRouter` with its `#[utoipa::path]`,
+//! so a route cannot be served without being in `/openapi.json`.
 
+pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod users;
 
 use auth::{JwtKeys, LoginProvider};
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts};
@@ -45,6 +52,7 @@ pub struct RestState {
     pub chat: Arc<ChatService>,
     pub alerts: Arc<AlertService>,
     pub moderation: Arc<ModerationService>,
+    pub users: Arc<jiebanke_chat_core::users::UsersService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
@@ -97,19 +105,40 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `/healthz` and `/readyz` alone, for a process that runs the gateway without the REST shell.
 pub fn health_router(state: RestState) -> Router {
-    routes::health::router().with_state(state)
+    Router::from(routes::health::router()).with_state(state)
 }
 
-pub fn router(state: RestState) -> Router {
-    let business = Router::new()
+/// Every REST route, with the OpenAPI document made from them.
+fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .merge(routes::auth::router())
+        .merge(users::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())
         .merge(routes::admin::router())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip));
+}
+
+/// The OpenAPI document of every REST route (what `GET /openapi.json` answers).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = documented().merge(routes::health::router()).into_openapi();
+    // The modifiers ran on the bare document, before the routers added their paths: the one
+    // that reaches every operation runs again on the whole.
+    api::apply_common(&mut doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+pub fn router(state: RestState) -> Router {
+    let (business, _) = documented()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip))
+        .split_for_parts();
+    // The probes are not rate limited: a load balancer polls them from one address.
+    let (health, _) = routes::health::router().split_for_parts();
+    let doc = openapi();
     business
-        // The probes are not rate limited: a load balancer polls them from one address.
-        .merge(routes::health::router())
+        .merge(health)
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -5,9 +5,11 @@
 //! Layout:
 //! - `db`: connecting, pragmas, migrations (`migrations/sqlite`, `migrations/mysql`).
 //! - `store`: `SqlStore`, the implementation of `UserStore`, `ConversationStore`, `MessageStore`.
+//! - `accounts`: `SqlStore` as `AccountStore` and `RelationStore` (the users area).
 //! - `ops`: `SqlStore` as `OpsStore`: orders, alerts, moderation, the transactional outbox.
 //! - `testing`: a throwaway MySQL database per test.
 
+mod accounts;
 mod db;
 mod ops;
 mod store;

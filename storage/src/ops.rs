@@ -225,11 +225,12 @@ impl OpsStore for SqlStore {
         Ok(run.await?)
     }
 
-    async fn pending_alerts(&self, merchant: UserId, limit: u32) -> Result<Vec<OrderAlert>> {
+    async fn pending_alerts(&self, merchant: UserId, after: Option<EventId>, limit: u32) -> Result<Vec<OrderAlert>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "{ALERT_SELECT} WHERE a.merchant_id = ? AND a.acked_at IS NULL ORDER BY a.id LIMIT ?"
+            "{ALERT_SELECT} WHERE a.merchant_id = ? AND a.acked_at IS NULL AND a.id > ? ORDER BY a.id LIMIT ?"
         )))
         .bind(merchant.get())
+        .bind(after.map(|a| a.get()).unwrap_or(0))
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await

@@ -463,13 +463,15 @@ impl ConversationStore for SqlStore {
         Ok(res.rows_affected() > 0)
     }
 
-    async fn conversations_of(&self, user: UserId) -> Result<Vec<ConversationSummary>> {
+    async fn conversations_of(&self, user: UserId, before: Option<ConvId>, limit: u32) -> Result<Vec<ConversationSummary>> {
         let rows = sqlx::query(
             "SELECT c.id, c.kind, c.title, c.owner_id, c.created_at, c.last_seq, m.read_seq \
              FROM members m JOIN conversations c ON c.id = m.conv_id \
-             WHERE m.user_id = ? ORDER BY c.id DESC LIMIT 1000",
+             WHERE m.user_id = ? AND m.conv_id < ? ORDER BY m.conv_id DESC LIMIT ?",
         )
         .bind(user.get())
+        .bind(before.map(|c| c.get()).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(StorageError::from)?;

@@ -131,7 +131,7 @@ async fn append_sequences_and_dedups(s: &SqlStore) {
     assert_eq!(s.mark_read(c, b, Seq::new(2)).await.unwrap(), Seq::new(2));
     assert_eq!(s.mark_read(c, b, Seq::new(1)).await.unwrap(), Seq::new(2));
     assert_eq!(s.mark_read(c, b, Seq::new(50)).await.unwrap(), Seq::new(3));
-    let mine = s.conversations_of(b).await.unwrap();
+    let mine = s.conversations_of(b, None, 100).await.unwrap();
     assert_eq!(mine.len(), 2);
     let direct = mine.iter().find(|x| x.conversation.id == c).unwrap();
     assert_eq!(direct.conversation.last_seq, Seq::new(3));
@@ -214,17 +214,17 @@ async fn orders_alerts_and_the_outbox(s: &SqlStore) {
     let again = s.record_alert(e1, &o1, 99).await.unwrap();
     assert_eq!(again, a1, "the same event, the same alert");
     assert_eq!(a1.order, o1);
-    let pending = s.pending_alerts(shop, 10).await.unwrap();
+    let pending = s.pending_alerts(shop, None, 10).await.unwrap();
     assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), vec![e1, e2]);
     use jiebanke_chat_core::ports::SessionCheck;
     assert_eq!(s.session_check(shop).await.unwrap(), SessionCheck { banned: false, pending_alerts: 2 });
     assert_eq!(s.session_check(other).await.unwrap(), SessionCheck { banned: false, pending_alerts: 0 });
     assert!(s.session_check(UserId::new(999_999).unwrap()).await.unwrap().banned, "an unknown user may not open a session");
-    assert!(s.pending_alerts(other, 10).await.unwrap().is_empty());
+    assert!(s.pending_alerts(other, None, 10).await.unwrap().is_empty());
     assert!(!s.ack_alert(other, e1, 30).await.unwrap());
     assert!(s.ack_alert(shop, e1, 30).await.unwrap());
     assert!(s.ack_alert(shop, e1, 31).await.unwrap(), "acking twice is fine");
-    assert_eq!(s.pending_alerts(shop, 10).await.unwrap(), vec![a2]);
+    assert_eq!(s.pending_alerts(shop, None, 10).await.unwrap(), vec![a2]);
     assert!(s.record_alert(e1, &o1, 40).await.unwrap().acked);
     let _ = o3;
 }

@@ -94,7 +94,23 @@ pub struct LoggedIn {
     pub id: String,
 }
 
+/// Logs in and opens the user's settings to everyone (groups, presence), as the tests of chat
+/// expect of strangers; `login_default` keeps the product's defaults.
 pub async fn login(http: &reqwest::Client, base: &str, code: &str) -> LoggedIn {
+    let me = login_default(http, base, code).await;
+    let resp = http
+        .patch(format!("{base}/api/v1/me/settings"))
+        .bearer_auth(&me.token)
+        .json(&json!({ "group_add_from": "everyone", "presence_to": "everyone" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "open settings");
+    me
+}
+
+/// Logs in, settings as they are.
+pub async fn login_default(http: &reqwest::Client, base: &str, code: &str) -> LoggedIn {
     let resp = http.post(format!("{base}/api/v1/auth/login")).json(&json!({ "code": code })).send().await.unwrap();
     assert_eq!(resp.status(), 200, "login");
     let v: Value = resp.json().await.unwrap();

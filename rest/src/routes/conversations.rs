@@ -1,26 +1,29 @@
-//! Conversations: create (direct or group), list mine, read one, change group members, and a
-//! REST view of history.
+//! Conversations: create (direct or group), list mine (cursor pages), read one, change group
+//! members, and a REST view of history (seq paging, as the socket's `sync`).
 
-use super::conversation_json;
+use super::{ConversationBody, ConversationItem};
+use crate::api::{Page, PageQuery};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
 use crate::{AuthUser, RestState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use jiebanke_chat_core::{ConvId, ConversationKind, MessageBody, Seq, Title, UserId};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Json;
+use jiebanke_chat_core::{ConvId, ConversationKind, Seq, Title, UserId};
+use jiebanke_gateway::frame::WireMessage;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<RestState> {
-    Router::new()
-        .route("/api/v1/conversations", post(create).get(list))
-        .route("/api/v1/conversations/{id}", get(one))
-        .route("/api/v1/conversations/{id}/members", post(add_members))
-        .route("/api/v1/conversations/{id}/members/{user}", delete(remove_member))
-        .route("/api/v1/conversations/{id}/messages", get(messages))
+pub fn router() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(one))
+        .routes(routes!(add_members))
+        .routes(routes!(remove_member))
+        .routes(routes!(messages))
 }
 
 /// An id in a JSON body: a decimal string, or a number up to 2^53 (the socket's rule).
@@ -30,19 +33,27 @@ fn user_of(id: &JsonId) -> Result<UserId, ApiError> {
     Ok(id.user()?)
 }
 
-#[derive(Deserialize)]
-struct CreateBody {
+#[derive(Deserialize, ToSchema)]
+pub struct CreateBody {
+    /// `direct` (exactly one other member) or `group`.
     kind: String,
+    /// A group's title, 1-64 characters.
     title: Option<String>,
+    /// User ids (decimal strings).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     members: Vec<JsonId>,
 }
 
+/// Opens the direct conversation with one user (the same pair always gets the same one), or
+/// creates a group I own. Refused (`forbidden`) where the other's settings or a block say no.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = CreateBody,
+    security(("bearer" = [])), responses((status = 200, body = ConversationBody)))]
 async fn create(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     body: StrictJson<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Json<ConversationBody>, ApiError> {
     let StrictJson(body) = body;
     let members = body.members.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
     let conv = match ConversationKind::parse(&body.kind)? {
@@ -57,94 +68,119 @@ async fn create(
             state.chat.create_group(me, &title, &members).await?
         }
     };
-    Ok((StatusCode::OK, Json(conversation_json(&conv))))
+    Ok(Json(ConversationBody::from(&conv)))
 }
 
-async fn list(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<Json<Value>, ApiError> {
-    let list = state.chat.conversations(me).await?;
-    let items: Vec<Value> = list
-        .iter()
-        .map(|s| {
-            let mut v = conversation_json(&s.conversation);
-            v["read_seq"] = s.read_seq.get().into();
-            v
-        })
-        .collect();
-    Ok(Json(json!({ "conversations": items })))
+/// My conversations, newest first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(PageQuery),
+    security(("bearer" = [])), responses((status = 200, body = Page<ConversationItem>)))]
+async fn list(
+    State(state): State<RestState>,
+    AuthUser(me): AuthUser,
+    q: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Page<ConversationItem>>, ApiError> {
+    let Query(q) = q?;
+    let page = q.parse()?;
+    let before = page.after.map(ConvId::new).transpose()?;
+    let list = state.chat.conversations(me, before, page.limit + 1).await?;
+    let items = list.iter().map(ConversationItem::from).collect();
+    Ok(Json(Page::from_probe(items, page.limit, |c| c.id.parse().unwrap_or(0))))
 }
 
-fn conv_id(path: Result<Path<String>, PathRejection>) -> Result<ConvId, ApiError> {
+fn conv_id(id: &str) -> Result<ConvId, ApiError> {
+    ConvId::parse(id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "conversation not found"))
+}
+
+fn conv_path(path: Result<Path<String>, PathRejection>) -> Result<ConvId, ApiError> {
     let Path(id) = path?;
-    ConvId::parse(&id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "conversation not found"))
+    conv_id(&id)
 }
 
+/// One conversation I am a member of.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path, description = "conversation id")),
+    security(("bearer" = [])), responses((status = 200, body = ConversationBody)))]
 async fn one(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let conv = state.chat.conversation(me, conv_id(path)?).await?;
-    Ok(Json(conversation_json(&conv)))
+) -> Result<Json<ConversationBody>, ApiError> {
+    let conv = state.chat.conversation(me, conv_path(path)?).await?;
+    Ok(Json(ConversationBody::from(&conv)))
 }
 
-#[derive(Deserialize)]
-struct MembersBody {
+#[derive(Deserialize, ToSchema)]
+pub struct MembersBody {
+    #[schema(value_type = Vec<String>)]
     members: Vec<JsonId>,
 }
 
+/// The owner adds members to a group (each one's `group_add_from` must let the owner in).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/members", tag = "conversations",
+    params(("id" = String, Path, description = "conversation id")), request_body = MembersBody,
+    security(("bearer" = [])), responses((status = 200, body = ConversationBody)))]
 async fn add_members(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     path: Result<Path<String>, PathRejection>,
     body: StrictJson<MembersBody>,
-) -> Result<Json<Value>, ApiError> {
-    let id = conv_id(path)?;
+) -> Result<Json<ConversationBody>, ApiError> {
+    let id = conv_path(path)?;
     let StrictJson(body) = body;
     let users = body.members.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
     let conv = state.chat.add_members(me, id, &users).await?;
-    Ok(Json(conversation_json(&conv)))
+    Ok(Json(ConversationBody::from(&conv)))
 }
 
+/// The owner removes a member; a member removes themself (leaves).
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/members/{user}", tag = "conversations",
+    params(("id" = String, Path, description = "conversation id"), ("user" = String, Path, description = "user id")),
+    security(("bearer" = [])), responses((status = 204, description = "removed")))]
 async fn remove_member(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path((id, user)) = path?;
-    let id = ConvId::parse(&id).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "conversation not found"))?;
+    let id = conv_id(&id)?;
     let user = UserId::parse(&user)?;
     state.chat.remove_member(me, id, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-struct HistoryQuery {
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// Messages with a seq above this one (default 0: from the start).
     #[serde(default)]
+    #[param(minimum = 0)]
     after: u64,
+    /// At most this many (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+/// A page of history, the same messages the socket's `sync` answers.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryBody {
+    conv: String,
+    messages: Vec<WireMessage>,
+    /// Whether messages after the last one follow.
+    more: bool,
+}
+
+/// History by seq (`after`, `more`), as the socket's `sync`.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path, description = "conversation id"), HistoryQuery),
+    security(("bearer" = [])), responses((status = 200, body = HistoryBody)))]
 async fn messages(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let id = conv_id(path)?;
+) -> Result<Json<HistoryBody>, ApiError> {
+    let id = conv_path(path)?;
     let Query(q) = query?;
     let (page, more) = state.chat.history(me, id, Seq::parse(q.after)?, q.limit.unwrap_or(50)).await?;
-    let messages: Vec<Value> = page
-        .iter()
-        .map(|m| {
-            let body = match &m.body {
-                MessageBody::Text(t) => json!({ "kind": "text", "text": t.as_str() }),
-                MessageBody::Deleted => json!({ "kind": "deleted" }),
-            };
-            json!({
-                "conv": m.conv.to_string(), "seq": m.seq.get(), "from": m.from.to_string(),
-                "cmid": m.cmid.as_str(), "ts": m.ts, "body": body,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "conv": id.to_string(), "messages": messages, "more": more })))
+    Ok(Json(HistoryBody { conv: id.to_string(), messages: page.iter().map(WireMessage::from).collect(), more }))
 }

@@ -4,24 +4,43 @@
 use crate::RestState;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use axum::Json;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<RestState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<RestState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[derive(Serialize, ToSchema)]
+pub struct HealthBody {
+    /// `ok`.
+    status: String,
 }
 
-async fn readyz(State(state): State<RestState>) -> (StatusCode, Json<Value>) {
+#[derive(Serialize, ToSchema)]
+pub struct ReadyBody {
+    /// `ready`, `degraded` (a non-critical dependency is down), `unavailable`, `draining`.
+    status: String,
+    /// Each dependency: `ok` or `down`.
+    checks: BTreeMap<String, String>,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = HealthBody)))]
+async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok".into() })
+}
+
+/// Whether this node should get traffic: 503 while draining or without its database.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = ReadyBody), (status = 503, body = ReadyBody)))]
+async fn readyz(State(state): State<RestState>) -> (StatusCode, Json<ReadyBody>) {
     let checks = (state.readiness)().await;
-    let mut deps = Map::new();
-    for c in &checks {
-        deps.insert(c.name.to_owned(), Value::from(if c.ok { "ok" } else { "down" }));
-    }
+    let deps = checks.iter().map(|c| (c.name.to_owned(), if c.ok { "ok" } else { "down" }.to_owned())).collect();
     let draining = state.draining.is_cancelled();
     let critical_down = checks.iter().any(|c| c.critical && !c.ok);
     let any_down = checks.iter().any(|c| !c.ok);
@@ -37,5 +56,5 @@ async fn readyz(State(state): State<RestState>) -> (StatusCode, Json<Value>) {
     } else {
         (StatusCode::OK, "ready")
     };
-    (code, Json(json!({ "status": status, "checks": deps })))
+    (code, Json(ReadyBody { status: status.into(), checks: deps }))
 }

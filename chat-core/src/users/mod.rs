@@ -1,0 +1,176 @@
+//! The users area: accounts (profile, privacy settings, phone, consent, export) and relations
+//! between users (blocks, contacts). The privacy rules that other areas apply (who may open a
+//! direct conversation with whom, add whom to a group, see whose presence) are `Relation`'s;
+//! `ChatService` applies them to chat.
+//!
+//! - `model`: the values. `rules`: inputs into values, naming every bad field. `pii`: sealing
+//!   and blind indexes of personal data. `port`: `AccountStore`, `RelationStore`.
+
+pub mod model;
+pub mod pii;
+pub mod port;
+pub mod rules;
+
+pub use model::*;
+pub use pii::DataKey;
+pub use port::{AccountStore, RelationStore};
+
+use crate::chat::ChatService;
+use crate::error::{CoreError, Result};
+use crate::ids::UserId;
+use crate::moderation::ModerationService;
+use std::sync::Arc;
+
+/// Most messages an export reads per store call.
+const EXPORT_PAGE: u32 = 1000;
+
+pub struct UsersService {
+    accounts: Arc<dyn AccountStore>,
+    relations: Arc<dyn RelationStore>,
+    chat: Arc<ChatService>,
+    moderation: Arc<ModerationService>,
+    key: Arc<DataKey>,
+    privacy_version: String,
+}
+
+impl UsersService {
+    pub fn new(
+        accounts: Arc<dyn AccountStore>,
+        relations: Arc<dyn RelationStore>,
+        chat: Arc<ChatService>,
+        moderation: Arc<ModerationService>,
+        key: Arc<DataKey>,
+        privacy_version: String,
+    ) -> Self {
+        UsersService { accounts, relations, chat, moderation, key, privacy_version }
+    }
+
+    /// The privacy policy version users are asked to accept (`JBK_PRIVACY_VERSION`).
+    pub fn privacy_version(&self) -> &str {
+        &self.privacy_version
+    }
+
+    pub async fn account(&self, me: UserId) -> Result<Account> {
+        self.accounts.account(me).await?.ok_or_else(|| CoreError::NotFound("user".into()))
+    }
+
+    /// Someone's public profile. An erased account shows only its id and placeholder name.
+    pub async fn profile(&self, id: UserId) -> Result<Profile> {
+        self.accounts.profile(id).await?.ok_or_else(|| CoreError::NotFound("user".into()))
+    }
+
+    pub async fn update_profile(&self, me: UserId, input: rules::ProfileInput) -> Result<Profile> {
+        let patch = rules::profile_patch(input, self.moderation.filter(), this_year())?;
+        self.accounts.update_profile(me, &patch).await?.ok_or_else(|| CoreError::NotFound("user".into()))
+    }
+
+    pub async fn settings(&self, me: UserId) -> Result<Settings> {
+        self.accounts.settings(me).await
+    }
+
+    pub async fn update_settings(&self, me: UserId, input: rules::SettingsInput) -> Result<Settings> {
+        let patch = rules::settings_patch(input)?;
+        self.accounts.update_settings(me, &patch).await
+    }
+
+    /// Stores my phone number sealed; answers its masked form.
+    pub async fn set_phone(&self, me: UserId, raw: &str) -> Result<String> {
+        let e164 = rules::phone(raw)?;
+        let sealed = self.key.seal_phone(me, &e164)?;
+        self.accounts.set_phone(me, &sealed).await?;
+        Ok(sealed.masked)
+    }
+
+    pub async fn consent(&self, me: UserId, version: &str) -> Result<Consent> {
+        rules::consent_version(version, &self.privacy_version)?;
+        let c = Consent { version: version.to_owned(), at: crate::now_ms() };
+        self.accounts.set_consent(me, &c).await?;
+        Ok(c)
+    }
+
+    /// Whether the user accepted the current policy version.
+    pub fn consented(&self, account: &Account) -> bool {
+        account.consent.as_ref().is_some_and(|c| c.version == self.privacy_version)
+    }
+
+    pub async fn block(&self, me: UserId, other: UserId) -> Result<()> {
+        if me == other {
+            return Err(CoreError::invalid("you cannot block yourself"));
+        }
+        if !self.relations.block(me, other, crate::now_ms()).await? {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        self.chat.relation_changed(me, other).await;
+        Ok(())
+    }
+
+    pub async fn unblock(&self, me: UserId, other: UserId) -> Result<()> {
+        if !self.relations.unblock(me, other).await? {
+            return Err(CoreError::NotFound("block".into()));
+        }
+        self.chat.relation_changed(me, other).await;
+        Ok(())
+    }
+
+    pub async fn blocks(&self, me: UserId, after: Option<UserId>, limit: u32) -> Result<Vec<Block>> {
+        self.relations.blocks(me, after, limit).await
+    }
+
+    /// Everything stored about me, the phone number opened.
+    pub async fn export(&self, me: UserId) -> Result<Export> {
+        let account = self.account(me).await?;
+        let settings = self.accounts.settings(me).await?;
+        let phone = match self.accounts.sealed_phone(me).await? {
+            Some(s) => Some(self.key.open(me, "phone", &s)?),
+            None => None,
+        };
+        let mut blocks = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.relations.blocks(me, after, EXPORT_PAGE).await?;
+            after = page.last().map(|b| b.user);
+            let done = page.len() < EXPORT_PAGE as usize;
+            blocks.extend(page);
+            if done {
+                break;
+            }
+        }
+        let conversations = self.accounts.all_conversations(me).await?;
+        let mut messages = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.accounts.sent_messages(me, after, EXPORT_PAGE).await?;
+            after = page.last().map(|m| (m.conv, m.seq));
+            let done = page.len() < EXPORT_PAGE as usize;
+            messages.extend(page);
+            if done {
+                break;
+            }
+        }
+        Ok(Export { account, settings, phone, blocks, conversations, messages })
+    }
+}
+
+/// The current year in UTC+8 (the product's business timezone is Asia/Shanghai, which has no
+/// daylight saving), for the birth-year bound.
+fn this_year() -> i64 {
+    let days = (crate::now_ms() + 8 * 3_600_000).div_euclid(86_400_000);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + if m <= 2 { 1 } else { 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_year_is_plausible() {
+        let y = super::this_year();
+        assert!((2024..2100).contains(&y), "{y}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The authorization matrix: for every route `/openapi.json` lists, the status each kind of
+//! caller gets (anonymous, the user whose things they are, another user, a user that user
+//! blocked, an admin), as one table. A documented route without a row fails the test, and so
+//! does a row for a route that is not documented: new routes cannot skip it.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+
+/// The callers, in the order each row runs them (the owner last, so that what others try
+/// first has not been changed by the owner's own call).
+const ROLES: [&str; 5] = ["anon", "other", "blocked", "admin", "user"];
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    /// The body, per role (so that unique values such as phone numbers differ).
+    body: Option<fn(&str, &Fixture) -> Value>,
+    /// Expected status for anon, user, other, blocked, admin (in that order).
+    expect: [u16; 5],
+}
+
+struct Fixture {
+    ids: HashMap<&'static str, String>,
+    tokens: HashMap<&'static str, String>,
+}
+
+fn row(method: &'static str, path: &'static str, expect: [u16; 5]) -> Row {
+    Row { method, path, body: None, expect }
+}
+
+fn with(method: &'static str, path: &'static str, body: fn(&str, &Fixture) -> Value, expect: [u16; 5]) -> Row {
+    Row { method, path, body: Some(body), expect }
+}
+
+fn table() -> Vec<Row> {
+    //                                                                 anon user other blocked admin
+    vec![
+        with("post", "/api/v1/auth/login", |r, _| json!({"code": format!("matrix-login-{r}")}), [200, 200, 200, 200, 200]),
+        row("get", "/api/v1/me", [401, 200, 200, 200, 200]),
+        with("patch", "/api/v1/me", |_, _| json!({"bio": "matrix"}), [401, 200, 200, 200, 200]),
+        row("get", "/api/v1/users/{id}", [401, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/settings", [401, 200, 200, 200, 200]),
+        with("patch", "/api/v1/me/settings", |_, _| json!({"matchable": true}), [401, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/blocks", [401, 200, 200, 200, 200]),
+        row("put", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204]),
+        row("delete", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204]),
+        with("put", "/api/v1/me/phone", |r, _| json!({"phone": format!("+861390000000{}", ROLES.iter().position(|x| *x == r).unwrap())}), [401, 200, 200, 200, 200]),
+        with("put", "/api/v1/me/consent", |_, _| json!({"version": "2026-11-01"}), [401, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/export", [401, 200, 200, 200, 200]),
+        // A direct conversation with the user: the user itself is refused (not with oneself),
+        // the blocked one is refused by the block.
+        with("post", "/api/v1/conversations", |_, f| json!({"kind": "direct", "members": [f.ids["user"]]}), [401, 422, 200, 403, 200]),
+        row("get", "/api/v1/conversations", [401, 200, 200, 200, 200]),
+        row("get", "/api/v1/conversations/{id}", [401, 200, 403, 403, 403]),
+        with("post", "/api/v1/conversations/{id}/members", |_, f| json!({"members": [f.ids["target"]]}), [401, 200, 403, 403, 403]),
+        row("delete", "/api/v1/conversations/{id}/members/{user}", [401, 204, 403, 403, 403]),
+        row("get", "/api/v1/conversations/{id}/messages", [401, 200, 403, 403, 403]),
+        row("get", "/api/v1/alerts", [401, 200, 200, 200, 200]),
+        // Another merchant's alert does not exist for them.
+        row("post", "/api/v1/alerts/{id}/ack", [401, 200, 404, 404, 404]),
+        row("get", "/api/v1/admin/moderation", [401, 403, 403, 403, 200]),
+        row("delete", "/api/v1/admin/conversations/{conv}/messages/{seq}", [401, 403, 403, 403, 204]),
+        row("put", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 204]),
+        row("delete", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 204]),
+        row("put", "/api/v1/admin/users/{id}/admin", [401, 403, 403, 403, 204]),
+        row("delete", "/api/v1/admin/users/{id}/admin", [401, 403, 403, 403, 204]),
+        row("post", "/api/v1/admin/banned-words/reload", [401, 403, 403, 403, 200]),
+        with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 201]),
+        row("get", "/healthz", [200, 200, 200, 200, 200]),
+        row("get", "/readyz", [200, 200, 200, 200, 200]),
+    ]
+}
+
+/// The path with its parameters filled: the user's own group, alert and message; for the
+/// admin routes and blocks a sacrificial target user.
+fn fill(path: &str, f: &Fixture) -> String {
+    let admin_target = path.starts_with("/api/v1/admin/users/");
+    path.replace("{id}", match path {
+        p if p.starts_with("/api/v1/conversations/") => &f.ids["group"],
+        p if p.starts_with("/api/v1/alerts/") => &f.ids["alert"],
+        _ if admin_target => &f.ids["target"],
+        _ => &f.ids["user"],
+    })
+    .replace("{user}", &f.ids["target"])
+    .replace("{conv}", &f.ids["group"])
+    .replace("{seq}", "1")
+}
+
+#[tokio::test]
+async fn every_documented_route_has_its_row() {
+    let Some(tdb) = TestDb::new(Db::Sqlite).await else { return };
+    let words = tdb.dir.0.join("words.txt");
+    std::fs::write(&words, "违禁词\n").unwrap();
+    let app = spawn_app(&tdb, |c| {
+        c.banned_words_file = Some(words.clone());
+        c.admins = vec![("dev".into(), "matrix-admin".into())];
+    })
+    .await;
+    let (base, http) = (app.base(), &app.http);
+
+    let user = login(http, &base, "matrix-user").await;
+    let other = login(http, &base, "matrix-other").await;
+    let blocked = login(http, &base, "matrix-blocked").await;
+    let admin = login(http, &base, "matrix-admin").await;
+    let target = login(http, &base, "matrix-target").await;
+    // The user's group (with the target in it), a message in it, an alert of theirs, a block.
+    let (s, g) = post(http, format!("{base}/api/v1/conversations"), &user.token, json!({"kind":"group","title":"矩阵","members":[target.id]})).await;
+    assert_eq!(s, 200, "{g}");
+    let group = g["id"].as_str().unwrap().to_owned();
+    let mut ws = connect(app.addr, &user.token, Proto::Json).await;
+    ws.say(1, &group, "matrix-1", "hello").await;
+    let (s, o) = post(http, format!("{base}/api/v1/admin/orders"), &admin.token, json!({"merchant": user.id, "item":"花","amount_fen":1})).await;
+    assert_eq!(s, 201, "{o}");
+    let alert = eventually_alert(http, &base, &user.token).await;
+    let r = http.put(format!("{base}/api/v1/me/blocks/{}", blocked.id)).bearer_auth(&user.token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+
+    let f = Fixture {
+        ids: HashMap::from([
+            ("user", user.id.clone()),
+            ("target", target.id.clone()),
+            ("group", group),
+            ("alert", alert),
+        ]),
+        tokens: HashMap::from([
+            ("user", user.token.clone()),
+            ("other", other.token.clone()),
+            ("blocked", blocked.token.clone()),
+            ("admin", admin.token.clone()),
+        ]),
+    };
+
+    // The table covers exactly what is documented.
+    let doc: Value = http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in ["get", "put", "post", "delete", "patch", "head"] {
+            if item.get(m).is_some() {
+                documented.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    let rows = table();
+    let in_table: BTreeSet<(String, String)> = rows.iter().map(|r| (r.method.to_owned(), r.path.to_owned())).collect();
+    let missing: Vec<_> = documented.difference(&in_table).collect();
+    let stale: Vec<_> = in_table.difference(&documented).collect();
+    assert!(missing.is_empty(), "documented routes with no row in the matrix: {missing:?}");
+    assert!(stale.is_empty(), "rows for routes that are not documented: {stale:?}");
+
+    let order = ["anon", "user", "other", "blocked", "admin"];
+    let mut failures = Vec::new();
+    for r in &rows {
+        let url = format!("{base}{}", fill(r.path, &f));
+        for role in ROLES {
+            let want = r.expect[order.iter().position(|o| *o == role).unwrap()];
+            let method = reqwest::Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
+            let mut req = http.request(method, &url);
+            if let Some(t) = f.tokens.get(role) {
+                req = req.bearer_auth(t);
+            }
+            if let Some(body) = r.body {
+                req = req.json(&body(role, &f));
+            }
+            let resp = req.send().await.unwrap();
+            let got = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            if got != want {
+                failures.push(format!("{} {} as {role}: want {want}, got {got} {text}", r.method, r.path));
+            }
+            if got >= 400 {
+                let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if !v["code"].is_string() || !v["message"].is_string() {
+                    failures.push(format!("{} {} as {role}: {got} not in the error shape: {text}", r.method, r.path));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
+    drop(ws);
+    app.shutdown.cancel();
+}
+
+async fn eventually_alert(http: &reqwest::Client, base: &str, token: &str) -> String {
+    for _ in 0..100 {
+        let (_, v) = get(http, format!("{base}/api/v1/alerts"), token).await;
+        if let Some(a) = v["items"][0]["alert"].as_str() {
+            return a.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no alert recorded");
+}

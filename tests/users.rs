@@ -1,0 +1,308 @@
+//! The users area over real HTTP and WebSocket, on SQLite and MariaDB: profile and its 422
+//! fields, privacy settings and blocks enforced on chat and presence, the phone sealed at rest
+//! (read back from the database files and the MySQL table), consent, export, cursor pages, and
+//! the OpenAPI document with its browsable page.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const PHONE: &str = "+8613812345678";
+const PHONE_DIGITS: &str = "13812345678";
+
+async fn patch(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+    let resp = http.patch(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn put(http: &reqwest::Client, url: String, token: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = http.put(url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn delete(http: &reqwest::Client, url: String, token: &str) -> u16 {
+    http.delete(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+fn field_names(e: &Value) -> Vec<String> {
+    e["fields"].as_array().map(|f| f.iter().map(|p| p["field"].as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+}
+
+async fn profile_and_settings(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let words = tdb.dir.0.join("words.txt");
+    std::fs::write(&words, "违禁词\n").unwrap();
+    let app = spawn_app(&tdb, |c| c.banned_words_file = Some(words.clone())).await;
+    let (base, http) = (app.base(), &app.http);
+    let a = login_default(http, &base, "u-a").await;
+    let b = login_default(http, &base, "u-b").await;
+
+    // Profile: every bad field named at once; good ones kept.
+    let (s, e) = patch(http, format!("{base}/api/v1/me"), &a.token, json!({
+        "nickname": "", "gender": "robot", "birth_year": 1800, "bio": "x".repeat(501),
+        "tags": ["ok", "违禁词", "y".repeat(17)], "avatar_url": "ftp://x/y.png"
+    })).await;
+    assert_eq!((s, e["code"].as_str()), (422, Some("invalid")), "{e}");
+    assert_eq!(field_names(&e), vec!["nickname", "avatar_url", "gender", "birth_year", "bio", "tags[1]", "tags[2]"]);
+    let (s, e) = patch(http, format!("{base}/api/v1/me"), &a.token, json!({"nickname": "含违禁词的名字"})).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["nickname".to_owned()]), "screened: {e}");
+    let (s, e) = patch(http, format!("{base}/api/v1/me"), &a.token, json!({"nickname": 5})).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["nickname".to_owned()]), "a wrong type names its field: {e}");
+    let (s, me) = patch(http, format!("{base}/api/v1/me"), &a.token, json!({
+        "nickname": "小明", "gender": "male", "birth_year": 1995, "bio": "爱徒步", "tags": ["徒步", "摄影"],
+        "avatar_url": "https://cdn.example.com/a.jpg"
+    })).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!((me["nickname"].as_str(), me["tags"][1].as_str(), me["birth_year"].as_u64()), (Some("小明"), Some("摄影"), Some(1995)));
+    let (_, me) = patch(http, format!("{base}/api/v1/me"), &a.token, json!({"avatar_url": null})).await;
+    assert!(me["avatar_url"].is_null() && me["nickname"] == "小明", "null clears, absent keeps: {me}");
+    // Someone else sees the public profile only.
+    let (s, p) = get(http, format!("{base}/api/v1/users/{}", a.id), &b.token).await;
+    assert_eq!(s, 200);
+    assert_eq!(p["nickname"], "小明");
+    for private in ["phone", "last_seen", "provider", "admin"] {
+        assert!(p.get(private).is_none(), "{private} is not public: {p}");
+    }
+    assert_eq!(get(http, format!("{base}/api/v1/users/999999"), &b.token).await.0, 404);
+
+    // Settings: the product's defaults, then enforced.
+    let (s, st) = get(http, format!("{base}/api/v1/me/settings"), &b.token).await;
+    assert_eq!(s, 200);
+    assert_eq!(st, json!({"dm_from":"everyone","group_add_from":"contacts","presence_to":"contacts","matchable":true}));
+    let (s, e) = patch(http, format!("{base}/api/v1/me/settings"), &b.token, json!({"dm_from":"friends","presence_to":"x"})).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["dm_from".to_owned(), "presence_to".to_owned()]));
+    let convs = format!("{base}/api/v1/conversations");
+    // group_add_from = contacts: a stranger cannot add b.
+    let (s, e) = post(http, convs.clone(), &a.token, json!({"kind":"group","title":"t","members":[b.id]})).await;
+    assert_eq!((s, e["code"].as_str()), (403, Some("forbidden")), "{e}");
+    // dm_from = nobody: no new direct conversation.
+    patch(http, format!("{base}/api/v1/me/settings"), &b.token, json!({"dm_from":"nobody"})).await;
+    let (s, _) = post(http, convs.clone(), &a.token, json!({"kind":"direct","members":[b.id]})).await;
+    assert_eq!(s, 403);
+    let (_, st) = patch(http, format!("{base}/api/v1/me/settings"), &b.token, json!({"dm_from":"everyone"})).await;
+    assert_eq!(st["dm_from"], "everyone");
+    let dm = direct(http, &base, &a, &b).await;
+    // Now contacts: the group works.
+    let (s, _) = post(http, convs.clone(), &a.token, json!({"kind":"group","title":"t","members":[b.id]})).await;
+    assert_eq!(s, 200);
+
+    // Presence: hidden from a non-contact, shown to a contact, hidden by `nobody` and by blocks.
+    let c = login_default(http, &base, "u-c").await;
+    let mut cs = connect(app.addr, &c.token, Proto::Json).await;
+    cs.send(json!({"type":"presence_subscribe","id":1,"users":[b.id]})).await;
+    let p = cs.recv_type("presence").await;
+    assert_eq!((p["online"].as_bool(), p["last_seen"].is_null()), (Some(false), true), "hidden: {p}");
+    let mut bs = connect(app.addr, &b.token, Proto::Json).await;
+    cs.expect_silence(Duration::from_millis(300)).await; // c does not see b come online
+    let mut as_ = connect(app.addr, &a.token, Proto::Json).await;
+    as_.send(json!({"type":"presence_subscribe","id":1,"users":[b.id]})).await;
+    assert_eq!(as_.recv_type("presence").await["online"], true, "a contact sees b");
+
+    // Blocks: b blocks a; the direct conversation closes both ways, presence is hidden.
+    assert_eq!(put(http, format!("{base}/api/v1/me/blocks/{}", a.id), &b.token, None).await.0, 204);
+    assert_eq!(put(http, format!("{base}/api/v1/me/blocks/{}", b.id), &b.token, None).await.0, 422, "not myself");
+    assert_eq!(put(http, format!("{base}/api/v1/me/blocks/999999"), &b.token, None).await.0, 404);
+    as_.send(json!({"type":"send","id":2,"conv":dm,"cmid":"blocked-1","body":{"kind":"text","text":"hi"}})).await;
+    let e = as_.recv_type("error").await;
+    assert_eq!(e["code"], "forbidden", "{e}");
+    bs.send(json!({"type":"send","id":3,"conv":dm,"cmid":"blocked-2","body":{"kind":"text","text":"hi"}})).await;
+    assert_eq!(bs.recv_type("error").await["code"], "forbidden");
+    let (s, _) = post(http, convs.clone(), &a.token, json!({"kind":"direct","members":[b.id]})).await;
+    assert_eq!(s, 403);
+    as_.send(json!({"type":"presence_subscribe","id":4,"users":[b.id]})).await;
+    let p = as_.recv_type("presence").await;
+    assert_eq!((p["online"].as_bool(), p["last_seen"].is_null()), (Some(false), true), "blocked: hidden {p}");
+    let (s, list) = get(http, format!("{base}/api/v1/me/blocks"), &b.token).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["items"][0]["user"], a.id.as_str());
+    assert!(list["next_cursor"].is_null());
+    assert_eq!(delete(http, format!("{base}/api/v1/me/blocks/{}", a.id), &b.token).await, 204);
+    assert_eq!(delete(http, format!("{base}/api/v1/me/blocks/{}", a.id), &b.token).await, 404);
+    let sent = as_.say(5, &dm, "after-unblock", "hello again").await;
+    assert_eq!(sent["type"], "ack", "{sent}");
+
+    // matchable = false: matching is refused.
+    patch(http, format!("{base}/api/v1/me/settings"), &c.token, json!({"matchable": false})).await;
+    use jiebanke_chat_core::matching::Day;
+    let soon = Day::from_days(Day::of_ms(jiebanke_chat_core::now_ms()).days() + 5).to_string();
+    cs.send(json!({"type":"match_request","id":9,"destination":"大理","from":soon,"to":soon})).await;
+    assert_eq!(cs.recv_type("error").await["code"], "forbidden");
+    drop((as_, bs, cs));
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn profile_and_settings_sqlite() {
+    profile_and_settings(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn profile_and_settings_mysql() {
+    profile_and_settings(Db::MySql).await;
+}
+
+/// Reads every byte the database holds about users: the SQLite files of the data dir, or the
+/// MySQL `users` table dumped by the mysql client.
+async fn stored_bytes(tdb: &TestDb) -> Vec<u8> {
+    match &tdb.mysql {
+        None => {
+            let mut all = Vec::new();
+            for e in std::fs::read_dir(&tdb.dir.0).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_file() {
+                    all.extend(std::fs::read(&p).unwrap());
+                }
+            }
+            all
+        }
+        Some(m) => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::MySqlConnection::connect(&m.url).await.unwrap();
+            let rows = sqlx::query("SELECT CONCAT_WS('|', id, nickname, IFNULL(phone_cipher,''), IFNULL(phone_index,''), IFNULL(phone_masked,'')) AS r FROM users")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            assert!(!rows.is_empty());
+            rows.iter().flat_map(|r| r.get::<String, _>("r").into_bytes()).collect()
+        }
+    }
+}
+
+async fn phone_consent_export(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let app = spawn_app(&tdb, |c| c.privacy_version = "v7".into()).await;
+    let (base, http) = (app.base(), &app.http);
+    // The login answer says whether the current policy was accepted.
+    let r: Value = http.post(format!("{base}/api/v1/auth/login")).json(&json!({"code":"p-a"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["privacy"]["version"], "v7");
+    assert_eq!(r["privacy"]["accepted"], false);
+    let a = LoggedIn { token: r["token"].as_str().unwrap().into(), id: r["user"]["id"].as_str().unwrap().into() };
+    let b = login(http, &base, "p-b").await;
+    let (s, e) = put(http, format!("{base}/api/v1/me/consent"), &a.token, Some(json!({"version":"v6"}))).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["version".to_owned()]));
+    let (s, c) = put(http, format!("{base}/api/v1/me/consent"), &a.token, Some(json!({"version":"v7"}))).await;
+    assert_eq!((s, c["accepted"].as_bool()), (200, Some(true)), "{c}");
+    let r: Value = http.post(format!("{base}/api/v1/auth/login")).json(&json!({"code":"p-a"})).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["privacy"]["accepted"], true);
+
+    // Phone: validated, answered masked, unique, never stored in clear.
+    for bad in ["13812345678", "+8612812345678", "+86 13812345678"] {
+        let (s, e) = put(http, format!("{base}/api/v1/me/phone"), &a.token, Some(json!({"phone": bad}))).await;
+        assert_eq!((s, field_names(&e)), (422, vec!["phone".to_owned()]), "{bad}");
+    }
+    let (s, p) = put(http, format!("{base}/api/v1/me/phone"), &a.token, Some(json!({"phone": PHONE}))).await;
+    assert_eq!((s, p["phone"].as_str()), (200, Some("138****5678")));
+    let (s, e) = put(http, format!("{base}/api/v1/me/phone"), &b.token, Some(json!({"phone": PHONE}))).await;
+    assert_eq!((s, e["code"].as_str()), (409, Some("conflict")));
+    let (_, me) = get(http, format!("{base}/api/v1/me"), &a.token).await;
+    assert_eq!(me["phone"], "138****5678");
+    let bytes = stored_bytes(&tdb).await;
+    let hay = String::from_utf8_lossy(&bytes);
+    assert!(!hay.contains(PHONE_DIGITS), "the clear number is in the database");
+    assert!(hay.contains("138****5678"), "the masked form is stored (the read above saw the rows)");
+
+    // Export: everything about me, the phone in clear.
+    let dm = direct(http, &base, &a, &b).await;
+    let mut s1 = connect(app.addr, &a.token, Proto::Json).await;
+    s1.say(1, &dm, "e-1", "导出我").await;
+    put(http, format!("{base}/api/v1/me/blocks/{}", b.id), &a.token, None).await;
+    let (s, x) = get(http, format!("{base}/api/v1/me/export"), &a.token).await;
+    assert_eq!(s, 200, "{x}");
+    assert_eq!(x["phone"], PHONE);
+    assert_eq!(x["account"]["id"], a.id.as_str());
+    assert_eq!(x["privacy"]["accepted_version"], "v7");
+    assert_eq!(x["blocks"][0]["user"], b.id.as_str());
+    assert_eq!(x["conversations"][0]["id"], dm.as_str());
+    assert_eq!(x["messages"][0]["body"]["text"], "导出我");
+    assert_eq!(x["settings"]["dm_from"], "everyone");
+    drop(s1);
+    app.shutdown.cancel();
+    let _ = app.handle.await;
+    // Nothing of the clear number in the data dir after the server stopped either (logs,
+    // WAL, checkpointed file).
+    if tdb.mysql.is_none() {
+        assert!(!String::from_utf8_lossy(&stored_bytes(&tdb).await).contains(PHONE_DIGITS));
+    }
+}
+
+#[tokio::test]
+async fn phone_consent_export_sqlite() {
+    phone_consent_export(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn phone_consent_export_mysql() {
+    phone_consent_export(Db::MySql).await;
+}
+
+/// Cursor pages: every item once across pages while new conversations are made between the
+/// page reads; bad limits and cursors are named.
+#[tokio::test]
+async fn cursor_pages_neither_repeat_nor_skip() {
+    let Some(tdb) = TestDb::new(Db::Sqlite).await else { return };
+    let app = spawn_app(&tdb, |_| {}).await;
+    let (base, http) = (app.base(), &app.http);
+    let me = login(http, &base, "pg-me").await;
+    let mut before = Vec::new();
+    for i in 0..7 {
+        let other = login(http, &base, &format!("pg-{i}")).await;
+        before.push(direct(http, &base, &me, &other).await);
+    }
+    let mut seen = Vec::new();
+    let mut url = format!("{base}/api/v1/conversations?limit=3");
+    let mut pages = 0;
+    loop {
+        let (s, page) = get(http, url.clone(), &me.token).await;
+        assert_eq!(s, 200, "{page}");
+        pages += 1;
+        seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        // A conversation made between page reads is neither repeated nor makes one skipped.
+        let other = login(http, &base, &format!("pg-new-{pages}")).await;
+        direct(http, &base, &me, &other).await;
+        match page["next_cursor"].as_str() {
+            Some(c) => url = format!("{base}/api/v1/conversations?limit=3&cursor={c}"),
+            None => break,
+        }
+    }
+    before.reverse();
+    assert_eq!(seen, before, "newest first, each once");
+    assert_eq!(pages, 3);
+    let (s, e) = get(http, format!("{base}/api/v1/conversations?limit=0"), &me.token).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["limit".to_owned()]));
+    let (s, e) = get(http, format!("{base}/api/v1/conversations?limit=101&cursor=bm9wZQ"), &me.token).await;
+    assert_eq!((s, field_names(&e)), (422, vec!["limit".to_owned(), "cursor".to_owned()]));
+    let (s, page) = get(http, format!("{base}/api/v1/conversations"), &me.token).await;
+    assert_eq!((s, page["items"].as_array().unwrap().len()), (200, 10), "default limit 20, all 10 here");
+    app.shutdown.cancel();
+}
+
+/// `/openapi.json` lists every route the server has, and `/docs` serves the browsable page and
+/// its assets from the binary.
+#[tokio::test]
+async fn openapi_and_docs() {
+    let Some(tdb) = TestDb::new(Db::Sqlite).await else { return };
+    let app = spawn_app(&tdb, |_| {}).await;
+    let base = app.base();
+    let doc: Value = app.http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in ["/api/v1/auth/login", "/api/v1/me", "/api/v1/me/settings", "/api/v1/me/blocks/{user}", "/api/v1/conversations", "/healthz"] {
+        assert!(paths.contains_key(p), "{p} documented");
+    }
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["schemas"]["WireMessage"].is_object(), "history uses the socket's message type");
+    let page = app.http.get(format!("{base}/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger"), "the Swagger UI page");
+    let js = app.http.get(format!("{base}/docs/swagger-ui-bundle.js")).send().await.unwrap();
+    assert_eq!(js.status(), 200, "assets come from the binary");
+    app.shutdown.cancel();
+}
