@@ -191,6 +191,12 @@ impl Application {
             Arc::new(data_key),
             config.privacy_version.clone(),
         ));
+        let blobs: Arc<dyn jiebanke_chat_core::uploads::BlobStore> = Arc::new(match &config.s3 {
+            Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
+            None => jiebanke_storage::ObjectBlobs::local(&config.data_dir).context("the uploads directory")?,
+        });
+        let uploads = Arc::new(jiebanke_chat_core::uploads::UploadService::new(blobs.clone(), store_arc.clone()));
+        let ready_blobs = config.s3.is_some().then(|| blobs.clone());
         let ready_store = store.clone();
         let ready_cluster = cluster.clone();
         let ready_amqp = amqp.clone();
@@ -201,6 +207,7 @@ impl Application {
             alerts,
             moderation,
             users,
+            uploads,
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {
                     let words = read_words(path).map_err(|e| e.to_string())?;
@@ -214,6 +221,7 @@ impl Application {
                 let s = ready_store.clone();
                 let rc = ready_cluster.clone();
                 let mq = ready_amqp.clone();
+                let blobs = ready_blobs.clone();
                 Box::pin(async move {
                     let mut checks = vec![Check { name: "database", ok: s.ping().await, critical: true }];
                     if let Some(rc) = rc {
@@ -222,6 +230,9 @@ impl Application {
                     }
                     if let Some(mq) = mq {
                         checks.push(Check { name: "rabbitmq", ok: mq.healthy(), critical: false });
+                    }
+                    if let Some(b) = blobs {
+                        checks.push(Check { name: "object_storage", ok: b.ping().await, critical: false });
                     }
                     checks
                 })
@@ -351,8 +362,16 @@ fn dev_data_key(dir: &std::path::Path) -> anyhow::Result<jiebanke_chat_core::use
         opts.write(true).create_new(true);
         #[cfg(unix)]
         opts.mode(0o600);
-        let mut f = opts.open(&path).with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(text.as_bytes())?;
+        match opts.open(&path) {
+            Ok(mut f) => f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?,
+            // Another process on the same data dir made it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                let s = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                return DataKey::from_base64(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
+            }
+            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+        }
     }
     DataKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -82,6 +82,19 @@ pub struct ServeArgs {
     /// Required in production, generated into the data dir otherwise. Losing it loses the data.
     #[arg(long, env = "JBK_DATA_KEY", hide_env_values = true)]
     pub data_key: Option<String>,
+    /// S3-compatible object storage for uploads (Tencent COS, AWS S3, MinIO...): the bucket. Unset:
+    /// uploads are files under `<data dir>/uploads` (one node only: set this in cluster mode).
+    #[arg(long, env = "JBK_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// The object storage endpoint, e.g. `https://cos.ap-shanghai.myqcloud.com`.
+    #[arg(long, env = "JBK_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    #[arg(long, env = "JBK_S3_REGION", default_value = "ap-shanghai")]
+    pub s3_region: String,
+    #[arg(long, env = "JBK_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "JBK_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
     /// The privacy policy version users must accept (the login answer says if they have).
     #[arg(long, env = "JBK_PRIVACY_VERSION", default_value = "2026-11-01")]
     pub privacy_version: String,
@@ -221,6 +234,8 @@ pub struct Config {
     /// The data key's base64 (checked); `None` in development: generated into the data dir.
     pub data_key: Option<Secret>,
     pub privacy_version: String,
+    /// Object storage for uploads; `None`: the data dir.
+    pub s3: Option<jiebanke_storage::S3Config>,
     pub token_ttl: Duration,
     pub dev_login: bool,
     pub wechat: Option<WeChatConfig>,
@@ -270,6 +285,7 @@ impl Config {
             jwt_secret: None,
             data_key: None,
             privacy_version: "2026-11-01".into(),
+            s3: None,
             token_ttl: Duration::from_secs(3600),
             dev_login: true,
             wechat: None,
@@ -357,6 +373,19 @@ impl Config {
         if let Some(k) = &a.data_key {
             jiebanke_chat_core::users::DataKey::from_base64(k).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}"))?;
         }
+        let s3 = match (a.s3_bucket, a.s3_endpoint) {
+            (Some(bucket), Some(endpoint)) => {
+                if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                    anyhow::bail!("JBK_S3_ENDPOINT must start with https:// (or http:// for a local server)");
+                }
+                let (Some(access_key_id), Some(secret_access_key)) = (a.s3_access_key_id, a.s3_secret_access_key) else {
+                    anyhow::bail!("JBK_S3_BUCKET needs JBK_S3_ACCESS_KEY_ID and JBK_S3_SECRET_ACCESS_KEY");
+                };
+                Some(jiebanke_storage::S3Config { endpoint, bucket, region: a.s3_region.clone(), access_key_id, secret_access_key })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("set both JBK_S3_BUCKET and JBK_S3_ENDPOINT, or neither"),
+        };
         if a.privacy_version.is_empty() || a.privacy_version.len() > 64 || !a.privacy_version.chars().all(|c| c.is_ascii_graphic()) {
             anyhow::bail!("JBK_PRIVACY_VERSION must be 1-64 visible ASCII characters");
         }
@@ -428,6 +457,7 @@ impl Config {
             jwt_secret: a.jwt_secret.map(Secret::new),
             data_key: a.data_key.map(Secret::new),
             privacy_version: a.privacy_version,
+            s3,
             token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
             dev_login,
             wechat,

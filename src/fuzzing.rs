@@ -101,7 +101,8 @@ fn harness() -> &'static Harness {
 
 /// One request through the router; its status and JSON body (Null if none).
 async fn call(router: &mut axum::Router, method: Method, uri: &str, token: Option<&str>, body: Vec<u8>) -> (StatusCode, serde_json::Value) {
-    let mut req = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    let content_type = if uri == "/api/v1/uploads" { "multipart/form-data; boundary=X" } else { "application/json" };
+    let mut req = Request::builder().method(method).uri(uri).header("content-type", content_type);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
     }
@@ -124,7 +125,7 @@ pub fn rest_body(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
     let h = harness();
     let conv = &h.conv;
-    let (method, uri, auth, body) = match pick % 8 {
+    let (method, uri, auth, body) = match pick % 17 {
         0 => (Method::POST, "/api/v1/auth/login".to_owned(), false, rest.to_vec()),
         1 => (Method::POST, "/api/v1/conversations".to_owned(), true, rest.to_vec()),
         2 => (Method::POST, format!("/api/v1/conversations/{conv}/members"), true, rest.to_vec()),
@@ -132,7 +133,17 @@ pub fn rest_body(data: &[u8]) {
         4 => (Method::GET, format!("/api/v1/conversations/{conv}/messages?after={}&limit={}", pct(rest), pct(rest)), true, Vec::new()),
         5 => (Method::POST, format!("/api/v1/alerts/{}/ack", pct(rest)), true, Vec::new()),
         6 => (Method::GET, format!("/api/v1/conversations/{}", pct(rest)), true, Vec::new()),
-        _ => (Method::DELETE, format!("/api/v1/conversations/{conv}/members/{}", pct(rest)), true, Vec::new()),
+        7 => (Method::DELETE, format!("/api/v1/conversations/{conv}/members/{}", pct(rest)), true, Vec::new()),
+        8 => (Method::PATCH, "/api/v1/me".to_owned(), true, rest.to_vec()),
+        9 => (Method::PATCH, "/api/v1/me/settings".to_owned(), true, rest.to_vec()),
+        10 => (Method::PUT, "/api/v1/me/phone".to_owned(), true, rest.to_vec()),
+        11 => (Method::PUT, "/api/v1/me/consent".to_owned(), true, rest.to_vec()),
+        12 => (Method::PUT, format!("/api/v1/me/blocks/{}", pct(rest)), true, Vec::new()),
+        13 => (Method::GET, format!("/api/v1/conversations?limit={}&cursor={}", pct(rest), pct(rest)), true, Vec::new()),
+        14 => (Method::GET, format!("/api/v1/users/{}", pct(rest)), true, Vec::new()),
+        15 => (Method::GET, format!("/uploads/{}", pct(rest)), false, Vec::new()),
+        // A multipart body (boundary `X`) as the fuzzer wrote it.
+        _ => (Method::POST, "/api/v1/uploads".to_owned(), true, rest.to_vec()),
     };
     let mut router = h.router.clone();
     let token = auth.then_some(h.token.as_str());

@@ -68,8 +68,13 @@ fn table() -> Vec<Row> {
         row("delete", "/api/v1/admin/users/{id}/admin", [401, 403, 403, 403, 204]),
         row("post", "/api/v1/admin/banned-words/reload", [401, 403, 403, 403, 200]),
         with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 201]),
+        // No body: the upload's own refusal (415) once past the token; the photo is public.
+        row("post", "/api/v1/uploads", [401, 415, 415, 415, 415]),
+        row("get", "/uploads/{file}", [200, 200, 200, 200, 200]),
         row("get", "/healthz", [200, 200, 200, 200, 200]),
         row("get", "/readyz", [200, 200, 200, 200, 200]),
+        // Last: everyone erases their own account (a banned user may too; tests/users.rs).
+        row("delete", "/api/v1/me", [401, 204, 204, 204, 204]),
     ]
 }
 
@@ -84,6 +89,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         _ => &f.ids["user"],
     })
     .replace("{user}", &f.ids["target"])
+    .replace("{file}", &f.ids["file"])
     .replace("{conv}", &f.ids["group"])
     .replace("{seq}", "1")
 }
@@ -116,6 +122,13 @@ async fn every_documented_route_has_its_row() {
     let alert = eventually_alert(http, &base, &user.token).await;
     let r = http.put(format!("{base}/api/v1/me/blocks/{}", blocked.id)).bearer_auth(&user.token).send().await.unwrap();
     assert_eq!(r.status(), 204);
+    // A photo of the user's (a minimal PNG header is not enough: a real 1x1 PNG).
+    let png = one_pixel_png();
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(png).file_name("p.png"));
+    let r = http.post(format!("{base}/api/v1/uploads")).bearer_auth(&user.token).multipart(form).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let up: Value = r.json().await.unwrap();
+    let file = up["url"].as_str().unwrap().trim_start_matches("/uploads/").to_owned();
 
     let f = Fixture {
         ids: HashMap::from([
@@ -123,6 +136,7 @@ async fn every_documented_route_has_its_row() {
             ("target", target.id.clone()),
             ("group", group),
             ("alert", alert),
+            ("file", file),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),
@@ -191,4 +205,30 @@ async fn eventually_alert(http: &reqwest::Client, base: &str, token: &str) -> St
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("no alert recorded");
+}
+
+fn one_pixel_png() -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            }
+        }
+        !c
+    }
+    let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    for (kind, data) in [
+        (*b"IHDR", vec![0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]),
+        (*b"IDAT", vec![0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]),
+        (*b"IEND", vec![]),
+    ] {
+        v.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(&data);
+        v.extend(&body);
+        v.extend(crc32(&body).to_be_bytes());
+    }
+    v
 }

@@ -306,3 +306,29 @@ async fn node_killed_mid_relay_loses_no_acknowledged_order() {
         assert!(got.contains(id), "order {id} was acknowledged and has no alert");
     }
 }
+
+/// Erasing an account ends its sessions on every node at once (close 4004, not the ban's
+/// 4003), and its token is refused by every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erase_ends_sessions_on_every_node() {
+    let Some(cl) = Cluster::new().await else { return };
+    let n1 = cl.node("x1").await;
+    let n2 = cl.node("x2").await;
+    let http = reqwest::Client::new();
+    let e = login(&http, &n1.base(), "ce-erase").await;
+    let mut s1 = connect(n1.addr, &e.token, Proto::Json).await;
+    let mut s2 = connect(n2.addr, &e.token, Proto::Json).await;
+    let r = http.delete(format!("{}/api/v1/me", n2.base())).bearer_auth(&e.token).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    for s in [&mut s1, &mut s2] {
+        let (code, reason) = s.expect_close(WAIT).await.expect("a close frame");
+        assert_eq!((code, reason.as_str()), (4004, "account_erased"));
+    }
+    for n in [&n1, &n2] {
+        let (s, _) = get(&http, format!("{}/api/v1/me", n.base()), &e.token).await;
+        assert_eq!(s, 401);
+        assert!(try_connect(n.addr, &e.token, Proto::Json).await.is_err());
+    }
+    let again = login(&http, &n1.base(), "ce-erase").await;
+    assert_ne!(again.id, e.id, "the next login makes a new account");
+}

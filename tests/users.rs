@@ -306,3 +306,137 @@ async fn openapi_and_docs() {
     assert_eq!(js.status(), 200, "assets come from the binary");
     app.shutdown.cancel();
 }
+
+/// Sets a stored message's time back (to test the recall window without waiting for it).
+async fn age_message(tdb: &TestDb, conv: &str, seq: u64, ms: i64) {
+    use sqlx::Connection;
+    let sql = "UPDATE messages SET ts = ts - ? WHERE conv_id = ? AND seq = ?";
+    let conv: i64 = conv.parse().unwrap();
+    match &tdb.mysql {
+        Some(m) => {
+            let mut c = sqlx::MySqlConnection::connect(&m.url).await.unwrap();
+            sqlx::query(sql).bind(ms).bind(conv).bind(seq as i64).execute(&mut c).await.unwrap();
+        }
+        None => {
+            let url = format!("sqlite:{}", tdb.dir.0.join("jiebanke.db").display());
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query(sql).bind(ms).bind(conv).bind(seq as i64).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn recall(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let app = spawn_app(&tdb, |_| {}).await;
+    let (base, http) = (app.base(), &app.http);
+    let a = login(http, &base, "rc-a").await;
+    let b = login(http, &base, "rc-b").await;
+    let dm = direct(http, &base, &a, &b).await;
+    let mut sa = connect(app.addr, &a.token, Proto::Json).await;
+    let mut sb = connect(app.addr, &b.token, Proto::Json).await;
+    let seq = sa.say(1, &dm, "rc-1", "发错了").await["seq"].as_u64().unwrap();
+    assert_eq!(sb.recv_type("msg").await["seq"], seq);
+    // Someone else's message: forbidden. No such message: not_found.
+    sb.send(json!({"type":"recall","id":2,"conv":dm,"seq":seq})).await;
+    assert_eq!(sb.recv_type("error").await["code"], "forbidden");
+    sa.send(json!({"type":"recall","id":3,"conv":dm,"seq":999})).await;
+    assert_eq!(sa.recv_type("error").await["code"], "not_found");
+    // Recalled: the sender's reply carries the id, every member is told.
+    sa.send(json!({"type":"recall","id":4,"conv":dm,"seq":seq})).await;
+    // Two frames for the sender, in either order: the reply (with the id) and the broadcast
+    // every member's sessions get (without).
+    let (r1, r2) = (sa.recv_type("msg_recalled").await, sa.recv_type("msg_recalled").await);
+    let (reply, told) = if r1.get("id").is_some() { (r1, r2) } else { (r2, r1) };
+    assert_eq!((reply["id"].as_u64(), reply["seq"].as_u64(), reply["conv"].as_str()), (Some(4), Some(seq), Some(dm.as_str())), "{reply}");
+    assert_eq!((told.get("id"), told["seq"].as_u64()), (None, Some(seq)), "{told}");
+    let r = sb.recv_type("msg_recalled").await;
+    assert_eq!((r.get("id"), r["seq"].as_u64()), (None, Some(seq)), "{r}");
+    let (_, h) = get(http, format!("{base}/api/v1/conversations/{dm}/messages"), &b.token).await;
+    assert_eq!(h["messages"][0]["body"], json!({"kind":"recalled"}), "a tombstone, the text gone: {h}");
+    // Again: fine, nobody is told twice.
+    sa.send(json!({"type":"recall","id":5,"conv":dm,"seq":seq})).await;
+    assert_eq!(sa.recv_type("msg_recalled").await["id"], 5);
+    sb.expect_silence(Duration::from_millis(300)).await;
+    // Past two minutes: conflict.
+    let old = sa.say(6, &dm, "rc-2", "老消息").await["seq"].as_u64().unwrap();
+    sb.recv_type("msg").await;
+    age_message(&tdb, &dm, old, 121_000).await;
+    sa.send(json!({"type":"recall","id":7,"conv":dm,"seq":old})).await;
+    assert_eq!(sa.recv_type("error").await["code"], "conflict");
+    // A client cannot send a tombstone.
+    sa.send(json!({"type":"send","id":8,"conv":dm,"cmid":"rc-3","body":{"kind":"recalled"}})).await;
+    assert_eq!(sa.recv_type("error").await["code"], "invalid");
+    drop((sa, sb));
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn recall_sqlite() {
+    recall(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn recall_mysql() {
+    recall(Db::MySql).await;
+}
+
+async fn erase(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let app = spawn_app(&tdb, |c| c.admins = vec![("dev".into(), "er-root".into())]).await;
+    let (base, http) = (app.base(), &app.http);
+    let root = login(http, &base, "er-root").await;
+    let e = login(http, &base, "er-e").await;
+    let f = login(http, &base, "er-f").await;
+    put(http, format!("{base}/api/v1/me/phone"), &e.token, Some(json!({"phone": PHONE}))).await;
+    patch(http, format!("{base}/api/v1/me"), &e.token, json!({"bio":"要被删除的简介"})).await;
+    let dm = direct(http, &base, &e, &f).await;
+    let mut se1 = connect(app.addr, &e.token, Proto::Json).await;
+    let mut se2 = connect(app.addr, &e.token, Proto::MsgPack).await;
+    se1.say(1, &dm, "er-1", "我的消息").await;
+
+    assert_eq!(delete(http, format!("{base}/api/v1/me"), &e.token).await, 204);
+    for s in [&mut se1, &mut se2] {
+        let (code, reason) = s.expect_close(Duration::from_secs(5)).await.expect("a close frame");
+        assert_eq!((code, reason.as_str()), (4004, "account_erased"));
+    }
+    // The old token is refused everywhere.
+    let (s, x) = get(http, format!("{base}/api/v1/me"), &e.token).await;
+    assert_eq!((s, x["code"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(delete(http, format!("{base}/api/v1/me"), &e.token).await, 401);
+    let upgrade = try_connect(app.addr, &e.token, Proto::Json).await;
+    match upgrade {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 401),
+        Err(other) => panic!("upgrade: {other}"),
+        Ok(_) => panic!("an erased account's token opened a session"),
+    }
+    // What others see: an anonymized profile, a tombstone.
+    let (_, p) = get(http, format!("{base}/api/v1/users/{}", e.id), &f.token).await;
+    assert_eq!((p["nickname"].as_str(), p["erased"].as_bool(), p["bio"].as_str()), (Some("已注销用户"), Some(true), Some("")));
+    let (_, h) = get(http, format!("{base}/api/v1/conversations/{dm}/messages"), &f.token).await;
+    assert_eq!(h["messages"][0]["body"], json!({"kind":"deleted"}));
+    assert!(!String::from_utf8_lossy(&stored_bytes(&tdb).await).contains("138****5678"), "the masked phone is gone too");
+    // The same identity logs in as a new account.
+    let again = login(http, &base, "er-e").await;
+    assert_ne!(again.id, e.id);
+
+    // A banned user may still erase; the identity stays banned.
+    let x = login(http, &base, "er-x").await;
+    assert_eq!(put(http, format!("{base}/api/v1/admin/users/{}/ban", x.id), &root.token, None).await.0, 204);
+    assert_eq!(get(http, format!("{base}/api/v1/me"), &x.token).await.0, 403);
+    assert_eq!(get(http, format!("{base}/api/v1/me/export"), &x.token).await.0, 200, "a banned user may export");
+    assert_eq!(delete(http, format!("{base}/api/v1/me"), &x.token).await, 204);
+    let r = http.post(format!("{base}/api/v1/auth/login")).json(&json!({"code":"er-x"})).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "banned");
+    app.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn erase_sqlite() {
+    erase(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn erase_mysql() {
+    erase(Db::MySql).await;
+}

@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 /// Most members a group may have, unless configured otherwise (`ChatService::with_max_group`).
 pub const MAX_GROUP_MEMBERS: usize = 500;
+/// How long after sending a sender may recall a message (ms).
+pub const RECALL_WINDOW_MS: i64 = 2 * 60 * 1000;
 /// Most messages one history page returns.
 pub const MAX_HISTORY_LIMIT: u32 = 200;
 /// Most conversations whose member lists are cached; past it the cache starts over.
@@ -119,6 +121,30 @@ impl ChatService {
             .collect())
     }
 
+    /// An account was erased: its sessions end on every node, and the member caches of its
+    /// conversations are read again.
+    pub async fn account_erased(&self, user: UserId) {
+        self.bus.publish(Event::Erased { user });
+        let mut before = None;
+        loop {
+            match self.store.conversations_of(user, before, 500).await {
+                Ok(page) => {
+                    for s in &page {
+                        self.forget_members(s.conversation.id);
+                    }
+                    if page.len() < 500 {
+                        break;
+                    }
+                    before = page.last().map(|s| s.conversation.id);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %user, "member caches of an erased account not dropped");
+                    break;
+                }
+            }
+        }
+    }
+
     /// Whether the user's settings let companion matching propose them.
     pub async fn matchable(&self, me: UserId) -> Result<bool> {
         Ok(self.relation(me, me).await?.target_settings.matchable)
@@ -216,6 +242,27 @@ impl ChatService {
             return Err(CoreError::Conflict("cmid already used in another conversation".into()));
         }
         Ok(appended)
+    }
+
+    /// The sender recalls a message within `RECALL_WINDOW_MS` of sending it: history shows a
+    /// `Recalled` tombstone and the members are told. `forbidden` for someone else's message
+    /// (or a conversation I am not in), `conflict` past the window or for a deleted message,
+    /// `not_found` for no such message; a repeated recall succeeds and tells nobody again.
+    pub async fn recall(&self, me: UserId, conv: ConvId, seq: Seq) -> Result<()> {
+        let members = self.members_of(me, conv).await?;
+        let now = crate::now_ms();
+        match self.store.recall(conv, seq, me, now - RECALL_WINDOW_MS, now).await? {
+            crate::ports::Recall::Done => {
+                self.bus.publish(Event::MessageDeleted { members, conv, seq, recalled: true });
+                Ok(())
+            }
+            crate::ports::Recall::Already => Ok(()),
+            crate::ports::Recall::NoSuchMessage => Err(CoreError::NotFound("message".into())),
+            crate::ports::Recall::NotSender => Err(CoreError::Forbidden("only its sender recalls a message".into())),
+            crate::ports::Recall::TooLate => {
+                Err(CoreError::Conflict("a message can be recalled only within 2 minutes of sending (超过2分钟无法撤回)".into()))
+            }
+        }
     }
 
     /// Messages after `after`, and whether more follow.

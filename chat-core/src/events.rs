@@ -146,6 +146,9 @@ impl AlertService {
     /// when there are none.
     pub async fn on_session_open(&self, user: UserId) -> Result<Vec<OrderAlert>> {
         let check = self.store.session_check(user).await?;
+        if check.erased {
+            return Err(CoreError::Unauthorized("this account was erased".into()));
+        }
         if check.banned {
             return Err(CoreError::Banned);
         }

@@ -16,6 +16,7 @@
 //! - `matching`: companion matching (the rule, the `MatchPool` port and its in-memory pool).
 //! - `users`: accounts, privacy settings, blocks, personal data (a folder: model, rules, pii,
 //!   port).
+//! - `uploads`: photos checked by their bytes, stripped of metadata, behind `BlobStore`.
 //! - `memory`: an in-memory `Store` for tests and examples.
 
 pub mod bus;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod moderation;
 pub mod ports;
 pub mod presence;
+pub mod uploads;
 pub mod users;
 
 pub use error::{CoreError, FieldProblem};

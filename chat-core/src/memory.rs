@@ -109,7 +109,7 @@ impl UserStore for MemoryStore {
             return Ok(g.users[id].clone());
         }
         let id = UserId::new(g.next()).expect("positive");
-        let u = User { id, provider: identity.provider.into(), nickname: nickname.into(), created_at: now, last_seen: None, admin: false, banned: false };
+        let u = User { id, provider: identity.provider.into(), nickname: nickname.into(), created_at: now, last_seen: None, admin: false, banned: false, erased: false };
         g.identities.insert(key, id);
         g.users.insert(id, u.clone());
         Ok(u)
@@ -194,6 +194,22 @@ impl ConversationStore for MemoryStore {
 
 #[async_trait]
 impl MessageStore for MemoryStore {
+    async fn recall(&self, conv: ConvId, seq: Seq, sender: UserId, sent_after: i64, _now: i64) -> Result<crate::ports::Recall> {
+        use crate::ports::Recall;
+        let mut g = self.lock()?;
+        let Some(m) = g.messages.get_mut(&(conv, seq)) else { return Ok(Recall::NoSuchMessage) };
+        Ok(match (&m.body, m.from == sender) {
+            (_, false) => Recall::NotSender,
+            (MessageBody::Recalled, true) => Recall::Already,
+            (MessageBody::Deleted, true) => Recall::TooLate,
+            (MessageBody::Text(_), true) if m.ts < sent_after => Recall::TooLate,
+            (MessageBody::Text(_), true) => {
+                m.body = MessageBody::Recalled;
+                Recall::Done
+            }
+        })
+    }
+
     async fn append(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>> {
         let mut g = self.lock()?;
         let mut out = Vec::with_capacity(batch.len());

@@ -16,6 +16,8 @@ pub struct User {
     pub admin: bool,
     /// Banned users cannot log in or open a session until an admin unbans them.
     pub banned: bool,
+    /// The user erased their account: no token of theirs is accepted again.
+    pub erased: bool,
 }
 
 /// Who a login provider says the caller is.
@@ -118,6 +120,8 @@ pub enum MessageBody {
     Text(MessageText),
     /// The tombstone of a message an admin deleted: its seq stays, its content is gone.
     Deleted,
+    /// The tombstone of a message its sender recalled (within `chat::RECALL_WINDOW_MS`).
+    Recalled,
 }
 
 impl MessageBody {
@@ -125,13 +129,14 @@ impl MessageBody {
         match self {
             MessageBody::Text(_) => "text",
             MessageBody::Deleted => "deleted",
+            MessageBody::Recalled => "recalled",
         }
     }
     /// The text, if the body has one.
     pub fn text(&self) -> Option<&str> {
         match self {
             MessageBody::Text(t) => Some(t.as_str()),
-            MessageBody::Deleted => None,
+            MessageBody::Deleted | MessageBody::Recalled => None,
         }
     }
 }

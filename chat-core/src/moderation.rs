@@ -145,6 +145,9 @@ impl ModerationService {
     /// A session may open: the user exists and is not banned. Returns the user.
     pub async fn session_allowed(&self, user: UserId) -> Result<User> {
         let u = self.store.user(user).await?.ok_or_else(|| CoreError::Unauthorized("unknown user".into()))?;
+        if u.erased {
+            return Err(CoreError::Unauthorized("this account was erased".into()));
+        }
         if u.banned {
             return Err(CoreError::Banned);
         }
@@ -221,7 +224,7 @@ impl ModerationService {
             return Err(CoreError::NotFound("message".into()));
         }
         let members: Arc<[UserId]> = self.store.members(conv).await?.into();
-        self.bus.publish(Event::MessageDeleted { members, conv, seq });
+        self.bus.publish(Event::MessageDeleted { members, conv, seq, recalled: false });
         Ok(())
     }
 

@@ -70,6 +70,24 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn append(&self, batch: &[NewMessage], now: i64) -> Result<Vec<Result<Appended>>>;
     /// Messages of `conv` with seq > `after`, in seq order, at most `limit`.
     async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>>;
+    /// The sender recalls a message sent at or after `sent_after` (ms): its content is gone,
+    /// its seq stays as a `Recalled` tombstone. Atomic: the checks and the change are one
+    /// statement, so a recall racing the window's end or another recall is decided once.
+    async fn recall(&self, conv: ConvId, seq: Seq, sender: UserId, sent_after: i64, now: i64) -> Result<Recall>;
+}
+
+/// What `MessageStore::recall` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recall {
+    /// Recalled now.
+    Done,
+    /// Recalled before (a repeated recall changes nothing).
+    Already,
+    NoSuchMessage,
+    /// Someone else sent it.
+    NotSender,
+    /// Sent before `sent_after`, or deleted by an admin.
+    TooLate,
 }
 
 /// Orders, alerts, moderation and the outbox: the durable events and what they change.
@@ -124,6 +142,8 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionCheck {
     pub banned: bool,
+    /// The account was erased (its sessions must end; its tokens are refused).
+    pub erased: bool,
     pub pending_alerts: u64,
 }
 
@@ -172,8 +192,12 @@ pub enum Event {
     OrderAlert { alert: Arc<OrderAlert> },
     /// A moderation item for every admin session, on every node.
     Moderation { item: Arc<ModerationItem> },
-    /// An admin deleted a message: the members replace it with a tombstone.
-    MessageDeleted { members: Arc<[UserId]>, conv: ConvId, seq: Seq },
+    /// An admin deleted a message, or (`recalled`) its sender recalled it: the members replace
+    /// it with a tombstone.
+    MessageDeleted { members: Arc<[UserId]>, conv: ConvId, seq: Seq, recalled: bool },
+    /// The user erased their account: every session of theirs, on every node, is closed (with
+    /// a close code of its own, not the ban's).
+    Erased { user: UserId },
     /// The user was banned: every session of theirs, on every node, is closed.
     Banned { user: UserId },
     /// Two travellers were matched: every session of both gets the proposal.

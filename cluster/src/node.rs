@@ -462,6 +462,7 @@ impl RedisCluster {
             | Event::MessageDeleted { .. }
             | Event::MatchProposal { .. }
             | Event::MatchExpired { .. }
+            | Event::Erased { .. }
             | Event::Banned { .. } => {
                 if let Some(sink) = self.sink() {
                     sink.deliver(&got.event)
@@ -747,7 +748,8 @@ impl RedisCluster {
                 | Event::OrderAlert { .. }
                 | Event::MatchProposal { .. }
                 | Event::MatchExpired { .. }
-                | Event::Banned { .. } => {
+                | Event::Erased { .. }
+            | Event::Banned { .. } => {
                     let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
                     for m in audience(ev).iter() {
                         for n in routes.get(m).into_iter().flatten().filter(|n| n.as_str() != me) {
@@ -886,7 +888,7 @@ fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
         | Event::Typing { members, .. }
         | Event::MessageDeleted { members, .. } => Cow::Borrowed(members),
         Event::OrderAlert { alert } => Cow::Borrowed(std::slice::from_ref(&alert.merchant)),
-        Event::Banned { user } => Cow::Borrowed(std::slice::from_ref(user)),
+        Event::Banned { user } | Event::Erased { user } => Cow::Borrowed(std::slice::from_ref(user)),
         Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
         Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),
         _ => Cow::Borrowed(&[]),

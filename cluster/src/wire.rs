@@ -39,8 +39,10 @@ pub enum WireEvent {
         excerpt: String,
         created_at: i64,
     },
-    Deleted { to: Vec<i64>, conv: i64, seq: u64 },
+    /// An admin's delete, or (`recalled`) a sender's recall.
+    Deleted { to: Vec<i64>, conv: i64, seq: u64, #[serde(default)] recalled: bool },
     Banned { user: i64 },
+    Erased { user: i64 },
     Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
     MatchExpired { request: WireMatchRequest },
 }
@@ -127,8 +129,9 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
             excerpt: item.excerpt.clone(),
             created_at: item.created_at,
         },
-        Event::MessageDeleted { conv, seq, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get() },
+        Event::MessageDeleted { conv, seq, recalled, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get(), recalled: *recalled },
         Event::Banned { user } => WireEvent::Banned { user: user.get() },
+        Event::Erased { user } => WireEvent::Erased { user: user.get() },
         Event::MatchProposal { proposal: p } => WireEvent::Proposal {
             id: p.id.get(),
             conv: p.conv.get(),
@@ -214,8 +217,11 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
                 created_at,
             }),
         },
-        WireEvent::Deleted { to, conv: c, seq } => Event::MessageDeleted { members: users(&to)?, conv: conv(c)?, seq: Seq::new(seq) },
+        WireEvent::Deleted { to, conv: c, seq, recalled } => {
+            Event::MessageDeleted { members: users(&to)?, conv: conv(c)?, seq: Seq::new(seq), recalled }
+        }
         WireEvent::Banned { user: u } => Event::Banned { user: user(u)? },
+        WireEvent::Erased { user: u } => Event::Erased { user: user(u)? },
         WireEvent::Proposal { id, conv: c, created_at, from, to, waited, found } => Event::MatchProposal {
             proposal: Arc::new(Proposal {
                 id: MatchId::from_raw(id),

@@ -90,6 +90,8 @@ pub enum WireBody {
     Text { text: String },
     /// The tombstone of a message an admin deleted (history only; never sent by a client).
     Deleted,
+    /// The tombstone of a message its sender recalled (history only; never sent by a client).
+    Recalled,
 }
 
 impl WireBody {
@@ -97,12 +99,14 @@ impl WireBody {
         match self {
             WireBody::Text { text } => Ok(core::MessageBody::Text(core::MessageText::parse(&text)?)),
             WireBody::Deleted => Err(core::CoreError::invalid("a message body of kind deleted cannot be sent")),
+            WireBody::Recalled => Err(core::CoreError::invalid("a message body of kind recalled cannot be sent; recall it with a recall frame")),
         }
     }
     pub fn from_domain(body: &core::MessageBody) -> Self {
         match body {
             core::MessageBody::Text(t) => WireBody::Text { text: t.as_str().to_owned() },
             core::MessageBody::Deleted => WireBody::Deleted,
+            core::MessageBody::Recalled => WireBody::Recalled,
         }
     }
 }
@@ -128,11 +132,13 @@ pub enum ClientFrame {
     MatchRequest { id: Option<ReqId>, destination: String, from: String, to: String, min_days: Option<u16> },
     /// Withdraw the waiting match request.
     MatchCancel { id: Option<ReqId> },
+    /// The sender recalls a message of theirs within 2 minutes of sending it.
+    Recall { id: Option<ReqId>, conv: WireId, seq: u64 },
 }
 
 /// The frame types a client may send, for `unknown_type` and metrics.
 pub const CLIENT_TYPES: &[&str] =
-    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping", "alert_ack", "report", "match_request", "match_cancel"];
+    &["send", "sync", "read", "typing", "presence_subscribe", "presence_unsubscribe", "ping", "alert_ack", "report", "match_request", "match_cancel", "recall"];
 
 impl ClientFrame {
     pub fn type_name(&self) -> &'static str {
@@ -148,6 +154,7 @@ impl ClientFrame {
             ClientFrame::Report { .. } => "report",
             ClientFrame::MatchRequest { .. } => "match_request",
             ClientFrame::MatchCancel { .. } => "match_cancel",
+            ClientFrame::Recall { .. } => "recall",
         }
     }
     pub fn id(&self) -> Option<ReqId> {
@@ -161,6 +168,7 @@ impl ClientFrame {
             | ClientFrame::AlertAck { id, .. }
             | ClientFrame::Report { id, .. }
             | ClientFrame::MatchRequest { id, .. }
+            | ClientFrame::Recall { id, .. }
             | ClientFrame::MatchCancel { id }
             | ClientFrame::Ping { id } => id.clone().filter(ReqId::valid),
         }
@@ -305,6 +313,13 @@ pub enum ServerFrame {
     Reported { id: Option<ReqId>, item: String },
     /// An admin deleted this message: show a tombstone in its place.
     MsgDeleted { conv: String, seq: u64 },
+    /// A message was recalled by its sender. `id` is set on the reply to the sender's `recall`.
+    MsgRecalled {
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        id: Option<ReqId>,
+        conv: String,
+        seq: u64,
+    },
     /// The answer to `match_request`: waiting until `expires_at`, or matched at once (the
     /// proposal comes as its own frame, to every session of both travellers).
     MatchRequested {
@@ -357,6 +372,7 @@ impl ServerFrame {
             ServerFrame::Moderation { .. } => "moderation",
             ServerFrame::Reported { .. } => "reported",
             ServerFrame::MsgDeleted { .. } => "msg_deleted",
+            ServerFrame::MsgRecalled { .. } => "msg_recalled",
             ServerFrame::MatchRequested { .. } => "match_requested",
             ServerFrame::MatchCancelled { .. } => "match_cancelled",
             ServerFrame::MatchProposal { .. } => "match_proposal",

@@ -30,6 +30,8 @@ pub enum CloseReason {
     ClientClosed,
     /// An admin banned the user.
     Banned,
+    /// The user erased their account.
+    Erased,
     /// The client broke RFC 6455 framing (reserved bits, unknown opcode, unmasked or
     /// fragmented control frame, a continuation without a start, ...).
     ProtocolError,
@@ -47,6 +49,7 @@ impl CloseReason {
             CloseReason::Shutdown => 1012,
             CloseReason::ClientClosed => 1000,
             CloseReason::Banned => 4003,
+            CloseReason::Erased => 4004,
             CloseReason::ProtocolError => 1002,
             CloseReason::InvalidUtf8 => 1007,
         }
@@ -60,6 +63,7 @@ impl CloseReason {
             CloseReason::Shutdown => "server_restart",
             CloseReason::ClientClosed => "client_closed",
             CloseReason::Banned => "banned",
+            CloseReason::Erased => "account_erased",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidUtf8 => "invalid_utf8",
         }
@@ -448,10 +452,11 @@ impl EventSink for Hub {
                     self.push(&s, frame.clone());
                 }
             }
-            Event::MessageDeleted { members, conv, seq } => {
-                let frame = Arc::new(Outbound::new(ServerFrame::MsgDeleted {
-                    conv: conv.to_string(),
-                    seq: seq.get(),
+            Event::MessageDeleted { members, conv, seq, recalled } => {
+                let frame = Arc::new(Outbound::new(if *recalled {
+                    ServerFrame::MsgRecalled { id: None, conv: conv.to_string(), seq: seq.get() }
+                } else {
+                    ServerFrame::MsgDeleted { conv: conv.to_string(), seq: seq.get() }
                 }));
                 for m in members.iter() {
                     self.to_user(*m, &frame, None);
@@ -461,6 +466,13 @@ impl EventSink for Hub {
                 if let Some(list) = self.sessions.get(user).map(|l| l.clone()) {
                     for s in list {
                         s.close(CloseReason::Banned);
+                    }
+                }
+            }
+            Event::Erased { user } => {
+                if let Some(list) = self.sessions.get(user).map(|l| l.clone()) {
+                    for s in list {
+                        s.close(CloseReason::Erased);
                     }
                 }
             }

@@ -115,6 +115,7 @@ pub(crate) fn run(
                 }
             }
             Err(CoreError::Banned) => shared.close(CloseReason::Banned),
+            Err(CoreError::Unauthorized(_)) => shared.close(CloseReason::Erased),
             Err(e) => {
                 tracing::warn!(error = %e, %user, "pending order alerts not read; they come on the next connect")
             }
@@ -680,6 +681,16 @@ impl Session {
                             gw.metrics.match_proposals.inc();
                             ServerFrame::MatchRequested { id, matched: true, match_id: Some(p.id.to_string()), expires_at: None }
                         }
+                        Err(e) => error_frame(id, &e),
+                    }]
+                });
+            }
+            ClientFrame::Recall { conv, seq, .. } => {
+                let conv = conv.conv().map_err(fail)?;
+                let seq = Seq::parse(seq).map_err(fail)?;
+                self.start(async move {
+                    vec![match chat.recall(me, conv, seq).await {
+                        Ok(()) => ServerFrame::MsgRecalled { id, conv: conv.to_string(), seq: seq.get() },
                         Err(e) => error_frame(id, &e),
                     }]
                 });

@@ -157,6 +157,7 @@ pub fn apply_common(openapi: &mut utoipa::openapi::OpenApi) {
     tags(
         (name = "auth", description = "Logins and tokens"),
         (name = "users", description = "Accounts, privacy settings, blocks, personal data"),
+        (name = "uploads", description = "Photos"),
         (name = "conversations", description = "Chat conversations and history"),
         (name = "alerts", description = "Merchants' order alerts"),
         (name = "admin", description = "Moderation and administration"),

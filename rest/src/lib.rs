@@ -6,6 +6,7 @@
 //! - `api`: the shared wire types (error body, cursor pages) and the OpenAPI document.
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`. `extract`: `StrictJson`.
+//! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
 //! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
 //!   (moderation, bans, roles, orders for tests), `routes::health`: the endpoints.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod routes;
+pub mod uploads;
 pub mod users;
 
 use auth::{JwtKeys, LoginProvider};
@@ -53,6 +55,7 @@ pub struct RestState {
     pub alerts: Arc<AlertService>,
     pub moderation: Arc<ModerationService>,
     pub users: Arc<jiebanke_chat_core::users::UsersService>,
+    pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
@@ -114,6 +117,7 @@ fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(users::router())
+        .merge(uploads::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())
         .merge(routes::admin::router())
@@ -154,6 +158,42 @@ pub fn with_fallbacks(router: Router) -> Router {
         })
 }
 
+/// The caller of the routes a banned user may still use (their PIPL rights: export and erase),
+/// from `Authorization: Bearer <token>`: the token must be valid and its account not erased.
+pub struct AccountOwner(pub UserId);
+
+impl<S> FromRequestParts<S> for AccountOwner
+where
+    RestState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = RestState::from_ref(state);
+        let user = bearer_user(parts, &state)?;
+        match state.chat.user(user).await {
+            Ok(u) if !u.erased => {}
+            Ok(_) | Err(jiebanke_chat_core::CoreError::NotFound(_)) => return Err(ApiError::unauthorized("unknown user")),
+            Err(e) => return Err(e.into()),
+        }
+        if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+            rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
+        }
+        Ok(AccountOwner(user))
+    }
+}
+
+fn bearer_user(parts: &Parts, state: &RestState) -> Result<UserId, ApiError> {
+    let token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
+    state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))
+}
+
 /// The caller, from `Authorization: Bearer <token>`.
 pub struct AuthUser(pub UserId);
 
@@ -166,13 +206,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = RestState::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-        let user = state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+        let user = bearer_user(parts, &state)?;
         // As on the socket: a valid token of a user who does not exist is 401, of a banned one
         // 403 `banned`.
         state.moderation.session_allowed(user).await.map_err(|e| match e {

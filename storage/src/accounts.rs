@@ -178,7 +178,7 @@ impl AccountStore for SqlStore {
     async fn sent_messages(&self, user: UserId, after: Option<(ConvId, Seq)>, limit: u32) -> Result<Vec<Message>> {
         let (c, s) = after.map(|(c, s)| (c.get(), s.get() as i64)).unwrap_or((0, 0));
         let rows = sqlx::query(
-            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages \
+            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at, recalled_at FROM messages \
              WHERE sender_id = ? AND (conv_id > ? OR (conv_id = ? AND seq > ?)) ORDER BY conv_id, seq LIMIT ?",
         )
         .bind(user.get())
@@ -207,6 +207,72 @@ impl AccountStore for SqlStore {
         }
         out.reverse();
         Ok(out)
+    }
+
+    async fn identity(&self, user: UserId) -> Result<Option<(String, String)>> {
+        let row = sqlx::query("SELECT provider, subject FROM users WHERE id = ? AND erased_at IS NULL")
+            .bind(user.get())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("provider").map_err(StorageError::from)?, r.try_get("subject").map_err(StorageError::from)?)),
+            None => None,
+        })
+    }
+
+    async fn erase(&self, user: UserId, banned_identity: Option<&str>, now: i64) -> Result<bool> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            // The subject is replaced by one no login can produce (it has a space: dev codes and
+            // WeChat openids are visible ASCII only), unique per id.
+            let done = sqlx::query(
+                "UPDATE users SET nickname = ?, subject = ?, avatar_url = NULL, gender = 'unspecified', birth_year = NULL, \
+                 bio = '', tags = '', dm_from = 'everyone', group_add_from = 'contacts', presence_to = 'contacts', \
+                 matchable = 1, phone_cipher = NULL, phone_index = NULL, phone_masked = NULL, consent_version = NULL, \
+                 consent_at = NULL, last_seen = NULL, erased_at = ? WHERE id = ? AND erased_at IS NULL",
+            )
+            .bind(ERASED_NICKNAME)
+            .bind(format!("erased {user}"))
+            .bind(now)
+            .bind(user.get())
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Ok::<_, StorageError>(false);
+            }
+            sqlx::query("DELETE FROM blocks WHERE user_id = ? OR blocked_id = ?").bind(user.get()).bind(user.get()).execute(&mut *tx).await?;
+            sqlx::query("UPDATE messages SET deleted_at = ?, text = '' WHERE sender_id = ? AND deleted_at IS NULL")
+                .bind(now)
+                .bind(user.get())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE moderation_items SET excerpt = '' WHERE author_id = ?").bind(user.get()).execute(&mut *tx).await?;
+            if let Some(index) = banned_identity {
+                let sql = format!("{} INTO banned_identities (identity_index, created_at) VALUES (?, ?)", self.dialect.insert_ignore());
+                sqlx::query(AssertSqlSafe(sql)).bind(index.to_owned()).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        };
+        let erased = run.await?;
+        if erased && self.dialect == crate::Dialect::Sqlite {
+            // The old pages are in the WAL until a checkpoint copies the zeroed ones over them;
+            // do it now (best effort: a busy checkpoint leaves it to the next one).
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
+                tracing::warn!(error = %e, "checkpoint after an erase failed; the next one completes it");
+            }
+        }
+        Ok(erased)
+    }
+
+    async fn identity_banned(&self, identity_index: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT created_at FROM banned_identities WHERE identity_index = ?")
+            .bind(identity_index.to_owned())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(row.is_some())
     }
 }
 

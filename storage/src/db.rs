@@ -102,6 +102,9 @@ impl SqlStore {
                         })
                         .await?;
                         conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        // Deleted and overwritten content is zeroed, not left in free space:
+                        // an erased account leaves nothing readable in the file.
+                        conn.execute("PRAGMA secure_delete = ON").await?;
                     }
                     Ok(())
                 })

@@ -6,15 +6,19 @@
 //! - `db`: connecting, pragmas, migrations (`migrations/sqlite`, `migrations/mysql`).
 //! - `store`: `SqlStore`, the implementation of `UserStore`, `ConversationStore`, `MessageStore`.
 //! - `accounts`: `SqlStore` as `AccountStore` and `RelationStore` (the users area).
+//! - `blobs`: `ObjectBlobs` (a `BlobStore` on a directory or S3-compatible storage, through
+//!   `object_store`) and `SqlStore` as `UploadStore`.
 //! - `ops`: `SqlStore` as `OpsStore`: orders, alerts, moderation, the transactional outbox.
 //! - `testing`: a throwaway MySQL database per test.
 
 mod accounts;
+mod blobs;
 mod db;
 mod ops;
 mod store;
 pub mod testing;
 
+pub use blobs::{ObjectBlobs, S3Config};
 pub use db::{Dialect, SqlStore, SqliteSync, StoreOptions};
 pub use ops::{decode_event, encode_event};
 

@@ -240,17 +240,18 @@ impl OpsStore for SqlStore {
 
     async fn session_check(&self, user: UserId) -> Result<SessionCheck> {
         let row = sqlx::query(
-            "SELECT u.banned_at, (SELECT COUNT(*) FROM order_alerts a WHERE a.merchant_id = u.id AND a.acked_at IS NULL) AS pending \
+            "SELECT u.banned_at, u.erased_at, (SELECT COUNT(*) FROM order_alerts a WHERE a.merchant_id = u.id AND a.acked_at IS NULL) AS pending \
              FROM users u WHERE u.id = ?",
         )
         .bind(user.get())
         .fetch_optional(&self.pool)
         .await
         .map_err(StorageError::from)?;
-        let Some(row) = row else { return Ok(SessionCheck { banned: true, pending_alerts: 0 }) };
+        let Some(row) = row else { return Ok(SessionCheck { banned: true, erased: false, pending_alerts: 0 }) };
         let banned: Option<i64> = row.try_get("banned_at").map_err(StorageError::from)?;
+        let erased: Option<i64> = row.try_get("erased_at").map_err(StorageError::from)?;
         let pending: i64 = row.try_get("pending").map_err(StorageError::from)?;
-        Ok(SessionCheck { banned: banned.is_some(), pending_alerts: pending.max(0) as u64 })
+        Ok(SessionCheck { banned: banned.is_some(), erased: erased.is_some(), pending_alerts: pending.max(0) as u64 })
     }
 
     async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool> {
@@ -274,7 +275,7 @@ impl OpsStore for SqlStore {
 
     async fn message(&self, conv: ConvId, seq: Seq) -> Result<Option<Message>> {
         let row = sqlx::query(
-            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages WHERE conv_id = ? AND seq = ?",
+            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at, recalled_at FROM messages WHERE conv_id = ? AND seq = ?",
         )
         .bind(conv.get())
         .bind(seq.get() as i64)

@@ -46,6 +46,7 @@ fn user_from(row: &AnyRow) -> Result<User, StorageError> {
         last_seen: row.try_get("last_seen")?,
         admin: row.try_get::<i64, _>("is_admin")? != 0,
         banned: row.try_get::<Option<i64>, _>("banned_at")?.is_some(),
+        erased: row.try_get::<Option<i64>, _>("erased_at")?.is_some(),
     })
 }
 
@@ -53,8 +54,10 @@ pub(crate) fn message_from(row: &AnyRow) -> Result<Message, StorageError> {
     let kind: String = row.try_get("kind")?;
     let text: String = row.try_get("text")?;
     let deleted: Option<i64> = row.try_get("deleted_at")?;
+    let recalled: Option<i64> = row.try_get("recalled_at")?;
     let body = match kind.as_str() {
         _ if deleted.is_some() => MessageBody::Deleted,
+        _ if recalled.is_some() => MessageBody::Recalled,
         "text" => MessageBody::Text(MessageText::parse(&text).map_err(|_| corrupt("message text"))?),
         _ => return Err(corrupt("message kind")),
     };
@@ -119,7 +122,7 @@ impl SqlStore {
         let mut stored: HashMap<(i64, String), Message> = HashMap::new();
         for chunk in pow2_chunks(batch) {
             let cond = vec!["(sender_id = ? AND cmid = ?)"; chunk.len()].join(" OR ");
-            let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages WHERE {cond}");
+            let sql = format!("SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at, recalled_at FROM messages WHERE {cond}");
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for m in chunk {
                 q = q.bind(m.from.get()).bind(m.cmid.as_str().to_owned());
@@ -262,7 +265,7 @@ impl UserStore for SqlStore {
         // consume an auto-increment id (InnoDB, and SQLite's AUTOINCREMENT), so every repeated
         // login would leave a gap. Only two first logins of one identity at once still race
         // (the loser's insert is ignored, and may consume an id).
-        let select = "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE provider = ? AND subject = ?";
+        let select = "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at, erased_at FROM users WHERE provider = ? AND subject = ?";
         let known = sqlx::query(select)
             .bind(identity.provider)
             .bind(identity.subject.clone())
@@ -294,7 +297,7 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at, erased_at FROM users WHERE id = ?")
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await
@@ -305,7 +308,7 @@ impl UserStore for SqlStore {
     async fn existing_users(&self, ids: &[UserId]) -> Result<Vec<UserId>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(INSERT_CHUNK) {
-            let sql = format!("SELECT id FROM users WHERE id IN ({})", placeholders(chunk.len()));
+            let sql = format!("SELECT id FROM users WHERE id IN ({}) AND erased_at IS NULL", placeholders(chunk.len()));
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {
                 q = q.bind(id.get());
@@ -551,7 +554,7 @@ impl MessageStore for SqlStore {
 
     async fn history(&self, conv: ConvId, after: Seq, limit: u32) -> Result<Vec<Message>> {
         let rows = sqlx::query(
-            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at FROM messages \
+            "SELECT conv_id, seq, sender_id, cmid, ts, kind, text, deleted_at, recalled_at FROM messages \
              WHERE conv_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         )
         .bind(conv.get())
@@ -562,6 +565,44 @@ impl MessageStore for SqlStore {
         .await
         .map_err(StorageError::from)?;
         Ok(rows.iter().map(message_from).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn recall(&self, conv: ConvId, seq: Seq, sender: UserId, sent_after: i64, now: i64) -> Result<jiebanke_chat_core::ports::Recall> {
+        use jiebanke_chat_core::ports::Recall;
+        let seq = i64::try_from(seq.get()).unwrap_or(i64::MAX);
+        // One statement decides: a recall racing the window's end or another recall is done once.
+        let done = sqlx::query(
+            "UPDATE messages SET recalled_at = ?, text = '' \
+             WHERE conv_id = ? AND seq = ? AND sender_id = ? AND ts >= ? AND deleted_at IS NULL AND recalled_at IS NULL",
+        )
+        .bind(now)
+        .bind(conv.get())
+        .bind(seq)
+        .bind(sender.get())
+        .bind(sent_after)
+        .execute(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        if done.rows_affected() == 1 {
+            return Ok(Recall::Done);
+        }
+        let row = sqlx::query("SELECT sender_id, recalled_at FROM messages WHERE conv_id = ? AND seq = ?")
+            .bind(conv.get())
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        let Some(row) = row else { return Ok(Recall::NoSuchMessage) };
+        let from: i64 = row.try_get("sender_id").map_err(StorageError::from)?;
+        let recalled: Option<i64> = row.try_get("recalled_at").map_err(StorageError::from)?;
+        Ok(if from != sender.get() {
+            Recall::NotSender
+        } else if recalled.is_some() {
+            Recall::Already
+        } else {
+            // Past the window, or deleted by an admin.
+            Recall::TooLate
+        })
     }
 }
 

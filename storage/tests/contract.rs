@@ -217,8 +217,8 @@ async fn orders_alerts_and_the_outbox(s: &SqlStore) {
     let pending = s.pending_alerts(shop, None, 10).await.unwrap();
     assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), vec![e1, e2]);
     use jiebanke_chat_core::ports::SessionCheck;
-    assert_eq!(s.session_check(shop).await.unwrap(), SessionCheck { banned: false, pending_alerts: 2 });
-    assert_eq!(s.session_check(other).await.unwrap(), SessionCheck { banned: false, pending_alerts: 0 });
+    assert_eq!(s.session_check(shop).await.unwrap(), SessionCheck { banned: false, erased: false, pending_alerts: 2 });
+    assert_eq!(s.session_check(other).await.unwrap(), SessionCheck { banned: false, erased: false, pending_alerts: 0 });
     assert!(s.session_check(UserId::new(999_999).unwrap()).await.unwrap().banned, "an unknown user may not open a session");
     assert!(s.pending_alerts(other, None, 10).await.unwrap().is_empty());
     assert!(!s.ack_alert(other, e1, 30).await.unwrap());
@@ -265,6 +265,115 @@ async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
     assert!(!s.set_banned(UserId::new(999_999).unwrap(), true, 1).await.unwrap());
 }
 
+async fn accounts_profile_settings_phone_consent(s: &SqlStore) {
+    use jiebanke_chat_core::users::*;
+    let a = s.upsert_user(&id("acc-a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("acc-b"), "B", 1).await.unwrap().id;
+    let p = s.profile(a).await.unwrap().unwrap();
+    assert_eq!((p.nickname.as_str(), p.gender, p.tags.len(), p.erased), ("A", Gender::Unspecified, 0, false));
+    let patch = ProfilePatch {
+        nickname: Some("小明".into()),
+        avatar_url: Some(Some("/uploads/a.jpg".into())),
+        gender: Some(Gender::Female),
+        birth_year: Some(Some(1990)),
+        bio: Some("第一行\n第二行".into()),
+        tags: Some(vec!["徒步".into(), "摄影".into()]),
+    };
+    let p = s.update_profile(a, &patch).await.unwrap().unwrap();
+    assert_eq!(s.profile(a).await.unwrap().unwrap(), p, "what was written reads back");
+    assert_eq!((p.tags.clone(), p.birth_year, p.bio.as_str()), (vec!["徒步".to_owned(), "摄影".to_owned()], Some(1990), "第一行\n第二行"));
+    let p = s.update_profile(a, &ProfilePatch { avatar_url: Some(None), tags: Some(vec![]), ..Default::default() }).await.unwrap().unwrap();
+    assert_eq!((p.avatar_url, p.tags.len(), p.nickname.as_str()), (None, 0, "小明"), "only what the patch names changes");
+    assert!(s.update_profile(UserId::new(999_999).unwrap(), &ProfilePatch::default()).await.unwrap().is_none());
+
+    assert_eq!(s.settings(a).await.unwrap(), Settings::default());
+    let st = s.update_settings(a, &SettingsPatch { presence_to: Some(Audience::Nobody), matchable: Some(false), ..Default::default() }).await.unwrap();
+    assert_eq!((st.presence_to, st.matchable, st.dm_from), (Audience::Nobody, false, Audience::Everyone));
+    assert_eq!(s.settings(a).await.unwrap(), st);
+
+    let sealed = SealedPhone { cipher: "c1".into(), index: "i1".into(), masked: "138****5678".into() };
+    s.set_phone(a, &sealed).await.unwrap();
+    s.set_phone(a, &sealed).await.unwrap();
+    assert!(matches!(s.set_phone(b, &sealed).await, Err(CoreError::Conflict(_))), "the index is unique");
+    assert_eq!(s.sealed_phone(a).await.unwrap().as_deref(), Some("c1"));
+    assert_eq!(s.sealed_phone(b).await.unwrap(), None);
+    s.set_consent(a, &Consent { version: "v1".into(), at: 5 }).await.unwrap();
+    let acc = s.account(a).await.unwrap().unwrap();
+    assert_eq!((acc.phone_masked.as_deref(), acc.consent), (Some("138****5678"), Some(Consent { version: "v1".into(), at: 5 })));
+}
+
+async fn relations_blocks_and_contacts(s: &SqlStore) {
+    use jiebanke_chat_core::users::*;
+    let a = s.upsert_user(&id("rel-a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("rel-b"), "B", 1).await.unwrap().id;
+    let c = s.upsert_user(&id("rel-c"), "C", 1).await.unwrap().id;
+    let r = s.relations(a, &[b, c]).await.unwrap();
+    assert!(r.iter().all(|r| !r.blocked && !r.contacts && r.target_settings == Settings::default()));
+    assert_eq!(s.direct_between(a, b).await.unwrap(), None);
+    let d = s.direct_conversation(a, b, 1).await.unwrap().id;
+    assert_eq!(s.direct_between(b, a).await.unwrap(), Some(d));
+    let r = s.relations(a, &[b, c]).await.unwrap();
+    assert_eq!((r[0].contacts, r[1].contacts), (true, false));
+    assert!(s.block(b, a, 2).await.unwrap());
+    assert!(s.block(b, a, 3).await.unwrap(), "blocking again changes nothing");
+    assert!(!s.block(b, UserId::new(999_999).unwrap(), 3).await.unwrap());
+    assert!(s.relations(a, &[b]).await.unwrap()[0].blocked, "a block counts either way");
+    assert!(s.relations(b, &[a]).await.unwrap()[0].blocked);
+    s.block(b, c, 4).await.unwrap();
+    let page = s.blocks(b, None, 1).await.unwrap();
+    assert_eq!(page.len(), 1);
+    let rest = s.blocks(b, Some(page[0].user), 10).await.unwrap();
+    assert_eq!(page.iter().chain(&rest).map(|x| x.user).collect::<Vec<_>>(), vec![a.min(c), a.max(c)]);
+    assert!(s.unblock(b, a).await.unwrap());
+    assert!(!s.unblock(b, a).await.unwrap());
+    assert!(!s.relations(a, &[b]).await.unwrap()[0].blocked);
+}
+
+async fn recall_is_decided_once(s: &SqlStore) {
+    use jiebanke_chat_core::ports::Recall;
+    let a = s.upsert_user(&id("rc-a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("rc-b"), "B", 1).await.unwrap().id;
+    let d = s.direct_conversation(a, b, 1).await.unwrap().id;
+    s.append(&[new_msg(d, a, "rc-1", "oops"), new_msg(d, a, "rc-2", "old")], 1_000).await.unwrap();
+    let (one, two) = (Seq::new(1), Seq::new(2));
+    assert_eq!(s.recall(d, one, b, 0, 2_000).await.unwrap(), Recall::NotSender);
+    assert_eq!(s.recall(d, Seq::new(9), a, 0, 2_000).await.unwrap(), Recall::NoSuchMessage);
+    assert_eq!(s.recall(d, two, a, 1_001, 2_000).await.unwrap(), Recall::TooLate, "sent before the window");
+    assert_eq!(s.recall(d, one, a, 500, 2_000).await.unwrap(), Recall::Done);
+    assert_eq!(s.recall(d, one, a, 500, 2_001).await.unwrap(), Recall::Already);
+    let h = s.history(d, Seq::ZERO, 10).await.unwrap();
+    assert_eq!((h[0].body.clone(), h[1].body.kind()), (MessageBody::Recalled, "text"), "the tombstone keeps its seq");
+}
+
+async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
+    use jiebanke_chat_core::users::*;
+    let e = s.upsert_user(&id("er-e"), "E", 1).await.unwrap().id;
+    let f = s.upsert_user(&id("er-f"), "F", 1).await.unwrap().id;
+    let d = s.direct_conversation(e, f, 1).await.unwrap().id;
+    s.append(&[new_msg(d, e, "er-1", "mine"), new_msg(d, f, "er-2", "theirs")], 5).await.unwrap();
+    s.set_phone(e, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
+    s.block(e, f, 2).await.unwrap();
+    s.block(f, e, 2).await.unwrap();
+    assert_eq!(s.identity(e).await.unwrap(), Some(("dev".to_owned(), "er-e".to_owned())));
+    assert!(!s.identity_banned("idx-of-e").await.unwrap());
+    assert!(s.erase(e, Some("idx-of-e"), 9).await.unwrap());
+    assert!(!s.erase(e, None, 10).await.unwrap(), "once");
+    let p = s.profile(e).await.unwrap().unwrap();
+    assert_eq!((p.nickname.as_str(), p.erased), (ERASED_NICKNAME, true));
+    assert_eq!(s.sealed_phone(e).await.unwrap(), None);
+    assert!(s.user(e).await.unwrap().unwrap().erased);
+    assert_eq!(s.existing_users(&[e, f]).await.unwrap(), vec![f], "an erased user cannot be added anywhere");
+    assert!(s.blocks(f, None, 10).await.unwrap().is_empty(), "blocks either way are gone");
+    let h = s.history(d, Seq::ZERO, 10).await.unwrap();
+    assert_eq!((h[0].body.clone(), h[1].body.kind()), (MessageBody::Deleted, "text"), "only the erased user's messages");
+    assert_eq!(s.identity(e).await.unwrap(), None);
+    assert!(s.identity_banned("idx-of-e").await.unwrap());
+    // The same identity logs in as a new account; the phone's index is free again.
+    let again = s.upsert_user(&id("er-e"), "E2", 11).await.unwrap();
+    assert_ne!(again.id, e);
+    s.set_phone(again.id, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -282,7 +391,11 @@ both!(
     big_batches_have_dense_seqs,
     groups_change_members,
     orders_alerts_and_the_outbox,
-    moderation_bans_roles_and_tombstones
+    moderation_bans_roles_and_tombstones,
+    accounts_profile_settings_phone_consent,
+    relations_blocks_and_contacts,
+    recall_is_decided_once,
+    erase_unlinks_and_keeps_a_ban
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

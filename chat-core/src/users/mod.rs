@@ -116,6 +116,32 @@ impl UsersService {
         self.relations.blocks(me, after, limit).await
     }
 
+    /// The keyed hash of a login identity (what a ban survives an erase by).
+    fn identity_index(&self, provider: &str, subject: &str) -> String {
+        self.key.index("identity", &format!("{provider}:{subject}"))
+    }
+
+    /// Before a login: `Banned` for an identity whose banned account was erased.
+    pub async fn check_identity(&self, identity: &crate::model::Identity) -> Result<()> {
+        if self.accounts.identity_banned(&self.identity_index(identity.provider, &identity.subject)).await? {
+            return Err(CoreError::Banned);
+        }
+        Ok(())
+    }
+
+    /// Erases my account (PIPL's right to deletion): see `AccountStore::erase`. Every session of
+    /// mine on every node ends at once (close 4004), and no token issued before is accepted.
+    pub async fn erase(&self, me: UserId) -> Result<()> {
+        let (provider, subject) = self.accounts.identity(me).await?.ok_or_else(|| CoreError::NotFound("user".into()))?;
+        let banned = self.chat.user(me).await?.banned;
+        let index = banned.then(|| self.identity_index(&provider, &subject));
+        if !self.accounts.erase(me, index.as_deref(), crate::now_ms()).await? {
+            return Err(CoreError::NotFound("user".into()));
+        }
+        self.chat.account_erased(me).await;
+        Ok(())
+    }
+
     /// Everything stored about me, the phone number opened.
     pub async fn export(&self, me: UserId) -> Result<Export> {
         let account = self.account(me).await?;

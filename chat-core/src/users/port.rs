@@ -29,6 +29,17 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn sent_messages(&self, user: UserId, after: Option<(ConvId, Seq)>, limit: u32) -> Result<Vec<Message>>;
     /// Every conversation the user is in (for an export), oldest first.
     async fn all_conversations(&self, user: UserId) -> Result<Vec<Conversation>>;
+    /// The login identity (provider, subject) of an account not erased.
+    async fn identity(&self, user: UserId) -> Result<Option<(String, String)>>;
+    /// Erases the account in ONE transaction: the profile anonymized (`ERASED_NICKNAME`;
+    /// avatar, bio, tags, phone, consent, settings gone), blocks either way deleted, the
+    /// messages the user sent made tombstones (and their moderation excerpts emptied), the
+    /// login identity unlinked (its next login makes a new account), `erased_at` set. With
+    /// `banned_identity`, that keyed hash is kept so the identity stays banned. False if there
+    /// is no such account (or it was erased already).
+    async fn erase(&self, user: UserId, banned_identity: Option<&str>, now: i64) -> Result<bool>;
+    /// Whether the keyed hash of an identity is of one banned before its account was erased.
+    async fn identity_banned(&self, identity_index: &str) -> Result<bool>;
 }
 
 /// How two users stand to each other: blocks, shared conversations, the privacy settings that

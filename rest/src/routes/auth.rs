@@ -52,6 +52,7 @@ async fn login(
     }
     .ok_or_else(|| ApiError::invalid("login provider not enabled"))?;
     let identity = provider.exchange(&code).await?;
+    state.users.check_identity(&identity).await?;
     let user = state.chat.login(&identity).await?;
     let user = state.moderation.admit(&identity, user).await?;
     let (token, expires_at) = state.jwt.issue(user.id)?;

@@ -5,7 +5,7 @@
 use crate::api::{Page, PageQuery};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
-use crate::{AuthUser, RestState};
+use crate::{AccountOwner, AuthUser, RestState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
-        .routes(routes!(me, patch_me))
+        .routes(routes!(me, patch_me, erase))
         .routes(routes!(user))
         .routes(routes!(settings, patch_settings))
         .routes(routes!(blocks))
@@ -179,6 +179,18 @@ async fn patch_me(
     };
     state.users.update_profile(me, input).await?;
     Ok(Json(MeBody::from(&state.users.account(me).await?)))
+}
+
+/// Erases my account (PIPL's right to deletion): the profile anonymized (`已注销用户`), phone,
+/// settings, blocks and consent gone, the messages I sent made tombstones, the login identity
+/// unlinked (the next login with it makes a new account). Every session of mine on every node
+/// closes with 4004 `account_erased`; every token issued before is refused (401). A banned
+/// identity stays banned (a banned user may erase: the ban outlives the account).
+#[utoipa::path(delete, path = "/api/v1/me", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "erased")))]
+async fn erase(State(state): State<RestState>, AccountOwner(me): AccountOwner) -> Result<StatusCode, ApiError> {
+    state.users.erase(me).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn user_path(p: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError> {
@@ -364,10 +376,11 @@ pub struct ExportBody {
     messages: Vec<WireMessage>,
 }
 
-/// Everything stored about me, as JSON (PIPL's right of access).
+/// Everything stored about me, as JSON (PIPL's right of access). A banned user may still
+/// export (and erase).
 #[utoipa::path(get, path = "/api/v1/me/export", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = ExportBody)))]
-async fn export(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<Json<ExportBody>, ApiError> {
+async fn export(State(state): State<RestState>, AccountOwner(me): AccountOwner) -> Result<Json<ExportBody>, ApiError> {
     let Export { account, settings, phone, blocks, conversations, messages } = state.users.export(me).await?;
     Ok(Json(ExportBody {
         exported_at: jiebanke_chat_core::now_ms(),
