@@ -11,7 +11,7 @@ use jiebanke_chat_core::commit::Committer;
 use jiebanke_chat_core::events::{local_relay, run_relay, AlertService, EventHandler, RelayStats};
 use jiebanke_chat_core::matching::{run_expiry, MatchPool, MatchService, MemoryMatchPool};
 use jiebanke_chat_core::moderation::{parse_word_list, ModerationService, WordFilter};
-use jiebanke_chat_core::ports::{Bus, OpsStore, RelayFn, Store};
+use jiebanke_chat_core::ports::{Bus, OutboxStore, RelayFn, Store};
 use jiebanke_cluster::{AmqpLink, RedisCluster};
 use jiebanke_gateway::hub::Hub;
 use jiebanke_gateway::metrics::Metrics;
@@ -75,18 +75,17 @@ impl Application {
         let chat = Arc::new(chat);
 
         // Durable events: the outbox, its relay, and what consumes them.
-        let ops: Arc<dyn OpsStore> = store_arc.clone();
         let wake = Arc::new(tokio::sync::Notify::new());
         let words = match &config.banned_words_file {
             Some(path) => read_words(path)?,
             None => Vec::new(),
         };
         let filter = Arc::new(WordFilter::new(words).map_err(|e| anyhow::anyhow!("JBK_BANNED_WORDS_FILE: {e}"))?);
-        let handler = Arc::new(EventHandler::new(ops.clone(), bus.clone()));
-        let alerts = Arc::new(AlertService::new(ops.clone(), store_arc.clone(), wake.clone()));
+        let handler = Arc::new(EventHandler::new(store_arc.clone(), bus.clone()));
+        let alerts = Arc::new(AlertService::new(store_arc.clone(), store_arc.clone(), store_arc.clone(), wake.clone()));
         let moderation = Arc::new(ModerationService::new(
             store_arc.clone(),
-            ops.clone(),
+            store_arc.clone(),
             bus.clone(),
             filter.clone(),
             wake.clone(),
@@ -137,8 +136,8 @@ impl Application {
             None => local_relay(handler.clone()),
         };
         let relay_stats = Arc::new(RelayStats::default());
-        let mut background = vec![tokio::spawn(run_relay(ops.clone(), relay, wake.clone(), config.outbox_poll, relay_stats))];
-        background.push(tokio::spawn(outbox_gauges(ops.clone(), metrics.clone())));
+        let mut background = vec![tokio::spawn(run_relay(store_arc.clone(), relay, wake.clone(), config.outbox_poll, relay_stats))];
+        background.push(tokio::spawn(outbox_gauges(store_arc.clone(), metrics.clone())));
         background.push(tokio::spawn(run_expiry(matching.clone(), Duration::from_secs(1), shutdown.clone().cancelled_owned())));
         #[cfg(unix)]
         if let Some(path) = config.banned_words_file.clone() {
@@ -190,6 +189,7 @@ impl Application {
             moderation.clone(),
             Arc::new(data_key),
             config.privacy_version.clone(),
+            config.zone.clone(),
         ));
         let blobs: Arc<dyn jiebanke_chat_core::uploads::BlobStore> = Arc::new(match &config.s3 {
             Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
@@ -328,7 +328,7 @@ fn read_words(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Keeps `jbk_outbox_pending` and `jbk_outbox_dead` current.
-async fn outbox_gauges(ops: Arc<dyn OpsStore>, metrics: Arc<Metrics>) {
+async fn outbox_gauges(ops: Arc<dyn OutboxStore>, metrics: Arc<Metrics>) {
     let pending = prometheus_client::metrics::gauge::Gauge::<i64>::default();
     let dead = prometheus_client::metrics::gauge::Gauge::<i64>::default();
     metrics.with_registry(|reg| {

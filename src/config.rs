@@ -95,6 +95,10 @@ pub struct ServeArgs {
     pub s3_access_key_id: Option<String>,
     #[arg(long, env = "JBK_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub s3_secret_access_key: Option<String>,
+    /// The business timezone (IANA name): what "today" and "this year" mean (birth years now,
+    /// delivery days later). The tz database is compiled in.
+    #[arg(long, env = "JBK_TIMEZONE", default_value = "Asia/Shanghai")]
+    pub timezone: String,
     /// The privacy policy version users must accept (the login answer says if they have).
     #[arg(long, env = "JBK_PRIVACY_VERSION", default_value = "2026-11-01")]
     pub privacy_version: String,
@@ -234,6 +238,7 @@ pub struct Config {
     /// The data key's base64 (checked); `None` in development: generated into the data dir.
     pub data_key: Option<Secret>,
     pub privacy_version: String,
+    pub zone: jiebanke_chat_core::BusinessZone,
     /// Object storage for uploads; `None`: the data dir.
     pub s3: Option<jiebanke_storage::S3Config>,
     pub token_ttl: Duration,
@@ -285,6 +290,7 @@ impl Config {
             jwt_secret: None,
             data_key: None,
             privacy_version: "2026-11-01".into(),
+            zone: jiebanke_chat_core::BusinessZone::shanghai(),
             s3: None,
             token_ttl: Duration::from_secs(3600),
             dev_login: true,
@@ -373,6 +379,7 @@ impl Config {
         if let Some(k) = &a.data_key {
             jiebanke_chat_core::users::DataKey::from_base64(k).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}"))?;
         }
+        let zone = business_zone(&a.timezone)?;
         let s3 = match (a.s3_bucket, a.s3_endpoint) {
             (Some(bucket), Some(endpoint)) => {
                 if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
@@ -457,6 +464,7 @@ impl Config {
             jwt_secret: a.jwt_secret.map(Secret::new),
             data_key: a.data_key.map(Secret::new),
             privacy_version: a.privacy_version,
+            zone,
             s3,
             token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
             dev_login,
@@ -503,4 +511,13 @@ pub fn parse_admins(s: &str) -> anyhow::Result<Vec<(String, String)>> {
         }
     }
     Ok(out)
+}
+
+/// The business timezone from its IANA name, with the bundled tz database.
+pub fn business_zone(name: &str) -> anyhow::Result<jiebanke_chat_core::BusinessZone> {
+    let tz = jiff::tz::TimeZone::get(name).map_err(|e| anyhow::anyhow!("JBK_TIMEZONE {name:?}: {e}"))?;
+    Ok(jiebanke_chat_core::BusinessZone::new(name, move |ms| {
+        let at = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        i64::from(tz.to_offset(at).seconds()) * 1000
+    }))
 }

@@ -123,7 +123,7 @@ async fn every_documented_route_has_its_row() {
     let r = http.put(format!("{base}/api/v1/me/blocks/{}", blocked.id)).bearer_auth(&user.token).send().await.unwrap();
     assert_eq!(r.status(), 204);
     // A photo of the user's (a minimal PNG header is not enough: a real 1x1 PNG).
-    let png = one_pixel_png();
+    let png = images::one_pixel_png();
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(png).file_name("p.png"));
     let r = http.post(format!("{base}/api/v1/uploads")).bearer_auth(&user.token).multipart(form).send().await.unwrap();
     assert_eq!(r.status(), 201);
@@ -207,28 +207,3 @@ async fn eventually_alert(http: &reqwest::Client, base: &str, token: &str) -> St
     panic!("no alert recorded");
 }
 
-fn one_pixel_png() -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in data {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
-    }
-    let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    for (kind, data) in [
-        (*b"IHDR", vec![0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]),
-        (*b"IDAT", vec![0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]),
-        (*b"IEND", vec![]),
-    ] {
-        v.extend((data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend(&data);
-        v.extend(&body);
-        v.extend(crc32(&body).to_be_bytes());
-    }
-    v
-}

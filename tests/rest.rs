@@ -210,6 +210,15 @@ fn production_refuses_the_dev_login_and_insecure_settings() {
     assert!(dev.dev_login);
     assert_eq!(dev.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(dev.gateway.max_frame_bytes, 64 * 1024);
+    let e = serve_args(&[("JBK_TIMEZONE", "Mars/Olympus_Mons")]).unwrap_err();
+    assert!(e.to_string().contains("JBK_TIMEZONE"), "{e}");
+    assert_eq!(dev.zone.name(), "Asia/Shanghai");
+    // The compiled-in tz database knows daylight saving: New York is UTC-4 in July, UTC-5 in
+    // January; the local day of 2026-07-01T02:00Z there is still June 30.
+    let ny = jiebanke::config::business_zone("America/New_York").unwrap();
+    let july_1_2am_utc = 1_782_871_200_000;
+    assert_eq!(ny.day(july_1_2am_utc), july_1_2am_utc / 86_400_000 - 1);
+    assert_eq!(ny.year(1_767_229_200_000), 2025, "2026-01-01T01:00Z is still 2025 in New York (UTC-5)");
     let e = serve_args(&[("JBK_MSG_RATE", "0")]).unwrap_err();
     assert!(e.to_string().contains("JBK_MSG_RATE"));
 }

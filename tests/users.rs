@@ -105,8 +105,14 @@ async fn profile_and_settings(db: Db) {
     as_.send(json!({"type":"presence_subscribe","id":1,"users":[b.id]})).await;
     assert_eq!(as_.recv_type("presence").await["online"], true, "a contact sees b");
 
-    // Blocks: b blocks a; the direct conversation closes both ways, presence is hidden.
+    // Blocks: b blocks a; the direct conversation closes both ways, presence is hidden (a's
+    // live watch of b ends at once, with b reported offline).
     assert_eq!(put(http, format!("{base}/api/v1/me/blocks/{}", a.id), &b.token, None).await.0, 204);
+    let p = as_.recv_type("presence").await;
+    assert_eq!((p["user"].as_str(), p["online"].as_bool(), p["last_seen"].is_null()), (Some(b.id.as_str()), Some(false), true), "{p}");
+    drop(bs); // b goes offline...
+    let mut bs = connect(app.addr, &b.token, Proto::Json).await; // ...and online again
+    as_.expect_silence(Duration::from_millis(400)).await; // neither reaches a
     assert_eq!(put(http, format!("{base}/api/v1/me/blocks/{}", b.id), &b.token, None).await.0, 422, "not myself");
     assert_eq!(put(http, format!("{base}/api/v1/me/blocks/999999"), &b.token, None).await.0, 404);
     as_.send(json!({"type":"send","id":2,"conv":dm,"cmid":"blocked-1","body":{"kind":"text","text":"hi"}})).await;
@@ -127,6 +133,13 @@ async fn profile_and_settings(db: Db) {
     assert_eq!(delete(http, format!("{base}/api/v1/me/blocks/{}", a.id), &b.token).await, 404);
     let sent = as_.say(5, &dm, "after-unblock", "hello again").await;
     assert_eq!(sent["type"], "ack", "{sent}");
+    // Unblocked, a subscribes again and watches b live again.
+    as_.send(json!({"type":"presence_subscribe","id":6,"users":[b.id]})).await;
+    assert_eq!(as_.recv_type("presence").await["online"], true);
+    drop(bs);
+    let p = as_.recv_type("presence").await;
+    assert_eq!((p["online"].as_bool(), p["last_seen"].is_i64()), (Some(false), true), "b went offline, seen live: {p}");
+    let bs = connect(app.addr, &b.token, Proto::Json).await;
 
     // matchable = false: matching is refused.
     patch(http, format!("{base}/api/v1/me/settings"), &c.token, json!({"matchable": false})).await;

@@ -121,6 +121,13 @@ impl ChatService {
             .collect())
     }
 
+    /// Whatever the change, a live watch across it stops: if the two may see each other again,
+    /// the client's next `presence_subscribe` (after every reconnect) finds it out.
+    fn relation_changed_presence(&self, a: UserId, b: UserId) {
+        self.bus.publish(Event::PresenceHidden { watcher: a, user: b });
+        self.bus.publish(Event::PresenceHidden { watcher: b, user: a });
+    }
+
     /// An account was erased: its sessions end on every node, and the member caches of its
     /// conversations are read again.
     pub async fn account_erased(&self, user: UserId) {
@@ -153,6 +160,7 @@ impl ChatService {
     /// A block between `a` and `b` was made or lifted: their direct conversation (if any) is
     /// read again by every node.
     pub async fn relation_changed(&self, a: UserId, b: UserId) {
+        self.relation_changed_presence(a, b);
         match self.store.direct_between(a, b).await {
             Ok(Some(conv)) => self.forget_members(conv),
             Ok(None) => {}

@@ -11,7 +11,7 @@
 use crate::error::{CoreError, Result};
 use crate::ids::{EventId, UserId};
 use crate::model::*;
-use crate::ports::{Bus, Event, OpsStore, RelayFn, UserStore};
+use crate::ports::{AlertStore, Bus, Event, OrderStore, OutboxStore, RelayFn, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -24,12 +24,12 @@ pub const MAX_PENDING_ON_CONNECT: u32 = 500;
 
 /// What every consumer of durable events runs.
 pub struct EventHandler {
-    store: Arc<dyn OpsStore>,
+    store: Arc<dyn AlertStore>,
     bus: Arc<dyn Bus>,
 }
 
 impl EventHandler {
-    pub fn new(store: Arc<dyn OpsStore>, bus: Arc<dyn Bus>) -> Self {
+    pub fn new(store: Arc<dyn AlertStore>, bus: Arc<dyn Bus>) -> Self {
         Self { store, bus }
     }
 
@@ -86,7 +86,7 @@ pub struct RelayStats {
 /// Drains the outbox through `relay` until the task is aborted: at once when `wake` fires (an
 /// event was written here), at least every `poll` (events written on other nodes), and with a
 /// growing pause after a failure (broker or database down: the outbox keeps the events).
-pub async fn run_relay(store: Arc<dyn OpsStore>, relay: Arc<RelayFn>, wake: Arc<Notify>, poll: Duration, stats: Arc<RelayStats>) {
+pub async fn run_relay(store: Arc<dyn OutboxStore>, relay: Arc<RelayFn>, wake: Arc<Notify>, poll: Duration, stats: Arc<RelayStats>) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -112,15 +112,16 @@ pub async fn run_relay(store: Arc<dyn OpsStore>, relay: Arc<RelayFn>, wake: Arc<
 
 /// Merchants' order alerts.
 pub struct AlertService {
-    store: Arc<dyn OpsStore>,
+    orders: Arc<dyn OrderStore>,
+    store: Arc<dyn AlertStore>,
     users: Arc<dyn UserStore>,
     wake: Arc<Notify>,
 }
 
 impl AlertService {
     /// `wake` is the relay's: it fires when an event was written.
-    pub fn new(store: Arc<dyn OpsStore>, users: Arc<dyn UserStore>, wake: Arc<Notify>) -> Self {
-        Self { store, users, wake }
+    pub fn new(orders: Arc<dyn OrderStore>, store: Arc<dyn AlertStore>, users: Arc<dyn UserStore>, wake: Arc<Notify>) -> Self {
+        Self { orders, store, users, wake }
     }
 
     /// Records a paid order; its alert reaches the merchant through the outbox.
@@ -131,7 +132,7 @@ impl AlertService {
         if let Some(missing) = need.iter().find(|u| !found.contains(u)) {
             return Err(CoreError::NotFound(format!("user {missing}")));
         }
-        let order = self.store.create_paid_order(&order, crate::now_ms()).await?;
+        let order = self.orders.create_paid_order(&order, crate::now_ms()).await?;
         self.wake.notify_one();
         Ok(order)
     }

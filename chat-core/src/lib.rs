@@ -38,6 +38,68 @@ pub use error::{CoreError, FieldProblem};
 pub use ids::{ClientMsgId, ConvId, EventId, ModerationId, OrderId, Seq, SessionId, UserId};
 pub use model::*;
 
+/// The business timezone (`JBK_TIMEZONE`, default Asia/Shanghai): what "today" and "this year"
+/// mean for the product. Built at the edge (the root crate reads the zone from the tz database);
+/// the domain only asks for the UTC offset in effect at an instant.
+#[derive(Clone)]
+pub struct BusinessZone {
+    name: std::sync::Arc<str>,
+    offset_ms: std::sync::Arc<dyn Fn(i64) -> i64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for BusinessZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BusinessZone({})", self.name)
+    }
+}
+
+impl BusinessZone {
+    /// `offset_ms(t)`: the zone's UTC offset, in ms, at the instant `t` (ms since the epoch).
+    pub fn new(name: &str, offset_ms: impl Fn(i64) -> i64 + Send + Sync + 'static) -> Self {
+        BusinessZone { name: name.into(), offset_ms: std::sync::Arc::new(offset_ms) }
+    }
+    /// Asia/Shanghai (UTC+8 all year: no daylight saving since 1991).
+    pub fn shanghai() -> Self {
+        Self::new("Asia/Shanghai", |_| 8 * 3_600_000)
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The local calendar day of an instant, as days since 1970-01-01.
+    pub fn day(&self, ms: i64) -> i64 {
+        (ms + (self.offset_ms)(ms)).div_euclid(86_400_000)
+    }
+    /// The local calendar year of an instant.
+    pub fn year(&self, ms: i64) -> i64 {
+        // Civil-from-days (Howard Hinnant's algorithm).
+        let z = self.day(ms) + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        yoe + era * 400 + if m <= 2 { 1 } else { 0 }
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::BusinessZone;
+
+    #[test]
+    fn local_days_and_years() {
+        let z = BusinessZone::shanghai();
+        // 2026-12-31T16:00:00Z is 2027-01-01 00:00 in Shanghai.
+        let t = 1_798_732_800_000;
+        assert_eq!(z.year(t - 1), 2026);
+        assert_eq!(z.year(t), 2027);
+        assert_eq!(BusinessZone::new("UTC", |_| 0).year(t), 2026);
+        assert_eq!(z.day(0), 0);
+        assert_eq!(BusinessZone::new("UTC-1", |_| -3_600_000).day(0), -1);
+    }
+}
+
 /// Milliseconds since the Unix epoch, the one clock of the domain.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

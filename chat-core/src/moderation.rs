@@ -8,7 +8,7 @@
 use crate::error::{CoreError, Result};
 use crate::ids::{ConvId, ModerationId, Seq, UserId};
 use crate::model::*;
-use crate::ports::{Bus, Event, OpsStore, Store};
+use crate::ports::{Bus, Event, ModerationStore, Store};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
@@ -105,7 +105,7 @@ pub fn parse_word_list(text: &str) -> Vec<String> {
 /// The moderation use cases.
 pub struct ModerationService {
     store: Arc<dyn Store>,
-    ops: Arc<dyn OpsStore>,
+    ops: Arc<dyn ModerationStore>,
     bus: Arc<dyn Bus>,
     filter: Arc<WordFilter>,
     wake: Arc<Notify>,
@@ -116,7 +116,7 @@ pub struct ModerationService {
 impl ModerationService {
     pub fn new(
         store: Arc<dyn Store>,
-        ops: Arc<dyn OpsStore>,
+        ops: Arc<dyn ModerationStore>,
         bus: Arc<dyn Bus>,
         filter: Arc<WordFilter>,
         wake: Arc<Notify>,

@@ -90,11 +90,16 @@ pub enum Recall {
     TooLate,
 }
 
-/// Orders, alerts, moderation and the outbox: the durable events and what they change.
+/// Orders. Every change writes its durable event in its own transaction (the outbox).
 #[async_trait]
-pub trait OpsStore: Send + Sync + 'static {
+pub trait OrderStore: Send + Sync + 'static {
     /// Records a paid order and its `order.paid` event in ONE transaction.
     async fn create_paid_order(&self, order: &NewOrder, now: i64) -> Result<Order>;
+}
+
+/// Merchants' order alerts.
+#[async_trait]
+pub trait AlertStore: Send + Sync + 'static {
     /// The alert of `event` for `order.merchant`, created if it does not exist (a second call
     /// with the same event returns the first alert, acked or not).
     async fn record_alert(&self, event: EventId, order: &Order, now: i64) -> Result<OrderAlert>;
@@ -106,7 +111,11 @@ pub trait OpsStore: Send + Sync + 'static {
     async fn session_check(&self, user: UserId) -> Result<SessionCheck>;
     /// Marks the merchant's alert acked; false if the merchant has no such alert.
     async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool>;
+}
 
+/// Moderation: items (each with its `moderation.created` event), tombstones, bans, roles.
+#[async_trait]
+pub trait ModerationStore: Send + Sync + 'static {
     /// One message, tombstone or not.
     async fn message(&self, conv: ConvId, seq: Seq) -> Result<Option<Message>>;
     /// Stores a moderation item and its `moderation.created` event in ONE transaction.
@@ -119,7 +128,11 @@ pub trait OpsStore: Send + Sync + 'static {
     async fn set_banned(&self, user: UserId, banned: bool, now: i64) -> Result<bool>;
     /// Grants or revokes the admin role; false if the user does not exist.
     async fn set_admin(&self, user: UserId, admin: bool) -> Result<bool>;
+}
 
+/// The transactional outbox: the durable events the other stores wrote, relayed.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Hands the oldest events not yet relayed (at most `limit`) to `relay` and records what it
     /// says of each: `Ok(None)` relayed, `Ok(Some(why))` dead (never retried, kept for an
     /// operator). If `relay` fails, nothing is recorded and the events come again next time.
@@ -130,7 +143,7 @@ pub trait OpsStore: Send + Sync + 'static {
     async fn outbox_counts(&self) -> Result<OutboxCounts>;
 }
 
-/// What `OpsStore::relay_outbox` calls with a batch of events.
+/// What `OutboxStore::relay_outbox` calls with a batch of events.
 pub type RelayFn = dyn Fn(Vec<OutboxEvent>) -> BoxFuture<'static, Result<Verdicts>> + Send + Sync;
 
 /// What a relay says of each event it was handed: `None` relayed, `Some(why)` dead.
@@ -195,6 +208,9 @@ pub enum Event {
     /// An admin deleted a message, or (`recalled`) its sender recalled it: the members replace
     /// it with a tombstone.
     MessageDeleted { members: Arc<[UserId]>, conv: ConvId, seq: Seq, recalled: bool },
+    /// `user`'s presence is now hidden from `watcher` (a block between them): `watcher`'s
+    /// sessions stop watching `user` and are told `user` is offline, with no last_seen.
+    PresenceHidden { watcher: UserId, user: UserId },
     /// The user erased their account: every session of theirs, on every node, is closed (with
     /// a close code of its own, not the ban's).
     Erased { user: UserId },

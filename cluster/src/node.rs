@@ -463,6 +463,7 @@ impl RedisCluster {
             | Event::MatchProposal { .. }
             | Event::MatchExpired { .. }
             | Event::Erased { .. }
+            | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
                 if let Some(sink) = self.sink() {
                     sink.deliver(&got.event)
@@ -749,6 +750,7 @@ impl RedisCluster {
                 | Event::MatchProposal { .. }
                 | Event::MatchExpired { .. }
                 | Event::Erased { .. }
+            | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
                     let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
                     for m in audience(ev).iter() {
@@ -889,6 +891,7 @@ fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
         | Event::MessageDeleted { members, .. } => Cow::Borrowed(members),
         Event::OrderAlert { alert } => Cow::Borrowed(std::slice::from_ref(&alert.merchant)),
         Event::Banned { user } | Event::Erased { user } => Cow::Borrowed(std::slice::from_ref(user)),
+        Event::PresenceHidden { watcher, .. } => Cow::Borrowed(std::slice::from_ref(watcher)),
         Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
         Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),
         _ => Cow::Borrowed(&[]),

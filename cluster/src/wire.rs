@@ -43,6 +43,7 @@ pub enum WireEvent {
     Deleted { to: Vec<i64>, conv: i64, seq: u64, #[serde(default)] recalled: bool },
     Banned { user: i64 },
     Erased { user: i64 },
+    PresenceHidden { watcher: i64, user: i64 },
     Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
     MatchExpired { request: WireMatchRequest },
 }
@@ -132,6 +133,7 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
         Event::MessageDeleted { conv, seq, recalled, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get(), recalled: *recalled },
         Event::Banned { user } => WireEvent::Banned { user: user.get() },
         Event::Erased { user } => WireEvent::Erased { user: user.get() },
+        Event::PresenceHidden { watcher, user } => WireEvent::PresenceHidden { watcher: watcher.get(), user: user.get() },
         Event::MatchProposal { proposal: p } => WireEvent::Proposal {
             id: p.id.get(),
             conv: p.conv.get(),
@@ -222,6 +224,7 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
         }
         WireEvent::Banned { user: u } => Event::Banned { user: user(u)? },
         WireEvent::Erased { user: u } => Event::Erased { user: user(u)? },
+        WireEvent::PresenceHidden { watcher, user: u } => Event::PresenceHidden { watcher: user(watcher)?, user: user(u)? },
         WireEvent::Proposal { id, conv: c, created_at, from, to, waited, found } => Event::MatchProposal {
             proposal: Arc::new(Proposal {
                 id: MatchId::from_raw(id),

@@ -469,6 +469,25 @@ impl EventSink for Hub {
                     }
                 }
             }
+            Event::PresenceHidden { watcher, user } => {
+                let mut dropped = Vec::new();
+                self.watchers.remove_if_mut(user, |_, list| {
+                    list.retain(|s| {
+                        let keep = s.user != *watcher;
+                        if !keep {
+                            dropped.push(s.clone());
+                        }
+                        keep
+                    });
+                    list.is_empty()
+                });
+                if !dropped.is_empty() {
+                    let frame = Arc::new(Outbound::new(ServerFrame::Presence { user: user.to_string(), online: false, last_seen: None }));
+                    for s in dropped {
+                        s.push(frame.clone());
+                    }
+                }
+            }
             Event::Erased { user } => {
                 if let Some(list) = self.sessions.get(user).map(|l| l.clone()) {
                     for s in list {

@@ -437,7 +437,9 @@ impl Session {
             self.queue(ServerFrame::error(id, "invalid", format!("a session watches at most {max} users")));
             return;
         }
-        for u in &new {
+        // Every shown user is watched at the hub (idempotent), not only the new ones: a block
+        // may have dropped a watch this session still lists.
+        for u in &shown {
             self.gw.hub.watch(*u, self.shared.clone());
         }
         self.watched.extend(new.iter().copied());

@@ -8,19 +8,23 @@
 //! - `accounts`: `SqlStore` as `AccountStore` and `RelationStore` (the users area).
 //! - `blobs`: `ObjectBlobs` (a `BlobStore` on a directory or S3-compatible storage, through
 //!   `object_store`) and `SqlStore` as `UploadStore`.
-//! - `ops`: `SqlStore` as `OpsStore`: orders, alerts, moderation, the transactional outbox.
+//! - `orders`: `OrderStore` and `AlertStore`. `moderation`: `ModerationStore`. `outbox`:
+//!   `OutboxStore`, `SqlStore::write_event` (an event row in its change's transaction) and the
+//!   payload codec.
 //! - `testing`: a throwaway MySQL database per test.
 
 mod accounts;
 mod blobs;
 mod db;
-mod ops;
+mod moderation;
+mod orders;
+mod outbox;
 mod store;
 pub mod testing;
 
 pub use blobs::{ObjectBlobs, S3Config};
 pub use db::{Dialect, SqlStore, SqliteSync, StoreOptions};
-pub use ops::{decode_event, encode_event};
+pub use outbox::{decode_event, encode_event};
 
 /// The storage crate's one error type.
 #[derive(Debug, thiserror::Error)]

@@ -80,6 +80,14 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 impl SqlStore {
+    /// The id the transaction's last `INSERT` generated.
+    pub(crate) async fn insert_id(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, res: sqlx::any::AnyQueryResult) -> Result<i64, StorageError> {
+        Ok(match res.last_insert_id() {
+            Some(id) => id,
+            None => sqlx::query(self.dialect.last_insert_id()).fetch_one(&mut **tx).await?.try_get::<i64, _>(0)?,
+        })
+    }
+
     /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads first could not upgrade to a writer if
     /// another connection wrote meanwhile (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait

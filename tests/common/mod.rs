@@ -2,6 +2,8 @@
 //! for kill -9 and SIGTERM), a real HTTP client and a real WebSocket client.
 #![allow(dead_code)]
 
+pub mod images;
+
 use futures_util::{SinkExt, StreamExt};
 use jiebanke::{Application, Config};
 use jiebanke_storage::testing::TestMySql;

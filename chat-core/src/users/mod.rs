@@ -31,6 +31,7 @@ pub struct UsersService {
     moderation: Arc<ModerationService>,
     key: Arc<DataKey>,
     privacy_version: String,
+    zone: crate::BusinessZone,
 }
 
 impl UsersService {
@@ -41,8 +42,9 @@ impl UsersService {
         moderation: Arc<ModerationService>,
         key: Arc<DataKey>,
         privacy_version: String,
+        zone: crate::BusinessZone,
     ) -> Self {
-        UsersService { accounts, relations, chat, moderation, key, privacy_version }
+        UsersService { accounts, relations, chat, moderation, key, privacy_version, zone }
     }
 
     /// The privacy policy version users are asked to accept (`JBK_PRIVACY_VERSION`).
@@ -60,7 +62,7 @@ impl UsersService {
     }
 
     pub async fn update_profile(&self, me: UserId, input: rules::ProfileInput) -> Result<Profile> {
-        let patch = rules::profile_patch(input, self.moderation.filter(), this_year())?;
+        let patch = rules::profile_patch(input, self.moderation.filter(), self.zone.year(crate::now_ms()))?;
         self.accounts.update_profile(me, &patch).await?.ok_or_else(|| CoreError::NotFound("user".into()))
     }
 
@@ -177,26 +179,3 @@ impl UsersService {
     }
 }
 
-/// The current year in UTC+8 (the product's business timezone is Asia/Shanghai, which has no
-/// daylight saving), for the birth-year bound.
-fn this_year() -> i64 {
-    let days = (crate::now_ms() + 8 * 3_600_000).div_euclid(86_400_000);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    yoe + era * 400 + if m <= 2 { 1 } else { 0 }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn this_year_is_plausible() {
-        let y = super::this_year();
-        assert!((2024..2100).contains(&y), "{y}");
-    }
-}

@@ -1,0 +1,241 @@
+//! The transactional outbox: every durable event is a row written in the transaction of the
+//! change it announces (`SqlStore::write_event`, the one way events are written), relayed by
+//! `OutboxStore::relay_outbox`; and the payload codec (JSON, ids as numbers).
+
+use crate::store::{corrupt, placeholders};
+use crate::{Dialect, SqlStore, StorageError};
+use jiebanke_chat_core::ports::{OutboxCounts, OutboxStore, RelayFn, Verdicts};
+use serde_json::{json, Value};
+use async_trait::async_trait;
+use jiebanke_chat_core::error::Result;
+use jiebanke_chat_core::*;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+const STATE_PENDING: i64 = 0;
+const STATE_SENT: i64 = 1;
+const STATE_DEAD: i64 = 2;
+
+/// The outbox payload of an event (JSON, ids as numbers).
+pub fn encode_event(ev: &DurableEvent) -> String {
+    match ev {
+        DurableEvent::OrderPaid(o) => json!({
+            "order": o.id.get(), "merchant": o.merchant.get(), "buyer": o.buyer.map(|b| b.get()),
+            "item": o.item, "amount_fen": o.amount_fen, "paid_at": o.paid_at,
+        }),
+        DurableEvent::ModerationCreated(m) => json!({
+            "item": m.id.get(), "kind": m.kind.as_str(), "conv": m.conv.get(), "seq": m.seq.get(),
+            "author": m.author.get(), "reporter": m.reporter.map(|r| r.get()), "reason": m.reason,
+            "words": m.words, "excerpt": m.excerpt, "created_at": m.created_at,
+        }),
+    }
+    .to_string()
+}
+
+/// Parses an outbox row's topic and payload back into the event.
+pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> {
+    let v: Value = serde_json::from_str(payload).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let int = |k: &str| v.get(k).and_then(Value::as_i64).ok_or_else(|| format!("`{k}` missing or not an integer"));
+    let opt = |k: &str| v.get(k).and_then(Value::as_i64);
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("`{k}` missing"));
+    let user = |raw: i64| UserId::new(raw).map_err(|e| e.to_string());
+    match topic {
+        "order.paid" => Ok(DurableEvent::OrderPaid(Order {
+            id: OrderId::new(int("order")?).map_err(|e| e.to_string())?,
+            merchant: user(int("merchant")?)?,
+            buyer: opt("buyer").map(user).transpose()?,
+            item: text("item")?,
+            amount_fen: int("amount_fen")?,
+            paid_at: int("paid_at")?,
+        })),
+        "moderation.created" => Ok(DurableEvent::ModerationCreated(ModerationItem {
+            id: ModerationId::new(int("item")?).map_err(|e| e.to_string())?,
+            kind: ModerationKind::parse(&text("kind")?).map_err(|e| e.to_string())?,
+            conv: ConvId::new(int("conv")?).map_err(|e| e.to_string())?,
+            seq: Seq::new(int("seq")? as u64),
+            author: user(int("author")?)?,
+            reporter: opt("reporter").map(user).transpose()?,
+            reason: text("reason")?,
+            words: v
+                .get("words")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            excerpt: text("excerpt")?,
+            created_at: int("created_at")?,
+        })),
+        other => Err(format!("unknown topic {other}")),
+    }
+}
+
+impl SqlStore {
+    /// Writes `ev` into the outbox inside `tx`, the transaction of the change it announces: the
+    /// change and its event commit together or not at all. Every port that makes a durable
+    /// event goes through here.
+    pub(crate) async fn write_event(&self, tx: &mut sqlx::Transaction<'static, sqlx::Any>, ev: &DurableEvent, now: i64) -> Result<(), StorageError> {
+        sqlx::query("INSERT INTO outbox (topic, payload, created_at, state) VALUES (?, ?, ?, 0)")
+            .bind(ev.topic())
+            .bind(encode_event(ev))
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Records the relay's verdicts: relayed rows leave the queue, dead ones too (with why).
+async fn record_verdicts(conn: &mut sqlx::AnyConnection, verdicts: &Verdicts, now: i64) -> Result<(), StorageError> {
+    let sent: Vec<i64> = verdicts.iter().filter(|(_, e)| e.is_none()).map(|(id, _)| id.get()).collect();
+    for chunk in sent.chunks(100) {
+        let sql = format!("UPDATE outbox SET state = {STATE_SENT}, done_at = ? WHERE id IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for (id, why) in verdicts {
+        if let Some(why) = why {
+            let why: String = why.chars().take(900).collect();
+            sqlx::query(AssertSqlSafe(format!("UPDATE outbox SET state = {STATE_DEAD}, done_at = ?, error = ? WHERE id = ?")))
+                .bind(now)
+                .bind(why)
+                .bind(id.get())
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows of the outbox as events; undecodable rows are returned apart, to be dead-lettered.
+fn outbox_rows(rows: &[AnyRow]) -> Result<(Vec<OutboxEvent>, Verdicts), StorageError> {
+    let mut events = Vec::with_capacity(rows.len());
+    let mut bad = Vec::new();
+    for row in rows {
+        let id = EventId::new(row.try_get("id")?).map_err(|_| corrupt("event id"))?;
+        let topic: String = row.try_get("topic")?;
+        let payload: String = row.try_get("payload")?;
+        match decode_event(&topic, &payload) {
+            Ok(event) => events.push(OutboxEvent { id, event }),
+            Err(why) => bad.push((id, Some(why))),
+        }
+    }
+    Ok((events, bad))
+}
+
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn relay_outbox(&self, limit: u32, relay: &RelayFn) -> Result<usize> {
+        let select = "SELECT id, topic, payload FROM outbox WHERE state = 0 ORDER BY id LIMIT ?";
+        let now = jiebanke_chat_core::now_ms();
+        let run = async {
+            match self.dialect {
+                // One process owns a SQLite file, and the in-process handler writes while the
+                // batch is out: no transaction is held across `relay`.
+                Dialect::Sqlite => {
+                    let rows = sqlx::query(select).bind(limit as i64).fetch_all(&self.pool).await?;
+                    let (events, mut outcome) = outbox_rows(&rows)?;
+                    let n = rows.len();
+                    if !events.is_empty() {
+                        match relay(events).await {
+                            Ok(o) => outcome.extend(o),
+                            Err(e) => return Ok(Err(e)),
+                        }
+                    }
+                    let mut conn = self.pool.acquire().await?;
+                    record_verdicts(&mut conn, &outcome, now).await?;
+                    Ok(Ok(n))
+                }
+                // Nodes relay side by side: each locks the rows it hands over and skips the
+                // rows another node holds, until its verdicts are committed.
+                Dialect::MySql => {
+                    // READ COMMITTED: the batch's rows are locked, but no gap after them, so
+                    // orders committing meanwhile never wait for the broker's confirms.
+                    let mut conn = self.pool.acquire().await?;
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *conn).await?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let rows = sqlx::query(AssertSqlSafe(format!("{select} FOR UPDATE SKIP LOCKED")))
+                        .bind(limit as i64)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let (events, mut outcome) = outbox_rows(&rows)?;
+                    let n = rows.len();
+                    if !events.is_empty() {
+                        match relay(events).await {
+                            Ok(o) => outcome.extend(o),
+                            Err(e) => {
+                                // Roll back now: a dropped transaction is only rolled back when
+                                // its connection is next used, and until then its rows stay
+                                // locked, so the next relay (here or on another node) would
+                                // skip them.
+                                tx.rollback().await?;
+                                return Ok(Err(e));
+                            }
+                        }
+                    }
+                    record_verdicts(&mut tx, &outcome, now).await?;
+                    tx.commit().await?;
+                    Ok(Ok(n))
+                }
+            }
+        };
+        let r: Result<Result<usize>, StorageError> = run.await;
+        r?
+    }
+
+    async fn outbox_counts(&self) -> Result<OutboxCounts> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT state, COUNT(*) AS n FROM outbox WHERE state IN ({STATE_PENDING}, {STATE_DEAD}) GROUP BY state"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StorageError::from)?;
+        let mut c = OutboxCounts::default();
+        for row in rows {
+            let state: i64 = row.try_get("state").map_err(StorageError::from)?;
+            let n: i64 = row.try_get("n").map_err(StorageError::from)?;
+            match state {
+                STATE_PENDING => c.pending = n as u64,
+                STATE_DEAD => c.dead = n as u64,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_the_payload() {
+        let order = DurableEvent::OrderPaid(Order {
+            id: OrderId::new(7).unwrap(),
+            merchant: UserId::new(3).unwrap(),
+            buyer: None,
+            item: "玫瑰 x 9".into(),
+            amount_fen: 9900,
+            paid_at: 17,
+        });
+        assert_eq!(decode_event(order.topic(), &encode_event(&order)).unwrap(), order);
+        let item = DurableEvent::ModerationCreated(ModerationItem {
+            id: ModerationId::new(1).unwrap(),
+            kind: ModerationKind::Flagged,
+            conv: ConvId::new(2).unwrap(),
+            seq: Seq::new(5),
+            author: UserId::new(4).unwrap(),
+            reporter: Some(UserId::new(6).unwrap()),
+            reason: "r".into(),
+            words: vec!["赌博".into()],
+            excerpt: "e".into(),
+            created_at: 9,
+        });
+        assert_eq!(decode_event(item.topic(), &encode_event(&item)).unwrap(), item);
+        assert!(decode_event("order.paid", "{}").is_err());
+        assert!(decode_event("nope", "{}").is_err());
+        assert!(decode_event("order.paid", "not json").is_err());
+    }
+}
+
