@@ -70,7 +70,16 @@ async fn round_trip(app: &TestApp) -> Vec<String> {
 
 #[tokio::test]
 async fn uploads_in_the_data_dir() {
-    let Some(tdb) = TestDb::new(Db::Sqlite).await else { return };
+    uploads_in_the_data_dir_on(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn uploads_in_the_data_dir_with_mysql() {
+    uploads_in_the_data_dir_on(Db::MySql).await;
+}
+
+async fn uploads_in_the_data_dir_on(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
     let app = spawn_app(&tdb, |_| {}).await;
     let urls = round_trip(&app).await;
     let name = urls[0].trim_start_matches("/uploads/");

@@ -99,7 +99,7 @@ async fn profile_and_settings(db: Db) {
     cs.send(json!({"type":"presence_subscribe","id":1,"users":[b.id]})).await;
     let p = cs.recv_type("presence").await;
     assert_eq!((p["online"].as_bool(), p["last_seen"].is_null()), (Some(false), true), "hidden: {p}");
-    let mut bs = connect(app.addr, &b.token, Proto::Json).await;
+    let bs = connect(app.addr, &b.token, Proto::Json).await;
     cs.expect_silence(Duration::from_millis(300)).await; // c does not see b come online
     let mut as_ = connect(app.addr, &a.token, Proto::Json).await;
     as_.send(json!({"type":"presence_subscribe","id":1,"users":[b.id]})).await;
