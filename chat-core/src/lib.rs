@@ -17,6 +17,7 @@
 //! - `users`: accounts, privacy settings, blocks, personal data (a folder: model, rules, pii,
 //!   port).
 //! - `uploads`: photos checked by their bytes, stripped of metadata, behind `BlobStore`.
+//! - `merchants`: merchant applications' rules (the unified social credit code, the review).
 //! - `memory`: an in-memory `Store` for tests and examples.
 
 pub mod bus;
@@ -27,6 +28,7 @@ pub mod events;
 pub mod ids;
 pub mod matching;
 pub mod memory;
+pub mod merchants;
 pub mod model;
 pub mod moderation;
 pub mod ports;
