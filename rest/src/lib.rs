@@ -177,11 +177,17 @@ where
             Ok(_) | Err(jiebanke_chat_core::CoreError::NotFound(_)) => return Err(ApiError::unauthorized("unknown user")),
             Err(e) => return Err(e.into()),
         }
-        if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
-            rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
-        }
+        write_limit(parts, &state, user)?;
         Ok(AccountOwner(user))
     }
+}
+
+/// The per-user write limit: every method but GET and HEAD counts.
+fn write_limit(parts: &Parts, state: &RestState, user: UserId) -> Result<(), ApiError> {
+    if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+        rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
+    }
+    Ok(())
 }
 
 fn bearer_user(parts: &Parts, state: &RestState) -> Result<UserId, ApiError> {
@@ -215,9 +221,7 @@ where
             }
             other => ApiError::from(other),
         })?;
-        if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
-            rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
-        }
+        write_limit(parts, &state, user)?;
         Ok(AuthUser(user))
     }
 }

@@ -354,6 +354,17 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     s.set_phone(e, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
     s.block(e, f, 2).await.unwrap();
     s.block(f, e, 2).await.unwrap();
+    let flagged = NewModerationItem {
+        kind: ModerationKind::Report,
+        conv: d,
+        seq: Seq::new(1),
+        author: e,
+        reporter: Some(f),
+        reason: "r".into(),
+        words: vec![],
+        excerpt: "mine".into(),
+    };
+    s.create_moderation_item(&flagged, 3).await.unwrap();
     assert_eq!(s.identity(e).await.unwrap(), Some(("dev".to_owned(), "er-e".to_owned())));
     assert!(!s.identity_banned("idx-of-e").await.unwrap());
     assert!(s.erase(e, Some("idx-of-e"), 9).await.unwrap());
@@ -366,6 +377,9 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     assert!(s.blocks(f, None, 10).await.unwrap().is_empty(), "blocks either way are gone");
     let h = s.history(d, Seq::ZERO, 10).await.unwrap();
     assert_eq!((h[0].body.clone(), h[1].body.kind()), (MessageBody::Deleted, "text"), "only the erased user's messages");
+    let items = s.moderation_items(None, 100).await.unwrap();
+    let item = items.iter().find(|i| i.author == e).expect("the item stays, for the record");
+    assert_eq!(item.excerpt, "", "its excerpt of the erased user's text is gone");
     assert_eq!(s.identity(e).await.unwrap(), None);
     assert!(s.identity_banned("idx-of-e").await.unwrap());
     // The same identity logs in as a new account; the phone's index is free again.

@@ -214,6 +214,46 @@ mod tests {
         assert_eq!(j.dimensions(), Some((1, 1)));
     }
 
+    /// A 1x1 extended WebP (VP8X with the EXIF and XMP flags) carrying both chunks.
+    fn webp_with_metadata() -> Vec<u8> {
+        let chunk = |id: &[u8; 4], data: &[u8]| {
+            let mut c = id.to_vec();
+            c.extend((data.len() as u32).to_le_bytes());
+            c.extend(data);
+            if data.len() % 2 == 1 {
+                c.push(0);
+            }
+            c
+        };
+        let mut body = b"WEBP".to_vec();
+        body.extend(chunk(b"VP8X", &[0x0C, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+        body.extend(chunk(b"VP8L", &[0x2F, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xFE, 0x07, 0x00]));
+        body.extend(chunk(b"EXIF", b"MM\0*GPS 26.87N 100.23E"));
+        body.extend(chunk(b"XMP ", b"<x:xmpmeta>home address</x:xmpmeta>"));
+        let mut v = b"RIFF".to_vec();
+        v.extend((body.len() as u32).to_le_bytes());
+        v.extend(body);
+        v
+    }
+
+    #[test]
+    fn webp_metadata_is_stripped_and_its_flags_cleared() {
+        let (kind, clean) = clean_image(webp_with_metadata()).unwrap();
+        assert_eq!(kind, ImageKind::WebP);
+        let text = String::from_utf8_lossy(&clean);
+        for gone in ["EXIF", "XMP ", "GPS", "xmpmeta"] {
+            assert!(!text.contains(gone), "{gone} left in {text:?}");
+        }
+        let w = img_parts::webp::WebP::from_bytes(Bytes::from(clean.clone())).unwrap();
+        assert!(w.has_chunk(*b"VP8L"), "the image itself stays");
+        if let Some(x) = w.chunk_by_id(*b"VP8X") {
+            let flags = x.content().data().unwrap()[0];
+            assert_eq!(flags & 0x0C, 0, "the EXIF and XMP flags are cleared");
+        }
+        let riff_len = u32::from_le_bytes(clean[4..8].try_into().unwrap()) as usize;
+        assert_eq!(riff_len + 8, clean.len(), "the RIFF size matches");
+    }
+
     #[test]
     fn kinds_by_bytes_not_names() {
         assert_eq!(ImageKind::sniff(b"GIF89a...."), None);
