@@ -344,47 +344,96 @@ async fn outbox_gauges(ops: Arc<dyn OutboxStore>, metrics: Arc<Metrics>) {
     }
 }
 
-/// In development the token secret is generated once and kept in the data dir, so that tokens
-/// survive a restart.
+/// Reads a development secret kept in the data dir, or makes it there on first start.
+///
+/// Several processes may start on one fresh data dir at once (a cluster test, a compose `up`):
+/// the file is written whole to a private temporary name (mode 0600) and then hard-linked to its
+/// name, which fails if another process got there first. A reader therefore never sees a partial
+/// file, and every process ends up with the one value that won.
+fn dev_file_secret(path: &std::path::Path, make: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<String> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(s) = std::fs::read_to_string(path) {
+        return Ok(s);
+    }
+    let text = make()?;
+    let tmp = path.with_extension(format!("tmp-{}-{:016x}", std::process::id(), rand::random::<u64>()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let written = opts.open(&tmp).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", tmp.display()));
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(text),
+        // Another process on the same data dir made it first: use theirs (it is whole).
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("writing {}", path.display())),
+    }
+}
+
 /// The development data key: read from the data dir, or made there (mode 0600) on first start.
 fn dev_data_key(dir: &std::path::Path) -> anyhow::Result<jiebanke_chat_core::users::DataKey> {
     use jiebanke_chat_core::users::DataKey;
     let path = dir.join("data-key");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        return DataKey::from_base64(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-    }
-    let text = DataKey::generate_base64().map_err(|e| anyhow::anyhow!("{e}"))?;
-    {
-        use std::io::Write;
-        #[cfg(unix)]
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        opts.mode(0o600);
-        match opts.open(&path) {
-            Ok(mut f) => f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?,
-            // Another process on the same data dir made it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                let s = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                return DataKey::from_base64(&s).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()));
-            }
-            Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
-        }
-    }
-    DataKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{e}"))
+    let text = dev_file_secret(&path, || DataKey::generate_base64().map_err(|e| anyhow::anyhow!("{e}")))?;
+    DataKey::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
+/// In development the token secret is generated once and kept in the data dir, so that tokens
+/// survive a restart.
 fn dev_secret(dir: &std::path::Path) -> anyhow::Result<Secret> {
     let path = dir.join("jwt-secret");
-    if let Ok(s) = std::fs::read_to_string(&path) {
-        if s.trim().len() >= 32 {
-            return Ok(Secret::new(s.trim()));
+    let s = dev_file_secret(&path, || {
+        let bytes: [u8; 32] = rand::random();
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    })?;
+    if s.trim().len() < 32 {
+        anyhow::bail!("{}: the development token secret must be at least 32 characters", path.display());
+    }
+    Ok(Secret::new(s.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes racing to make a development secret all end up with the same whole value.
+    /// (Before, a reader could see the file between its creation and its write and fail with
+    /// "the data key must be 32 bytes".)
+    #[test]
+    fn racing_makers_of_a_dev_secret_agree_on_one_whole_value() {
+        for round in 0..20 {
+            let dir = std::env::temp_dir().join(format!("jbk-dev-secret-{}-{round}-{:016x}", std::process::id(), rand::random::<u64>()));
+            std::fs::create_dir(&dir).unwrap();
+            let path = dir.join("data-key");
+            let values: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let path = path.clone();
+                        s.spawn(move || {
+                            dev_file_secret(&path, || Ok(format!("value-of-maker-{i}-in-round-{round}-padded-to-be-long"))).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(values.iter().all(|v| v == &values[0]), "round {round}: {values:?}");
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), values[0]);
+            let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(left.len(), 1, "temporary files left behind: {left:?}");
+            std::fs::remove_dir_all(&dir).unwrap();
         }
     }
-    let bytes: [u8; 32] = rand::random();
-    let s: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&path, &s).with_context(|| format!("writing {}", path.display()))?;
-    Ok(Secret::new(s))
 }
