@@ -90,6 +90,7 @@ impl Application {
             filter.clone(),
             wake.clone(),
             config.admins.clone(),
+            store_arc.clone(),
         ));
         let amqp = config.amqp.clone().map(AmqpLink::new);
         // Companion matching: the waiting requests are shared through Redis in cluster mode.
@@ -182,12 +183,21 @@ impl Application {
             None if config.env == Environment::Production => anyhow::bail!("JBK_DATA_KEY is required in production"),
             None => dev_data_key(&config.data_dir)?,
         };
+        let data_key = Arc::new(data_key);
+        let merchants = Arc::new(jiebanke_chat_core::merchants::MerchantsService::new(
+            store_arc.clone(),
+            store_arc.clone(),
+            store_arc.clone(),
+            moderation.clone(),
+            data_key.clone(),
+            wake.clone(),
+        ));
         let users = Arc::new(jiebanke_chat_core::users::UsersService::new(
             store_arc.clone(),
             store_arc.clone(),
             chat.clone(),
             moderation.clone(),
-            Arc::new(data_key),
+            data_key,
             config.privacy_version.clone(),
             config.zone.clone(),
         ));
@@ -208,6 +218,7 @@ impl Application {
             moderation,
             users,
             uploads,
+            merchants,
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {
                     let words = read_words(path).map_err(|e| e.to_string())?;
@@ -243,6 +254,11 @@ impl Application {
             )),
             write_limiter: Arc::new(governor::RateLimiter::keyed(
                 governor::Quota::per_second(config.write_rate.0).allow_burst(config.write_rate.1),
+            )),
+            lead_limiter: Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::with_period(Duration::from_secs(3600) / config.leads_per_hour.get())
+                    .expect("a positive period")
+                    .allow_burst(config.leads_per_hour),
             )),
             login_limiter: Arc::new(governor::RateLimiter::keyed(
                 governor::Quota::per_second(config.login_rate).allow_burst(config.login_rate.saturating_mul(std::num::NonZeroU32::new(5).expect("nonzero"))),

@@ -135,6 +135,10 @@ pub struct ServeArgs {
     pub handshake_burst: u32,
     #[arg(long, env = "JBK_LOGIN_RATE", default_value_t = 20)]
     pub login_rate: u32,
+    /// Website leads (`POST /api/v1/merchant-leads`, no login) per client IP per hour (the burst
+    /// too).
+    #[arg(long, env = "JBK_LEADS_PER_HOUR", default_value_t = 10)]
+    pub leads_per_hour: u32,
     /// REST requests per second per client IP (the probes are not counted), and the burst.
     #[arg(long, env = "JBK_HTTP_RATE", default_value_t = 100)]
     pub http_rate: u32,
@@ -247,6 +251,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub login_rate: NonZeroU32,
+    /// Website leads per client IP per hour.
+    pub leads_per_hour: NonZeroU32,
     /// REST requests per client IP: rate per second and burst.
     pub http_rate: (NonZeroU32, NonZeroU32),
     /// REST writes per user: rate per second and burst.
@@ -298,6 +304,7 @@ impl Config {
             log_format: LogFormat::Text,
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
+            leads_per_hour: NonZeroU32::new(100_000).expect("nonzero"),
             // Tests make many requests from one address and user quickly.
             http_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
             write_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
@@ -472,6 +479,7 @@ impl Config {
             log_format: a.log_format,
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
+            leads_per_hour: nz(a.leads_per_hour, "JBK_LEADS_PER_HOUR")?,
             http_rate: (nz(a.http_rate, "JBK_HTTP_RATE")?, nz(a.http_burst, "JBK_HTTP_BURST")?),
             write_rate: (nz(a.write_rate, "JBK_WRITE_RATE")?, nz(a.write_burst, "JBK_WRITE_BURST")?),
             max_group_members: a.max_group_members.max(2),

@@ -80,6 +80,8 @@ fn harness() -> &'static Harness {
         config.gateway.msg_burst = std::num::NonZeroU32::MAX;
         config.http.max_connections_per_ip = 100_000;
         config.http.header_timeout = Duration::from_secs(2);
+        // The caller is an admin, so that the staff routes are reached past their role check.
+        config.admins = vec![("dev".into(), "fuzz-a".into())];
         let (router, addr, token, conv) = rt.block_on(async {
             let app = Application::build(config).await.expect("server builds");
             let router = app.router();
@@ -125,7 +127,7 @@ pub fn rest_body(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
     let h = harness();
     let conv = &h.conv;
-    let (method, uri, auth, body) = match pick % 17 {
+    let (method, uri, auth, body) = match pick % 23 {
         0 => (Method::POST, "/api/v1/auth/login".to_owned(), false, rest.to_vec()),
         1 => (Method::POST, "/api/v1/conversations".to_owned(), true, rest.to_vec()),
         2 => (Method::POST, format!("/api/v1/conversations/{conv}/members"), true, rest.to_vec()),
@@ -142,6 +144,12 @@ pub fn rest_body(data: &[u8]) {
         13 => (Method::GET, format!("/api/v1/conversations?limit={}&cursor={}", pct(rest), pct(rest)), true, Vec::new()),
         14 => (Method::GET, format!("/api/v1/users/{}", pct(rest)), true, Vec::new()),
         15 => (Method::GET, format!("/uploads/{}", pct(rest)), false, Vec::new()),
+        17 => (Method::POST, "/api/v1/merchants/applications".to_owned(), true, rest.to_vec()),
+        18 => (Method::POST, "/api/v1/merchant-leads".to_owned(), false, rest.to_vec()),
+        19 => (Method::POST, format!("/api/v1/admin/merchant-applications/{}/reject", pct(&rest[..rest.len().min(4)])), true, rest.to_vec()),
+        20 => (Method::GET, format!("/api/v1/admin/audit?actor={}&action={}&cursor={}", pct(rest), pct(rest), pct(rest)), true, Vec::new()),
+        21 => (Method::PUT, format!("/api/v1/admin/users/{}/role", pct(&rest[..rest.len().min(4)])), true, rest.to_vec()),
+        22 => (Method::GET, format!("/api/v1/merchants?category={}&cursor={}", pct(rest), pct(rest)), false, Vec::new()),
         // A multipart body (boundary `X`) as the fuzzer wrote it.
         _ => (Method::POST, "/api/v1/uploads".to_owned(), true, rest.to_vec()),
     };

@@ -1,6 +1,6 @@
 //! The authorization matrix: for every route `/openapi.json` lists, the status each kind of
 //! caller gets (anonymous, the user whose things they are, another user, a user that user
-//! blocked, an admin), as one table. A documented route without a row fails the test, and so
+//! blocked, a merchant, an operator, an admin), as one table. A documented route without a row fails the test, and so
 //! does a row for a route that is not documented: new routes cannot skip it.
 
 mod common;
@@ -9,16 +9,17 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
 /// The callers, in the order each row runs them (the owner last, so that what others try
-/// first has not been changed by the owner's own call).
-const ROLES: [&str; 5] = ["anon", "other", "blocked", "admin", "user"];
+/// first has not been changed by the owner's own call). `merchant` is an approved merchant,
+/// `operator` and `admin` are staff.
+const ROLES: [&str; 7] = ["anon", "other", "blocked", "merchant", "operator", "admin", "user"];
 
 struct Row {
     method: &'static str,
     path: &'static str,
     /// The body, per role (so that unique values such as phone numbers differ).
     body: Option<fn(&str, &Fixture) -> Value>,
-    /// Expected status for anon, user, other, blocked, admin (in that order).
-    expect: [u16; 5],
+    /// Expected status for anon, user, other, blocked, merchant, operator, admin (in that order).
+    expect: [u16; 7],
 }
 
 struct Fixture {
@@ -26,55 +27,76 @@ struct Fixture {
     tokens: HashMap<&'static str, String>,
 }
 
-fn row(method: &'static str, path: &'static str, expect: [u16; 5]) -> Row {
+fn row(method: &'static str, path: &'static str, expect: [u16; 7]) -> Row {
     Row { method, path, body: None, expect }
 }
 
-fn with(method: &'static str, path: &'static str, body: fn(&str, &Fixture) -> Value, expect: [u16; 5]) -> Row {
+fn with(method: &'static str, path: &'static str, body: fn(&str, &Fixture) -> Value, expect: [u16; 7]) -> Row {
     Row { method, path, body: Some(body), expect }
 }
 
+fn application_body(_: &str, _: &Fixture) -> Value {
+    json!({"name": "矩阵花坊", "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王小花", "contact_phone": "+8613812345678"})
+}
+
 fn table() -> Vec<Row> {
-    //                                                                 anon user other blocked admin
+    //                                                                 anon user other blocked merchant operator admin
     vec![
-        with("post", "/api/v1/auth/login", |r, _| json!({"code": format!("matrix-login-{r}")}), [200, 200, 200, 200, 200]),
-        row("get", "/api/v1/me", [401, 200, 200, 200, 200]),
-        with("patch", "/api/v1/me", |_, _| json!({"bio": "matrix"}), [401, 200, 200, 200, 200]),
-        row("get", "/api/v1/users/{id}", [401, 200, 200, 200, 200]),
-        row("get", "/api/v1/me/settings", [401, 200, 200, 200, 200]),
-        with("patch", "/api/v1/me/settings", |_, _| json!({"matchable": true}), [401, 200, 200, 200, 200]),
-        row("get", "/api/v1/me/blocks", [401, 200, 200, 200, 200]),
-        row("put", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204]),
-        row("delete", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204]),
-        with("put", "/api/v1/me/phone", |r, _| json!({"phone": format!("+861390000000{}", ROLES.iter().position(|x| *x == r).unwrap())}), [401, 200, 200, 200, 200]),
-        with("put", "/api/v1/me/consent", |_, _| json!({"version": "2026-11-01"}), [401, 200, 200, 200, 200]),
-        row("get", "/api/v1/me/export", [401, 200, 200, 200, 200]),
+        with("post", "/api/v1/auth/login", |r, _| json!({"code": format!("matrix-login-{r}")}), [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/me", [401, 200, 200, 200, 200, 200, 200]),
+        with("patch", "/api/v1/me", |_, _| json!({"bio": "matrix"}), [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/users/{id}", [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/settings", [401, 200, 200, 200, 200, 200, 200]),
+        with("patch", "/api/v1/me/settings", |_, _| json!({"matchable": true}), [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/blocks", [401, 200, 200, 200, 200, 200, 200]),
+        row("put", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204, 204, 204]),
+        row("delete", "/api/v1/me/blocks/{user}", [401, 204, 204, 204, 204, 204, 204]),
+        with("put", "/api/v1/me/phone", |r, _| json!({"phone": format!("+861390000000{}", ROLES.iter().position(|x| *x == r).unwrap())}), [401, 200, 200, 200, 200, 200, 200]),
+        with("put", "/api/v1/me/consent", |_, _| json!({"version": "2026-11-01"}), [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/me/export", [401, 200, 200, 200, 200, 200, 200]),
         // A direct conversation with the user: the user itself is refused (not with oneself),
         // the blocked one is refused by the block.
-        with("post", "/api/v1/conversations", |_, f| json!({"kind": "direct", "members": [f.ids["user"]]}), [401, 422, 200, 403, 200]),
-        row("get", "/api/v1/conversations", [401, 200, 200, 200, 200]),
-        row("get", "/api/v1/conversations/{id}", [401, 200, 403, 403, 403]),
-        with("post", "/api/v1/conversations/{id}/members", |_, f| json!({"members": [f.ids["target"]]}), [401, 200, 403, 403, 403]),
-        row("delete", "/api/v1/conversations/{id}/members/{user}", [401, 204, 403, 403, 403]),
-        row("get", "/api/v1/conversations/{id}/messages", [401, 200, 403, 403, 403]),
-        row("get", "/api/v1/alerts", [401, 200, 200, 200, 200]),
+        with("post", "/api/v1/conversations", |_, f| json!({"kind": "direct", "members": [f.ids["user"]]}), [401, 422, 200, 403, 200, 200, 200]),
+        row("get", "/api/v1/conversations", [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/conversations/{id}", [401, 200, 403, 403, 403, 403, 403]),
+        with("post", "/api/v1/conversations/{id}/members", |_, f| json!({"members": [f.ids["target"]]}), [401, 200, 403, 403, 403, 403, 403]),
+        row("delete", "/api/v1/conversations/{id}/members/{user}", [401, 204, 403, 403, 403, 403, 403]),
+        row("get", "/api/v1/conversations/{id}/messages", [401, 200, 403, 403, 403, 403, 403]),
+        row("get", "/api/v1/alerts", [401, 200, 200, 200, 200, 200, 200]),
         // Another merchant's alert does not exist for them.
-        row("post", "/api/v1/alerts/{id}/ack", [401, 200, 404, 404, 404]),
-        row("get", "/api/v1/admin/moderation", [401, 403, 403, 403, 200]),
-        row("delete", "/api/v1/admin/conversations/{conv}/messages/{seq}", [401, 403, 403, 403, 204]),
-        row("put", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 204]),
-        row("delete", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 204]),
-        row("put", "/api/v1/admin/users/{id}/admin", [401, 403, 403, 403, 204]),
-        row("delete", "/api/v1/admin/users/{id}/admin", [401, 403, 403, 403, 204]),
-        row("post", "/api/v1/admin/banned-words/reload", [401, 403, 403, 403, 200]),
-        with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 201]),
+        row("post", "/api/v1/alerts/{id}/ack", [401, 200, 404, 404, 404, 404, 404]),
+        // Merchants: anyone logged in applies once (the merchant is one already); staff review
+        // (the operator decides first, so the admin finds it decided); admins suspend.
+        with("post", "/api/v1/merchants/applications", application_body, [401, 201, 201, 201, 409, 201, 201]),
+        row("get", "/api/v1/me/merchant", [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/admin/merchant-applications", [401, 403, 403, 403, 403, 200, 200]),
+        row("get", "/api/v1/admin/merchant-applications/{id}/papers", [401, 403, 403, 403, 403, 200, 200]),
+        row("post", "/api/v1/admin/merchant-applications/{id}/approve", [401, 403, 403, 403, 403, 200, 409]),
+        with("post", "/api/v1/admin/merchant-applications/{id}/reject", |_, _| json!({"reason": "执照模糊"}), [401, 403, 403, 403, 403, 200, 409]),
+        row("get", "/api/v1/merchants", [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/merchants/{id}", [200, 200, 200, 200, 200, 200, 200]),
+        with("post", "/api/v1/admin/merchants/{id}/suspend", |_, _| json!({"reason": "投诉"}), [401, 403, 403, 403, 403, 403, 200]),
+        row("post", "/api/v1/admin/merchants/{id}/reinstate", [401, 403, 403, 403, 403, 403, 200]),
+        with("post", "/api/v1/merchant-leads", |_, _| json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}), [201, 201, 201, 201, 201, 201, 201]),
+        row("get", "/api/v1/admin/merchant-leads", [401, 403, 403, 403, 403, 200, 200]),
+        with("post", "/api/v1/admin/merchant-leads/{id}/handle", |_, _| json!({"note": "已联系"}), [401, 403, 403, 403, 403, 200, 409]),
+        // Staff: operators work the moderation feed; bans, roles, the word list, the audit log
+        // and test orders are the admins'.
+        row("get", "/api/v1/admin/moderation", [401, 403, 403, 403, 403, 200, 200]),
+        row("delete", "/api/v1/admin/conversations/{conv}/messages/{seq}", [401, 403, 403, 403, 403, 204, 204]),
+        row("put", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 403, 403, 204]),
+        row("delete", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 403, 403, 204]),
+        with("put", "/api/v1/admin/users/{id}/role", |_, _| json!({"role": "none"}), [401, 403, 403, 403, 403, 403, 200]),
+        row("post", "/api/v1/admin/banned-words/reload", [401, 403, 403, 403, 403, 403, 200]),
+        row("get", "/api/v1/admin/audit", [401, 403, 403, 403, 403, 403, 200]),
+        with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 403, 403, 201]),
         // No body: the upload's own refusal (415) once past the token; the photo is public.
-        row("post", "/api/v1/uploads", [401, 415, 415, 415, 415]),
-        row("get", "/uploads/{file}", [200, 200, 200, 200, 200]),
-        row("get", "/healthz", [200, 200, 200, 200, 200]),
-        row("get", "/readyz", [200, 200, 200, 200, 200]),
+        row("post", "/api/v1/uploads", [401, 415, 415, 415, 415, 415, 415]),
+        row("get", "/uploads/{file}", [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
         // Last: everyone erases their own account (a banned user may too; tests/users.rs).
-        row("delete", "/api/v1/me", [401, 204, 204, 204, 204]),
+        row("delete", "/api/v1/me", [401, 204, 204, 204, 204, 204, 204]),
     ]
 }
 
@@ -85,6 +107,10 @@ fn fill(path: &str, f: &Fixture) -> String {
     path.replace("{id}", match path {
         p if p.starts_with("/api/v1/conversations/") => &f.ids["group"],
         p if p.starts_with("/api/v1/alerts/") => &f.ids["alert"],
+        p if p.ends_with("/reject") => &f.ids["application2"],
+        p if p.starts_with("/api/v1/admin/merchant-applications/") => &f.ids["application"],
+        p if p.starts_with("/api/v1/admin/merchant-leads/") => &f.ids["lead"],
+        p if p.starts_with("/api/v1/merchants/") || p.starts_with("/api/v1/admin/merchants/") => &f.ids["merchant"],
         _ if admin_target => &f.ids["target"],
         _ => &f.ids["user"],
     })
@@ -111,6 +137,28 @@ async fn every_documented_route_has_its_row() {
     let blocked = login(http, &base, "matrix-blocked").await;
     let admin = login(http, &base, "matrix-admin").await;
     let target = login(http, &base, "matrix-target").await;
+    let merchant = login(http, &base, "matrix-merchant").await;
+    let operator = login(http, &base, "matrix-operator").await;
+    let applicant2 = login(http, &base, "matrix-applicant2").await;
+    let r = http.put(format!("{base}/api/v1/admin/users/{}/role", operator.id)).bearer_auth(&admin.token).json(&json!({"role": "operator"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The merchant applied and was approved; the target and a second applicant wait for review.
+    let mut applications = Vec::new();
+    for who in [&merchant, &target, &applicant2] {
+        let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &who.token, application_body("", &Fixture { ids: HashMap::new(), tokens: HashMap::new() })).await;
+        assert_eq!(s, 201, "{a}");
+        applications.push(a["id"].as_str().unwrap().to_owned());
+    }
+    let (s, a) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", applications[0]), &admin.token, json!({})).await;
+    assert_eq!(s, 200, "{a}");
+    let r = http
+        .post(format!("{base}/api/v1/merchant-leads"))
+        .json(&json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let lead: Value = r.json().await.unwrap();
     // The user's group (with the target in it), a message in it, an alert of theirs, a block.
     let (s, g) = post(http, format!("{base}/api/v1/conversations"), &user.token, json!({"kind":"group","title":"矩阵","members":[target.id]})).await;
     assert_eq!(s, 200, "{g}");
@@ -137,12 +185,18 @@ async fn every_documented_route_has_its_row() {
             ("group", group),
             ("alert", alert),
             ("file", file),
+            ("merchant", merchant.id.clone()),
+            ("application", applications[1].clone()),
+            ("application2", applications[2].clone()),
+            ("lead", lead["id"].as_str().unwrap().to_owned()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),
             ("other", other.token.clone()),
             ("blocked", blocked.token.clone()),
             ("admin", admin.token.clone()),
+            ("merchant", merchant.token.clone()),
+            ("operator", operator.token.clone()),
         ]),
     };
 
@@ -163,7 +217,7 @@ async fn every_documented_route_has_its_row() {
     assert!(missing.is_empty(), "documented routes with no row in the matrix: {missing:?}");
     assert!(stale.is_empty(), "rows for routes that are not documented: {stale:?}");
 
-    let order = ["anon", "user", "other", "blocked", "admin"];
+    let order = ["anon", "user", "other", "blocked", "merchant", "operator", "admin"];
     let mut failures = Vec::new();
     for r in &rows {
         let url = format!("{base}{}", fill(r.path, &f));

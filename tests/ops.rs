@@ -203,15 +203,44 @@ async fn flagged_and_reported_messages_reach_admins_and_admins_act() {
     let b2 = login(&app.http, &base, "mod-b").await;
     connect(app.addr, &b2.token, Proto::Json).await;
 
-    // The admin role: granted by an admin, then it works; a non-admin cannot grant.
-    assert_eq!(put(&app.http, format!("{base}/api/v1/admin/users/{}/admin", b.id), &a.token).await, 403);
-    assert_eq!(put(&app.http, format!("{base}/api/v1/admin/users/{}/admin", a.id), &root.token).await, 204);
+    // Roles: set by an admin, then they work; a non-admin cannot set one. An operator works the
+    // moderation feed but may not ban or set roles.
+    let role = |id: &str, token: &str, role: &str| {
+        let (http, url, token, body) = (app.http.clone(), format!("{base}/api/v1/admin/users/{id}/role"), token.to_owned(), json!({"role": role}));
+        async move {
+            let r = http.put(url).bearer_auth(token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    assert_eq!(role(&b.id, &a.token, "admin").await.0, 403);
+    assert_eq!(role(&a.id, &root.token, "operator").await, (200, json!({"user": a.id, "before": "none", "role": "operator"})));
     let (s, _) = get(&app.http, format!("{base}/api/v1/admin/moderation"), &a.token).await;
-    assert_eq!(s, 200);
+    assert_eq!(s, 200, "operators work the moderation feed");
+    assert_eq!(put(&app.http, format!("{base}/api/v1/admin/users/{}/ban", b2.id), &a.token).await, 403, "operators do not ban");
+    assert_eq!(role(&b.id, &a.token, "operator").await.0, 403, "operators do not set roles");
+    assert_eq!(role(&a.id, &root.token, "admin").await.0, 200);
     let (_, me) = get(&app.http, format!("{base}/api/v1/me"), &a.token).await;
-    assert_eq!(me["admin"], true);
-    assert_eq!(delete(&app.http, format!("{base}/api/v1/admin/users/{}/admin", a.id), &a.token).await, 422, "no self-revoke");
-    assert_eq!(delete(&app.http, format!("{base}/api/v1/admin/users/{}/admin", a.id), &root.token).await, 204);
+    assert_eq!(me["role"], "admin");
+    assert_eq!(role(&a.id, &a.token, "none").await.0, 422, "no self-demotion");
+    let (s, v) = role(&a.id, &root.token, "owner").await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (422, Some("role")));
+    assert_eq!(role("999999", &root.token, "admin").await.0, 404);
+    assert_eq!(role(&a.id, &root.token, "none").await.0, 200);
     let (s, _) = get(&app.http, format!("{base}/api/v1/admin/moderation"), &a.token).await;
     assert_eq!(s, 403);
+
+    // Each of those changes is in the audit log, newest first, with its actor and address.
+    let (s, log) = get(&app.http, format!("{base}/api/v1/admin/audit?action=role.set"), &root.token).await;
+    assert_eq!(s, 200, "{log}");
+    let roles: Vec<(&str, &str)> = log["items"].as_array().unwrap().iter().map(|e| (e["before"]["role"].as_str().unwrap(), e["after"]["role"].as_str().unwrap())).collect();
+    assert_eq!(roles, vec![("admin", "none"), ("operator", "admin"), ("none", "operator")]);
+    assert_eq!(log["items"][0]["actor"], root.id.as_str());
+    assert_eq!(log["items"][0]["target"], format!("user:{}", a.id));
+    assert_eq!(log["items"][0]["ip"], "127.0.0.1");
+    let (_, bans) = get(&app.http, format!("{base}/api/v1/admin/audit?actor={}&action=user.ban", root.id), &root.token).await;
+    assert_eq!(bans["items"].as_array().unwrap().len(), 1, "{bans}");
+    assert_eq!(bans["items"][0]["after"], json!({"banned": true}));
+    assert_eq!(get(&app.http, format!("{base}/api/v1/admin/audit"), &a.token).await.0, 403);
+    let (s, v) = get(&app.http, format!("{base}/api/v1/admin/audit?action=user.delete"), &root.token).await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (422, Some("action")));
 }

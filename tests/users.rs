@@ -67,7 +67,7 @@ async fn profile_and_settings(db: Db) {
     let (s, p) = get(http, format!("{base}/api/v1/users/{}", a.id), &b.token).await;
     assert_eq!(s, 200);
     assert_eq!(p["nickname"], "小明");
-    for private in ["phone", "last_seen", "provider", "admin"] {
+    for private in ["phone", "last_seen", "provider", "admin", "role"] {
         assert!(p.get(private).is_none(), "{private} is not public: {p}");
     }
     assert_eq!(get(http, format!("{base}/api/v1/users/999999"), &b.token).await.0, 404);

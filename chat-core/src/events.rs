@@ -47,6 +47,10 @@ impl EventHandler {
             DurableEvent::ModerationCreated(item) => {
                 self.bus.publish(Event::Moderation { item: Arc::new(item.clone()) });
             }
+            // Told to the applicant's open sessions (at most once: `GET /me/merchant` has it).
+            DurableEvent::MerchantReviewed(notice) => {
+                self.bus.publish(Event::MerchantReviewed { notice: Arc::new(notice.clone()) });
+            }
         }
         Ok(())
     }

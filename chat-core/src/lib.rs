@@ -20,6 +20,7 @@
 //! - `merchants`: merchant applications' rules (the unified social credit code, the review).
 //! - `memory`: an in-memory `Store` for tests and examples.
 
+pub mod audit;
 pub mod bus;
 pub mod chat;
 pub mod commit;

@@ -109,7 +109,7 @@ impl UserStore for MemoryStore {
             return Ok(g.users[id].clone());
         }
         let id = UserId::new(g.next()).expect("positive");
-        let u = User { id, provider: identity.provider.into(), nickname: nickname.into(), created_at: now, last_seen: None, admin: false, banned: false, erased: false };
+        let u = User { id, provider: identity.provider.into(), nickname: nickname.into(), created_at: now, last_seen: None, role: Role::None, banned: false, erased: false };
         g.identities.insert(key, id);
         g.users.insert(id, u.clone());
         Ok(u)

@@ -12,12 +12,47 @@ pub struct User {
     pub nickname: String,
     pub created_at: i64,
     pub last_seen: Option<i64>,
-    /// May moderate: sees the moderation feed, deletes messages, bans users, makes admins.
-    pub admin: bool,
+    /// The user's staff role: operators work the review and moderation queues, admins also ban,
+    /// set roles and manage staff accounts.
+    pub role: Role,
     /// Banned users cannot log in or open a session until an admin unbans them.
     pub banned: bool,
     /// The user erased their account: no token of theirs is accepted again.
     pub erased: bool,
+}
+
+/// A staff role. `None` is every traveller and merchant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum Role {
+    #[default]
+    None,
+    /// Reviews merchants and leads, works the moderation queue, searches users.
+    Operator,
+    /// All an operator does, plus bans, roles and staff accounts.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [&'static str; 3] = ["none", "operator", "admin"];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::None => "none",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        Ok(match s {
+            "none" => Role::None,
+            "operator" => Role::Operator,
+            "admin" => Role::Admin,
+            _ => return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("role", "must be one of none, operator, admin")])),
+        })
+    }
+    /// Operators and admins.
+    pub fn is_staff(self) -> bool {
+        self != Role::None
+    }
 }
 
 /// Who a login provider says the caller is.
@@ -316,8 +351,10 @@ pub struct NewModerationItem {
 pub enum DurableEvent {
     /// `order.paid`: the merchant gets an alert.
     OrderPaid(Order),
-    /// `moderation.created`: every admin session sees the item.
+    /// `moderation.created`: every staff session sees the item.
     ModerationCreated(ModerationItem),
+    /// `merchant.reviewed`: the applicant's sessions are told (`merchant_review`).
+    MerchantReviewed(crate::merchants::ReviewNotice),
 }
 
 impl DurableEvent {
@@ -326,6 +363,7 @@ impl DurableEvent {
         match self {
             DurableEvent::OrderPaid(_) => "order.paid",
             DurableEvent::ModerationCreated(_) => "moderation.created",
+            DurableEvent::MerchantReviewed(_) => "merchant.reviewed",
         }
     }
 }

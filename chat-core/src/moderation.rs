@@ -5,6 +5,7 @@
 //! `moderation.created` event in one transaction; the event reaches every admin session on any
 //! node through the outbox (see `events`).
 
+use crate::audit::{Actor, AuditAction, AuditEntry, AuditLog, NewAudit};
 use crate::error::{CoreError, Result};
 use crate::ids::{ConvId, ModerationId, Seq, UserId};
 use crate::model::*;
@@ -111,6 +112,7 @@ pub struct ModerationService {
     wake: Arc<Notify>,
     /// Identities (provider, subject) made admins at login, from configuration.
     configured_admins: Vec<(String, String)>,
+    audit: Arc<dyn AuditLog>,
 }
 
 impl ModerationService {
@@ -121,8 +123,9 @@ impl ModerationService {
         filter: Arc<WordFilter>,
         wake: Arc<Notify>,
         configured_admins: Vec<(String, String)>,
+        audit: Arc<dyn AuditLog>,
     ) -> Self {
-        Self { store, ops, bus, filter, wake, configured_admins }
+        Self { store, ops, bus, filter, wake, configured_admins, audit }
     }
 
     pub fn filter(&self) -> &WordFilter {
@@ -135,9 +138,9 @@ impl ModerationService {
             return Err(CoreError::Banned);
         }
         let configured = self.configured_admins.iter().any(|(p, s)| p == identity.provider && *s == identity.subject);
-        if configured && !user.admin {
-            self.ops.set_admin(user.id, true).await?;
-            user.admin = true;
+        if configured && user.role != Role::Admin {
+            self.ops.grant_configured_admin(user.id).await?;
+            user.role = Role::Admin;
         }
         Ok(user)
     }
@@ -204,23 +207,31 @@ impl ModerationService {
     }
 
     /// `forbidden` unless `me` is an admin.
+    /// The caller, if an admin (not banned); `forbidden` otherwise.
     pub async fn require_admin(&self, me: UserId) -> Result<User> {
         match self.store.user(me).await? {
-            Some(u) if u.admin && !u.banned => Ok(u),
+            Some(u) if u.role == Role::Admin && !u.banned && !u.erased => Ok(u),
             _ => Err(CoreError::Forbidden("admins only".into())),
         }
     }
 
-    /// The feed's items after `after`, oldest first.
+    /// The caller, if staff (an operator or an admin, not banned); `forbidden` otherwise.
+    pub async fn require_staff(&self, me: UserId) -> Result<User> {
+        match self.store.user(me).await? {
+            Some(u) if u.role.is_staff() && !u.banned && !u.erased => Ok(u),
+            _ => Err(CoreError::Forbidden("staff only".into())),
+        }
+    }
+
     pub async fn items(&self, me: UserId, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>> {
-        self.require_admin(me).await?;
+        self.require_staff(me).await?;
         self.ops.moderation_items(after, limit.clamp(1, 500)).await
     }
 
-    /// Deletes a message: it becomes a tombstone and the members are told.
-    pub async fn delete_message(&self, me: UserId, conv: ConvId, seq: Seq) -> Result<()> {
-        self.require_admin(me).await?;
-        if !self.ops.delete_message(conv, seq, crate::now_ms()).await? {
+    pub async fn delete_message(&self, actor: &Actor, conv: ConvId, seq: Seq) -> Result<()> {
+        self.require_staff(actor.user).await?;
+        let audit = NewAudit::new(actor, AuditAction::MessageDelete, format!("message:{conv}:{seq}"));
+        if !self.ops.delete_message(conv, seq, crate::now_ms(), &audit).await? {
             return Err(CoreError::NotFound("message".into()));
         }
         let members: Arc<[UserId]> = self.store.members(conv).await?.into();
@@ -228,37 +239,60 @@ impl ModerationService {
         Ok(())
     }
 
-    /// Bans a user: logins and sessions are refused, and open sessions close on every node.
-    pub async fn ban(&self, me: UserId, user: UserId) -> Result<()> {
-        self.require_admin(me).await?;
-        if user == me {
+    pub async fn ban(&self, actor: &Actor, user: UserId) -> Result<()> {
+        self.require_admin(actor.user).await?;
+        if user == actor.user {
             return Err(CoreError::invalid("an admin cannot ban themself"));
         }
-        if !self.ops.set_banned(user, true, crate::now_ms()).await? {
+        let before = self.store.user(user).await?.ok_or_else(|| CoreError::NotFound("user".into()))?;
+        let audit = NewAudit::new(actor, AuditAction::UserBan, format!("user:{user}"))
+            .before(serde_json::json!({"banned": before.banned}))
+            .after(serde_json::json!({"banned": true}));
+        if !self.ops.set_banned(user, true, crate::now_ms(), &audit).await? {
             return Err(CoreError::NotFound("user".into()));
         }
         self.bus.publish(Event::Banned { user });
         Ok(())
     }
 
-    pub async fn unban(&self, me: UserId, user: UserId) -> Result<()> {
-        self.require_admin(me).await?;
-        if !self.ops.set_banned(user, false, crate::now_ms()).await? {
+    pub async fn unban(&self, actor: &Actor, user: UserId) -> Result<()> {
+        self.require_admin(actor.user).await?;
+        let before = self.store.user(user).await?.ok_or_else(|| CoreError::NotFound("user".into()))?;
+        let audit = NewAudit::new(actor, AuditAction::UserUnban, format!("user:{user}"))
+            .before(serde_json::json!({"banned": before.banned}))
+            .after(serde_json::json!({"banned": false}));
+        if !self.ops.set_banned(user, false, crate::now_ms(), &audit).await? {
             return Err(CoreError::NotFound("user".into()));
         }
         Ok(())
     }
 
-    /// Grants or revokes the admin role. An admin cannot revoke their own.
-    pub async fn set_admin(&self, me: UserId, user: UserId, admin: bool) -> Result<()> {
+    /// Sets a user's staff role (admins only). An admin cannot lower their own role (the last
+    /// admin would lock everyone out). A role lowered takes effect on the next request; the
+    /// user's open sockets keep the moderation feed until they reconnect.
+    pub async fn set_role(&self, actor: &Actor, user: UserId, role: Role) -> Result<Role> {
+        self.require_admin(actor.user).await?;
+        if user == actor.user && role != Role::Admin {
+            return Err(CoreError::invalid("an admin cannot lower their own role"));
+        }
+        let audit = NewAudit::new(actor, AuditAction::RoleSet, format!("user:{user}")).after(serde_json::json!({"role": role.as_str()}));
+        // The store fills `before` from the row it changes, in its transaction.
+        match self.ops.set_role(user, role, crate::now_ms(), &audit).await? {
+            Some(before) => Ok(before),
+            None => Err(CoreError::NotFound("user".into())),
+        }
+    }
+
+    /// Records a banned-word reload (the list is a file: nothing stored changes).
+    pub async fn words_reloaded(&self, actor: &Actor, words: usize) -> Result<()> {
+        let audit = NewAudit::new(actor, AuditAction::WordsReload, "banned_words").after(serde_json::json!({"words": words}));
+        self.audit.append_audit(&audit, crate::now_ms()).await
+    }
+
+    /// The audit log (admins only), newest first.
+    pub async fn audit_entries(&self, me: UserId, actor: Option<UserId>, action: Option<AuditAction>, before: Option<i64>, limit: u32) -> Result<Vec<AuditEntry>> {
         self.require_admin(me).await?;
-        if user == me && !admin {
-            return Err(CoreError::invalid("an admin cannot revoke their own role"));
-        }
-        if !self.ops.set_admin(user, admin).await? {
-            return Err(CoreError::NotFound("user".into()));
-        }
-        Ok(())
+        self.audit.audit_entries(actor, action, before, limit.clamp(1, 500)).await
     }
 }
 

@@ -6,6 +6,7 @@
 use crate::error::Result;
 use crate::ids::{ConvId, EventId, ModerationId, Seq, SessionId, UserId};
 use crate::model::*;
+use crate::audit::NewAudit;
 use async_trait::async_trait;
 use std::sync::Arc;
 
@@ -122,12 +123,17 @@ pub trait ModerationStore: Send + Sync + 'static {
     async fn create_moderation_item(&self, item: &NewModerationItem, now: i64) -> Result<ModerationItem>;
     /// Items with an id above `after`, oldest first, at most `limit`.
     async fn moderation_items(&self, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;
-    /// Replaces the message's content with a tombstone; false if there is no such message.
-    async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64) -> Result<bool>;
-    /// Bans or unbans; false if the user does not exist.
-    async fn set_banned(&self, user: UserId, banned: bool, now: i64) -> Result<bool>;
-    /// Grants or revokes the admin role; false if the user does not exist.
-    async fn set_admin(&self, user: UserId, admin: bool) -> Result<bool>;
+    /// Replaces the message's content with a tombstone and writes `audit` in the same
+    /// transaction; false (and no entry) if there is no such message.
+    async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64, audit: &NewAudit) -> Result<bool>;
+    /// Bans or unbans and writes `audit` in the same transaction; false (and no entry) if the
+    /// user does not exist.
+    async fn set_banned(&self, user: UserId, banned: bool, now: i64, audit: &NewAudit) -> Result<bool>;
+    /// Sets the staff role and writes `audit` in the same transaction; `None` (and no entry)
+    /// if the user does not exist, else the role before.
+    async fn set_role(&self, user: UserId, role: Role, now: i64, audit: &NewAudit) -> Result<Option<Role>>;
+    /// Grants the admin role of `JBK_ADMINS` at login (development; no audit entry: nobody acted).
+    async fn grant_configured_admin(&self, user: UserId) -> Result<()>;
 }
 
 /// The transactional outbox: the durable events the other stores wrote, relayed.
@@ -203,7 +209,9 @@ pub enum Event {
     Resync,
     /// An order alert for every session of the merchant.
     OrderAlert { alert: Arc<OrderAlert> },
-    /// A moderation item for every admin session, on every node.
+    /// An application was reviewed: every session of the applicant is told.
+    MerchantReviewed { notice: Arc<crate::merchants::ReviewNotice> },
+    /// A moderation item for every staff session, on every node.
     Moderation { item: Arc<ModerationItem> },
     /// An admin deleted a message, or (`recalled`) its sender recalled it: the members replace
     /// it with a tombstone.

@@ -462,6 +462,7 @@ impl RedisCluster {
             | Event::MessageDeleted { .. }
             | Event::MatchProposal { .. }
             | Event::MatchExpired { .. }
+            | Event::MerchantReviewed { .. }
             | Event::Erased { .. }
             | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
@@ -749,6 +750,7 @@ impl RedisCluster {
                 | Event::OrderAlert { .. }
                 | Event::MatchProposal { .. }
                 | Event::MatchExpired { .. }
+                | Event::MerchantReviewed { .. }
                 | Event::Erased { .. }
             | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
@@ -894,6 +896,7 @@ fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
         Event::PresenceHidden { watcher, .. } => Cow::Borrowed(std::slice::from_ref(watcher)),
         Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
         Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),
+        Event::MerchantReviewed { notice } => Cow::Borrowed(std::slice::from_ref(&notice.user)),
         _ => Cow::Borrowed(&[]),
     }
 }

@@ -46,6 +46,7 @@ pub enum WireEvent {
     PresenceHidden { watcher: i64, user: i64 },
     Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
     MatchExpired { request: WireMatchRequest },
+    Reviewed { application: i64, user: i64, status: String, reason: Option<String>, at: i64 },
 }
 
 /// A companion match request, on the bus and in the Redis match pool.
@@ -144,6 +145,13 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
             found: WireMatchRequest::from_domain(&p.found),
         },
         Event::MatchExpired { request } => WireEvent::MatchExpired { request: WireMatchRequest::from_domain(request) },
+        Event::MerchantReviewed { notice: n } => WireEvent::Reviewed {
+            application: n.application.get(),
+            user: n.user.get(),
+            status: n.status.clone(),
+            reason: n.reason.clone(),
+            at: n.at,
+        },
         Event::Resync => return None,
     };
     rmp_serde::to_vec_named(&Envelope { node: node.to_owned(), ev }).ok()
@@ -236,6 +244,15 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
             }),
         },
         WireEvent::MatchExpired { request } => Event::MatchExpired { request: Arc::new(request.into_domain()?) },
+        WireEvent::Reviewed { application, user: u, status, reason, at } => Event::MerchantReviewed {
+            notice: Arc::new(jiebanke_chat_core::merchants::ReviewNotice {
+                application: jiebanke_chat_core::merchants::RecordId::new(application).map_err(|e| e.to_string())?,
+                user: user(u)?,
+                status,
+                reason,
+                at,
+            }),
+        },
     };
     Ok(Received { node: env.node, event })
 }
@@ -294,6 +311,17 @@ mod tests {
         let bytes = encode("n1", &Event::MatchExpired { request: Arc::new(req(1, "2026-12-01")) }, &[]).unwrap();
         match decode(&bytes).unwrap().event {
             Event::MatchExpired { request } => assert_eq!(*request, req(1, "2026-12-01")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_review_notice_survives_the_trip() {
+        use jiebanke_chat_core::merchants::{RecordId, ReviewNotice};
+        let n = ReviewNotice { application: RecordId::new(4).unwrap(), user: UserId::new(9).unwrap(), status: "rejected".into(), reason: Some("执照模糊".into()), at: 12 };
+        let bytes = encode("n1", &Event::MerchantReviewed { notice: Arc::new(n.clone()) }, &[]).unwrap();
+        match decode(&bytes).unwrap().event {
+            Event::MerchantReviewed { notice } => assert_eq!(*notice, n),
             other => panic!("{other:?}"),
         }
     }

@@ -346,6 +346,15 @@ pub enum ServerFrame {
     },
     /// The waiting request found no companion in time.
     MatchExpired { destination: String, from: String, to: String },
+    /// My merchant application was reviewed: `status` `approved` (I am a merchant now, my
+    /// merchant id is my user id) or `rejected` with its `reason`.
+    MerchantReview {
+        application: String,
+        status: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
+        at: i64,
+    },
     Error {
         id: Option<ReqId>,
         code: String,
@@ -377,6 +386,7 @@ impl ServerFrame {
             ServerFrame::MatchCancelled { .. } => "match_cancelled",
             ServerFrame::MatchProposal { .. } => "match_proposal",
             ServerFrame::MatchExpired { .. } => "match_expired",
+            ServerFrame::MerchantReview { .. } => "merchant_review",
             ServerFrame::Error { .. } => "error",
         }
     }

@@ -501,6 +501,15 @@ impl EventSink for Hub {
                     self.to_user(user, &frame, None);
                 }
             }
+            Event::MerchantReviewed { notice } => {
+                let frame = Arc::new(Outbound::new(ServerFrame::MerchantReview {
+                    application: notice.application.to_string(),
+                    status: notice.status.clone(),
+                    reason: notice.reason.clone(),
+                    at: notice.at,
+                }));
+                self.to_user(notice.user, &frame, None);
+            }
             Event::MatchExpired { request } => {
                 let frame = Arc::new(Outbound::new(ServerFrame::MatchExpired {
                     destination: request.destination.to_string(),

@@ -295,7 +295,8 @@ async fn upgrade(
         Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token", None),
     };
     let admin = match gw.moderation.session_allowed(user).await {
-        Ok(u) => u.admin,
+        // Staff sessions (operators and admins) get the moderation feed.
+        Ok(u) => u.role.is_staff(),
         Err(CoreError::Banned) => return refuse(&gw, StatusCode::FORBIDDEN, "banned", "this account is banned", None),
         Err(CoreError::Unavailable(_)) => {
             return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable, retry later", Some(1000))

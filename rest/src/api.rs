@@ -160,7 +160,8 @@ pub fn apply_common(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "uploads", description = "Photos"),
         (name = "conversations", description = "Chat conversations and history"),
         (name = "alerts", description = "Merchants' order alerts"),
-        (name = "admin", description = "Moderation and administration"),
+        (name = "merchants", description = "Becoming a merchant, merchants' pages, the website's leads"),
+        (name = "admin", description = "Staff: reviews, moderation, roles, the audit log (operators and admins; some admins only)"),
         (name = "health", description = "Probes")
     )
 )]

@@ -6,6 +6,7 @@
 //! - `api`: the shared wire types (error body, cursor pages) and the OpenAPI document.
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`. `extract`: `StrictJson`.
+//! - `merchants`: applications, their review, merchants' public pages, suspensions, leads.
 //! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
 //! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
@@ -18,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod merchants;
 mod routes;
 pub mod uploads;
 pub mod users;
@@ -56,6 +58,7 @@ pub struct RestState {
     pub moderation: Arc<ModerationService>,
     pub users: Arc<jiebanke_chat_core::users::UsersService>,
     pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
+    pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
@@ -64,6 +67,8 @@ pub struct RestState {
     pub readiness: ReadinessCheck,
     /// Set while the process drains: `/readyz` says 503 so load balancers stop sending.
     pub draining: tokio_util::sync::CancellationToken,
+    /// Website leads per client IP (`JBK_LEADS_PER_HOUR`).
+    pub lead_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// Logins per client IP.
     pub login_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// Requests per client IP, on every REST route but the probes (`JBK_HTTP_RATE`).
@@ -118,6 +123,7 @@ fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
         .merge(routes::auth::router())
         .merge(users::router())
         .merge(uploads::router())
+        .merge(merchants::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())
         .merge(routes::admin::router())
@@ -223,5 +229,23 @@ where
         })?;
         write_limit(parts, &state, user)?;
         Ok(AuthUser(user))
+    }
+}
+
+/// The caller as the actor of a staff use case: who (from the bearer token, checked as
+/// `AuthUser` is) and from which address (for the audit log).
+pub struct Acting(pub jiebanke_chat_core::audit::Actor);
+
+impl<S> FromRequestParts<S> for Acting
+where
+    RestState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let AuthUser(user) = AuthUser::from_request_parts(parts, state).await?;
+        let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(Acting(jiebanke_chat_core::audit::Actor::new(user, ip)))
     }
 }

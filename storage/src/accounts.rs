@@ -56,7 +56,7 @@ fn direct_key(a: UserId, b: UserId) -> String {
 #[async_trait]
 impl AccountStore for SqlStore {
     async fn account(&self, user: UserId) -> Result<Option<Account>> {
-        let sql = format!("SELECT {PROFILE_COLS}, provider, is_admin, last_seen, phone_masked, consent_version, consent_at FROM users WHERE id = ?");
+        let sql = format!("SELECT {PROFILE_COLS}, provider, role, last_seen, phone_masked, consent_version, consent_at FROM users WHERE id = ?");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(user.get()).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
         let Some(row) = row else { return Ok(None) };
         let version: Option<String> = row.try_get("consent_version").map_err(StorageError::from)?;
@@ -64,7 +64,7 @@ impl AccountStore for SqlStore {
         Ok(Some(Account {
             profile: profile_from(&row)?,
             provider: row.try_get("provider").map_err(StorageError::from)?,
-            admin: row.try_get::<i64, _>("is_admin").map_err(StorageError::from)? != 0,
+            role: crate::store::role_from(&row)?,
             last_seen: row.try_get("last_seen").map_err(StorageError::from)?,
             phone_masked: row.try_get("phone_masked").map_err(StorageError::from)?,
             consent: version.zip(at).map(|(version, at)| Consent { version, at }),
@@ -82,6 +82,7 @@ impl AccountStore for SqlStore {
             let mut tx = self.begin_write().await?;
             let sql = format!("SELECT {PROFILE_COLS} FROM users WHERE id = ?");
             let Some(row) = sqlx::query(AssertSqlSafe(sql)).bind(user.get()).fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
                 return Ok::<_, StorageError>(None);
             };
             let mut p = profile_from(&row)?;
@@ -230,7 +231,7 @@ impl AccountStore for SqlStore {
                 "UPDATE users SET nickname = ?, subject = ?, avatar_url = NULL, gender = 'unspecified', birth_year = NULL, \
                  bio = '', tags = '', dm_from = 'everyone', group_add_from = 'contacts', presence_to = 'contacts', \
                  matchable = 1, phone_cipher = NULL, phone_index = NULL, phone_masked = NULL, consent_version = NULL, \
-                 consent_at = NULL, last_seen = NULL, erased_at = ? WHERE id = ? AND erased_at IS NULL",
+                 consent_at = NULL, last_seen = NULL, role = 'none', erased_at = ? WHERE id = ? AND erased_at IS NULL",
             )
             .bind(ERASED_NICKNAME)
             .bind(format!("erased {user}"))
@@ -239,6 +240,7 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {
+                tx.rollback().await?;
                 return Ok::<_, StorageError>(false);
             }
             sqlx::query("DELETE FROM blocks WHERE user_id = ? OR blocked_id = ?").bind(user.get()).bind(user.get()).execute(&mut *tx).await?;
@@ -248,6 +250,20 @@ impl AccountStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE moderation_items SET excerpt = '' WHERE author_id = ?").bind(user.get()).execute(&mut *tx).await?;
+            // Merchant papers: the sealed and masked values and the contact's name go; a pending
+            // application is withdrawn (rejected with why); a merchant is closed for good.
+            sqlx::query(
+                "UPDATE merchant_applications SET license_cipher = '', license_masked = '', phone_cipher = '', phone_masked = '', \
+                 contact_name = '', open_user = NULL, \
+                 reason = CASE WHEN status = 'pending' THEN 'account erased' ELSE reason END, \
+                 decided_at = CASE WHEN status = 'pending' THEN ? ELSE decided_at END, \
+                 status = CASE WHEN status = 'pending' THEN 'rejected' ELSE status END WHERE user_id = ?",
+            )
+            .bind(now)
+            .bind(user.get())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE merchants SET status = 'closed' WHERE id = ?").bind(user.get()).execute(&mut *tx).await?;
             if let Some(index) = banned_identity {
                 let sql = format!("{} INTO banned_identities (identity_index, created_at) VALUES (?, ?)", self.dialect.insert_ignore());
                 sqlx::query(AssertSqlSafe(sql)).bind(index.to_owned()).bind(now).execute(&mut *tx).await?;

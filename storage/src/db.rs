@@ -67,6 +67,12 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static MYSQL_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 impl SqlStore {
+    /// The pool, for tests and tools that check what the schema itself enforces (the audit
+    /// log's triggers). Application code goes through the ports.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     /// Connects and applies pending migrations. `url` is `sqlite:PATH` (created if missing) or
     /// `mysql://user:pass@host:port/db`.
     /// Connects with the default (fully durable) options.

@@ -8,14 +8,19 @@
 //! - `accounts`: `SqlStore` as `AccountStore` and `RelationStore` (the users area).
 //! - `blobs`: `ObjectBlobs` (a `BlobStore` on a directory or S3-compatible storage, through
 //!   `object_store`) and `SqlStore` as `UploadStore`.
-//! - `orders`: `OrderStore` and `AlertStore`. `moderation`: `ModerationStore`. `outbox`:
+//! - `orders`: `OrderStore` and `AlertStore`. `moderation`: `ModerationStore` (items, tombstones,
+//!   bans, roles). `outbox`:
 //!   `OutboxStore`, `SqlStore::write_event` (an event row in its change's transaction) and the
 //!   payload codec.
+//! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
+//! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
 //! - `testing`: a throwaway MySQL database per test.
 
 mod accounts;
+mod audit;
 mod blobs;
 mod db;
+mod merchants;
 mod moderation;
 mod orders;
 mod outbox;

@@ -3,6 +3,7 @@
 
 use crate::store::{corrupt, message_from};
 use crate::{SqlStore, StorageError};
+use jiebanke_chat_core::audit::NewAudit;
 use jiebanke_chat_core::ports::ModerationStore;
 use async_trait::async_trait;
 use jiebanke_chat_core::error::Result;
@@ -93,41 +94,71 @@ impl ModerationStore for SqlStore {
         Ok(rows.iter().map(item_from).collect::<Result<Vec<_>, _>>()?)
     }
 
-    async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64) -> Result<bool> {
+    async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64, audit: &NewAudit) -> Result<bool> {
         let run = async {
+            let mut tx = self.begin_write().await?;
+            let row = sqlx::query("SELECT seq FROM messages WHERE conv_id = ? AND seq = ?")
+                .bind(conv.get())
+                .bind(seq.get() as i64)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if row.is_none() {
+                tx.rollback().await?;
+                return Ok::<_, StorageError>(false);
+            }
             sqlx::query("UPDATE messages SET deleted_at = ?, text = '' WHERE conv_id = ? AND seq = ? AND deleted_at IS NULL")
                 .bind(now)
                 .bind(conv.get())
                 .bind(seq.get() as i64)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
-            let row = sqlx::query("SELECT seq FROM messages WHERE conv_id = ? AND seq = ?")
-                .bind(conv.get())
-                .bind(seq.get() as i64)
-                .fetch_optional(&self.pool)
-                .await?;
-            Ok::<_, StorageError>(row.is_some())
+            self.write_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok(true)
         };
         Ok(run.await?)
     }
 
-    async fn set_banned(&self, user: UserId, banned: bool, now: i64) -> Result<bool> {
-        let q = if banned {
-            sqlx::query("UPDATE users SET banned_at = COALESCE(banned_at, ?) WHERE id = ?").bind(now)
-        } else {
-            sqlx::query("UPDATE users SET banned_at = NULL WHERE id = ?")
+    async fn set_banned(&self, user: UserId, banned: bool, now: i64, audit: &NewAudit) -> Result<bool> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            let q = if banned {
+                sqlx::query("UPDATE users SET banned_at = COALESCE(banned_at, ?) WHERE id = ?").bind(now)
+            } else {
+                sqlx::query("UPDATE users SET banned_at = NULL WHERE id = ?")
+            };
+            q.bind(user.get()).execute(&mut *tx).await?;
+            if sqlx::query("SELECT id FROM users WHERE id = ?").bind(user.get()).fetch_optional(&mut *tx).await?.is_none() {
+                tx.rollback().await?;
+                return Ok::<_, StorageError>(false);
+            }
+            self.write_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok(true)
         };
-        q.bind(user.get()).execute(&self.pool).await.map_err(StorageError::from)?;
-        Ok(self.exists(user).await?)
+        Ok(run.await?)
     }
 
-    async fn set_admin(&self, user: UserId, admin: bool) -> Result<bool> {
-        sqlx::query("UPDATE users SET is_admin = ? WHERE id = ?")
-            .bind(i64::from(admin))
-            .bind(user.get())
-            .execute(&self.pool)
-            .await
-            .map_err(StorageError::from)?;
-        Ok(self.exists(user).await?)
+    async fn set_role(&self, user: UserId, role: Role, now: i64, audit: &NewAudit) -> Result<Option<Role>> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            let Some(row) = sqlx::query("SELECT role FROM users WHERE id = ?").bind(user.get()).fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
+                return Ok::<_, StorageError>(None);
+            };
+            let before = crate::store::role_from(&row)?;
+            sqlx::query("UPDATE users SET role = ? WHERE id = ?").bind(role.as_str()).bind(user.get()).execute(&mut *tx).await?;
+            let mut audit = audit.clone();
+            audit.before = Some(serde_json::json!({"role": before.as_str()}));
+            self.write_audit(&mut tx, &audit, now).await?;
+            tx.commit().await?;
+            Ok(Some(before))
+        };
+        Ok(run.await?)
+    }
+
+    async fn grant_configured_admin(&self, user: UserId) -> Result<()> {
+        sqlx::query("UPDATE users SET role = 'admin' WHERE id = ?").bind(user.get()).execute(&self.pool).await.map_err(StorageError::from)?;
+        Ok(())
     }
 }

@@ -140,9 +140,3 @@ impl AlertStore for SqlStore {
         Ok(run.await?)
     }
 }
-
-impl SqlStore {
-    pub(crate) async fn exists(&self, user: UserId) -> Result<bool, StorageError> {
-        Ok(sqlx::query("SELECT id FROM users WHERE id = ?").bind(user.get()).fetch_optional(&self.pool).await?.is_some())
-    }
-}

@@ -28,6 +28,10 @@ pub fn encode_event(ev: &DurableEvent) -> String {
             "author": m.author.get(), "reporter": m.reporter.map(|r| r.get()), "reason": m.reason,
             "words": m.words, "excerpt": m.excerpt, "created_at": m.created_at,
         }),
+        DurableEvent::MerchantReviewed(n) => json!({
+            "application": n.application.get(), "user": n.user.get(), "status": n.status,
+            "reason": n.reason, "at": n.at,
+        }),
     }
     .to_string()
 }
@@ -63,6 +67,13 @@ pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> 
                 .unwrap_or_default(),
             excerpt: text("excerpt")?,
             created_at: int("created_at")?,
+        })),
+        "merchant.reviewed" => Ok(DurableEvent::MerchantReviewed(jiebanke_chat_core::merchants::ReviewNotice {
+            application: jiebanke_chat_core::merchants::RecordId::new(int("application")?).map_err(|e| e.to_string())?,
+            user: user(int("user")?)?,
+            status: text("status")?,
+            reason: v.get("reason").and_then(Value::as_str).map(str::to_owned),
+            at: int("at")?,
         })),
         other => Err(format!("unknown topic {other}")),
     }
@@ -233,6 +244,16 @@ mod tests {
             created_at: 9,
         });
         assert_eq!(decode_event(item.topic(), &encode_event(&item)).unwrap(), item);
+        for reason in [None, Some("执照模糊".to_owned())] {
+            let reviewed = DurableEvent::MerchantReviewed(jiebanke_chat_core::merchants::ReviewNotice {
+                application: jiebanke_chat_core::merchants::RecordId::new(3).unwrap(),
+                user: UserId::new(8).unwrap(),
+                status: if reason.is_some() { "rejected" } else { "approved" }.into(),
+                reason,
+                at: 11,
+            });
+            assert_eq!(decode_event(reviewed.topic(), &encode_event(&reviewed)).unwrap(), reviewed);
+        }
         assert!(decode_event("order.paid", "{}").is_err());
         assert!(decode_event("nope", "{}").is_err());
         assert!(decode_event("order.paid", "not json").is_err());

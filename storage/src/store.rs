@@ -37,6 +37,11 @@ pub(crate) fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(what.to_owned())
 }
 
+pub(crate) fn role_from(row: &AnyRow) -> Result<Role, StorageError> {
+    let r: String = row.try_get("role")?;
+    Role::parse(&r).map_err(|_| corrupt("role"))
+}
+
 fn user_from(row: &AnyRow) -> Result<User, StorageError> {
     Ok(User {
         id: UserId::new(row.try_get("id")?).map_err(|_| corrupt("user id"))?,
@@ -44,7 +49,7 @@ fn user_from(row: &AnyRow) -> Result<User, StorageError> {
         nickname: row.try_get("nickname")?,
         created_at: row.try_get("created_at")?,
         last_seen: row.try_get("last_seen")?,
-        admin: row.try_get::<i64, _>("is_admin")? != 0,
+        role: role_from(row)?,
         banned: row.try_get::<Option<i64>, _>("banned_at")?.is_some(),
         erased: row.try_get::<Option<i64>, _>("erased_at")?.is_some(),
     })
@@ -273,7 +278,7 @@ impl UserStore for SqlStore {
         // consume an auto-increment id (InnoDB, and SQLite's AUTOINCREMENT), so every repeated
         // login would leave a gap. Only two first logins of one identity at once still race
         // (the loser's insert is ignored, and may consume an id).
-        let select = "SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at, erased_at FROM users WHERE provider = ? AND subject = ?";
+        let select = "SELECT id, provider, nickname, created_at, last_seen, role, banned_at, erased_at FROM users WHERE provider = ? AND subject = ?";
         let known = sqlx::query(select)
             .bind(identity.provider)
             .bind(identity.subject.clone())
@@ -305,7 +310,7 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen, is_admin, banned_at, erased_at FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT id, provider, nickname, created_at, last_seen, role, banned_at, erased_at FROM users WHERE id = ?")
             .bind(id.get())
             .fetch_optional(&self.pool)
             .await

@@ -3,6 +3,7 @@
 //! `JBK_REQUIRE_SERVICES=1`, as in `.ci/run`).
 
 use jiebanke_chat_core::ports::{AlertStore, ConversationStore, MessageStore, ModerationStore, OrderStore, OutboxStore, RelayFn, UserStore};
+use jiebanke_chat_core::audit::{Actor, AuditAction, AuditLog, NewAudit};
 use jiebanke_chat_core::*;
 use jiebanke_storage::testing::TestMySql;
 use jiebanke_storage::SqlStore;
@@ -231,7 +232,7 @@ async fn orders_alerts_and_the_outbox(s: &SqlStore) {
 
 async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
     let a = s.upsert_user(&id("ma"), "A", 1).await.unwrap();
-    assert!(!a.admin && !a.banned);
+    assert!(a.role == Role::None && !a.banned);
     let c = s.create_group(a.id, &Title::parse("t").unwrap(), &[], 1).await.unwrap().id;
     s.append(&[new_msg(c, a.id, "k1", "坏话")], 2).await.unwrap();
     let item = s
@@ -245,24 +246,176 @@ async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
     assert!(s.moderation_items(Some(item.id), 10).await.unwrap().is_empty());
     assert_eq!(s.outbox_counts().await.unwrap().pending, 1, "the item's event is in the outbox");
 
-    assert!(s.delete_message(c, Seq::new(1), 4).await.unwrap());
-    assert!(s.delete_message(c, Seq::new(1), 5).await.unwrap(), "deleting twice is fine");
-    assert!(!s.delete_message(c, Seq::new(2), 5).await.unwrap());
+    let staff = Actor::new(a.id, Some("192.0.2.1".into()));
+    let audit = |action, target: &str| NewAudit::new(&staff, action, target);
+    assert!(s.delete_message(c, Seq::new(1), 4, &audit(AuditAction::MessageDelete, "message:1")).await.unwrap());
+    assert!(s.delete_message(c, Seq::new(1), 5, &audit(AuditAction::MessageDelete, "message:2")).await.unwrap(), "deleting twice is fine");
+    assert!(!s.delete_message(c, Seq::new(2), 5, &audit(AuditAction::MessageDelete, "message:none")).await.unwrap());
     assert_eq!(s.history(c, Seq::ZERO, 10).await.unwrap()[0].body, MessageBody::Deleted);
     assert_eq!(s.message(c, Seq::new(1)).await.unwrap().unwrap().body, MessageBody::Deleted);
     // A resend of the deleted message's cmid finds the tombstone, not a new message.
     let again = s.append(&[new_msg(c, a.id, "k1", "坏话")], 6).await.unwrap();
     assert!(matches!(&again[0], Ok(Appended::Duplicate(m)) if m.body == MessageBody::Deleted));
 
-    assert!(s.set_banned(a.id, true, 7).await.unwrap());
+    assert!(s.set_banned(a.id, true, 7, &audit(AuditAction::UserBan, "user:a")).await.unwrap());
     assert!(s.user(a.id).await.unwrap().unwrap().banned);
     assert!(s.session_check(a.id).await.unwrap().banned);
-    assert!(s.set_banned(a.id, false, 8).await.unwrap());
+    assert!(s.set_banned(a.id, false, 8, &audit(AuditAction::UserUnban, "user:a")).await.unwrap());
     assert!(!s.user(a.id).await.unwrap().unwrap().banned);
-    assert!(s.set_admin(a.id, true).await.unwrap());
-    assert!(s.upsert_user(&id("ma"), "A", 9).await.unwrap().admin);
-    assert!(!s.set_admin(UserId::new(999_999).unwrap(), true).await.unwrap());
-    assert!(!s.set_banned(UserId::new(999_999).unwrap(), true, 1).await.unwrap());
+    assert_eq!(s.set_role(a.id, Role::Operator, 9, &audit(AuditAction::RoleSet, "user:a")).await.unwrap(), Some(Role::None));
+    assert_eq!(s.upsert_user(&id("ma"), "A", 9).await.unwrap().role, Role::Operator);
+    assert_eq!(s.set_role(a.id, Role::Admin, 10, &audit(AuditAction::RoleSet, "user:a")).await.unwrap(), Some(Role::Operator));
+    assert_eq!(s.set_role(UserId::new(999_999).unwrap(), Role::Admin, 10, &audit(AuditAction::RoleSet, "user:none")).await.unwrap(), None);
+    assert!(!s.set_banned(UserId::new(999_999).unwrap(), true, 1, &audit(AuditAction::UserBan, "user:none")).await.unwrap());
+    s.grant_configured_admin(a.id).await.unwrap();
+
+    // One entry per change that happened, none for those that found nothing; newest first.
+    let log = s.audit_entries(None, None, None, 100).await.unwrap();
+    let got: Vec<(&str, &str)> = log.iter().map(|e| (e.action.as_str(), e.target.as_str())).collect();
+    assert_eq!(got, vec![
+        ("role.set", "user:a"), ("role.set", "user:a"), ("user.unban", "user:a"), ("user.ban", "user:a"),
+        ("message.delete", "message:2"), ("message.delete", "message:1"),
+    ]);
+    assert_eq!(log[0].before, Some(serde_json::json!({"role": "operator"})), "the store fills the role before");
+    assert_eq!((log[0].actor, log[0].ip.as_deref(), log[0].at), (a.id, Some("192.0.2.1"), 10));
+    assert_eq!(s.audit_entries(None, Some(AuditAction::UserBan), None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.audit_entries(Some(UserId::new(999_999).unwrap()), None, None, 10).await.unwrap().len(), 0);
+    let page = s.audit_entries(None, None, None, 2).await.unwrap();
+    let rest = s.audit_entries(None, None, Some(page[1].id), 100).await.unwrap();
+    assert_eq!(page.len() + rest.len(), log.len(), "paging newest first neither repeats nor skips");
+}
+
+/// The audit entry is written in the change's transaction: a change that fails leaves no entry,
+/// an entry that cannot be written undoes its change; and nothing changes or deletes an entry.
+async fn audit_entries_share_their_change_transaction(s: &SqlStore) {
+    use jiebanke_chat_core::merchants::*;
+    let staff_user = s.upsert_user(&id("au-staff"), "S", 1).await.unwrap();
+    let victim = s.upsert_user(&id("au-victim"), "V", 1).await.unwrap();
+    let staff = Actor::new(staff_user.id, None);
+    let count = || async { s.audit_entries(None, None, None, 500).await.unwrap().len() };
+    let n0 = count().await;
+
+    // The entry cannot be written (its target is over the schema's 200 characters): the ban
+    // does not happen either.
+    let too_long = NewAudit::new(&staff, AuditAction::UserBan, "x".repeat(201));
+    assert!(s.set_banned(victim.id, true, 2, &too_long).await.is_err());
+    assert!(!s.user(victim.id).await.unwrap().unwrap().banned, "the ban was rolled back with its entry");
+    assert!(s.set_role(victim.id, Role::Admin, 2, &too_long).await.is_err());
+    assert_eq!(s.user(victim.id).await.unwrap().unwrap().role, Role::None);
+    assert_eq!(count().await, n0);
+
+    // A decision that cannot happen (decided already) leaves no entry and no second event.
+    let app = s
+        .create_application(
+            &SealedApplication {
+                user: victim.id,
+                name: "花坊".into(),
+                category: Category::Florist,
+                license_cipher: "c".into(),
+                license_masked: "m".into(),
+                contact_name: "王".into(),
+                phone_cipher: "c".into(),
+                phone_masked: "m".into(),
+            },
+            3,
+        )
+        .await
+        .unwrap();
+    let ok = NewAudit::new(&staff, AuditAction::ApplicationApprove, format!("merchant_application:{}", app.id));
+    assert!(s.decide(app.id, staff.user, &ApplicationState::Approved, 4, &too_long).await.is_err());
+    assert_eq!(s.latest_application(victim.id).await.unwrap().unwrap().state, ApplicationState::Pending, "rolled back with its entry");
+    assert!(s.merchant(victim.id).await.unwrap().is_none());
+    let events = s.outbox_counts().await.unwrap().pending;
+    s.decide(app.id, staff.user, &ApplicationState::Approved, 4, &ok).await.unwrap().unwrap();
+    assert_eq!(s.outbox_counts().await.unwrap().pending, events + 1, "merchant.reviewed written with the decision");
+    assert_eq!(count().await, n0 + 1);
+    let again = s.decide(app.id, staff.user, &ApplicationState::Rejected { reason: "r".into() }, 5, &ok).await;
+    assert!(matches!(again, Err(CoreError::Conflict(_))), "{again:?}");
+    assert_eq!(count().await, n0 + 1, "a refused change leaves no entry");
+    assert_eq!(s.outbox_counts().await.unwrap().pending, events + 1);
+
+    // Nothing changes or deletes an entry, not even SQL.
+    for sql in ["UPDATE audit_log SET target = 'forged'", "DELETE FROM audit_log"] {
+        let r = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(s.pool()).await;
+        assert!(r.is_err(), "{sql} must be refused");
+    }
+    assert_eq!(count().await, n0 + 1);
+}
+
+/// Applications: one open per user (racing submissions too), the review decided once, merchants
+/// listed while active, suspensions; leads handled once.
+async fn merchants_applications_and_leads(s: &SqlStore) {
+    use jiebanke_chat_core::merchants::*;
+    let staff = Actor::new(s.upsert_user(&id("mer-staff"), "S", 1).await.unwrap().id, None);
+    let audit = |a| NewAudit::new(&staff, a, "t");
+    let app = |user: UserId, name: &str, category: Category| SealedApplication {
+        user,
+        name: name.into(),
+        category,
+        license_cipher: "lc".into(),
+        license_masked: "9135**********0Y43".into(),
+        contact_name: "王".into(),
+        phone_cipher: "pc".into(),
+        phone_masked: "138****5678".into(),
+    };
+    let u1 = s.upsert_user(&id("mer-1"), "M1", 1).await.unwrap().id;
+    let u2 = s.upsert_user(&id("mer-2"), "M2", 1).await.unwrap().id;
+    // Ten submissions at once from one user: exactly one is stored.
+    let first = app(u1, "一号花坊", Category::Florist);
+    let tries = futures_util::future::join_all((0..10).map(|_| s.create_application(&first, 2))).await;
+    assert_eq!(tries.iter().filter(|r| r.is_ok()).count(), 1, "{tries:?}");
+    assert!(tries.iter().all(|r| r.is_ok() || matches!(r, Err(CoreError::Conflict(_)))), "{tries:?}");
+    let a1 = s.latest_application(u1).await.unwrap().unwrap();
+    assert_eq!((a1.state.clone(), a1.license_masked.as_str()), (ApplicationState::Pending, "9135**********0Y43"));
+    assert_eq!(s.sealed_papers(a1.id).await.unwrap(), Some((u1, "lc".into(), "pc".into())));
+    let a2 = s.create_application(&app(u2, "二号农场", Category::Farm), 3).await.unwrap();
+    assert_eq!(s.applications(Some("pending"), None, 10).await.unwrap().len(), 2);
+    assert_eq!(s.applications(Some("pending"), Some(a1.id), 10).await.unwrap(), vec![a2.clone()]);
+
+    let rejected = ApplicationState::Rejected { reason: "执照模糊".into() };
+    let r = s.decide(a2.id, staff.user, &rejected, 4, &audit(AuditAction::ApplicationReject)).await.unwrap().unwrap();
+    assert_eq!((r.state, r.decided_at, r.decided_by), (rejected.clone(), Some(4), Some(staff.user)));
+    // Rejected: the user may apply again.
+    let a2b = s.create_application(&app(u2, "二号农场", Category::Farm), 5).await.unwrap();
+    let ok = s.decide(a1.id, staff.user, &ApplicationState::Approved, 6, &audit(AuditAction::ApplicationApprove)).await.unwrap().unwrap();
+    assert_eq!(ok.state, ApplicationState::Approved);
+    assert!(matches!(s.create_application(&app(u1, "again", Category::Florist), 7).await, Err(CoreError::Conflict(_))), "a merchant already");
+    s.decide(a2b.id, staff.user, &ApplicationState::Approved, 8, &audit(AuditAction::ApplicationApprove)).await.unwrap().unwrap();
+    assert!(s.decide(RecordId::new(999_999).unwrap(), staff.user, &ApplicationState::Approved, 8, &audit(AuditAction::ApplicationApprove)).await.unwrap().is_none());
+
+    let m1 = s.merchant(u1).await.unwrap().unwrap();
+    assert_eq!((m1.name.as_str(), m1.category, m1.status.clone(), m1.since, m1.reviews), ("一号花坊", Category::Florist, MerchantStatus::Active, 6, 0));
+    let all: Vec<UserId> = s.merchants(None, None, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(all, vec![u1, u2]);
+    assert_eq!(s.merchants(Some(Category::Farm), None, 10).await.unwrap().len(), 1);
+    assert_eq!(s.merchants(None, Some(u1), 10).await.unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), vec![u2]);
+
+    let sus = s.set_suspended(u1, Some("投诉"), 9, &audit(AuditAction::MerchantSuspend)).await.unwrap().unwrap();
+    assert_eq!(sus.status, MerchantStatus::Suspended { reason: "投诉".into() });
+    assert!(matches!(s.set_suspended(u1, Some("again"), 9, &audit(AuditAction::MerchantSuspend)).await, Err(CoreError::Conflict(_))));
+    assert_eq!(s.merchants(None, None, 10).await.unwrap().len(), 1, "a suspended merchant is not listed");
+    assert_eq!(s.set_suspended(u1, None, 10, &audit(AuditAction::MerchantReinstate)).await.unwrap().unwrap().status, MerchantStatus::Active);
+    assert!(matches!(s.set_suspended(u1, None, 10, &audit(AuditAction::MerchantReinstate)).await, Err(CoreError::Conflict(_))));
+    assert!(s.set_suspended(UserId::new(999_999).unwrap(), None, 10, &audit(AuditAction::MerchantReinstate)).await.unwrap().is_none());
+
+    let lead = SealedLead {
+        company: "大理花坊".into(),
+        contact_name: "王".into(),
+        phone_cipher: "pc".into(),
+        phone_masked: "138****5678".into(),
+        category: Category::Florist,
+        city: "大理".into(),
+        message: "".into(),
+    };
+    let l1 = s.create_lead(&lead, 11).await.unwrap();
+    let l2 = s.create_lead(&lead, 12).await.unwrap();
+    assert_eq!(s.leads(true, None, 10).await.unwrap(), vec![l1.clone(), l2.clone()]);
+    let h = s.handle_lead(l1.id, staff.user, "已联系", 13, &audit(AuditAction::LeadHandle)).await.unwrap().unwrap();
+    assert_eq!(h.handled, Some(LeadHandled { by: staff.user, note: "已联系".into(), at: 13 }));
+    assert!(matches!(s.handle_lead(l1.id, staff.user, "x", 14, &audit(AuditAction::LeadHandle)).await, Err(CoreError::Conflict(_))));
+    assert_eq!(s.leads(true, None, 10).await.unwrap(), vec![l2]);
+    assert_eq!(s.leads(false, None, 10).await.unwrap().len(), 2);
+    assert!(s.handle_lead(RecordId::new(999_999).unwrap(), staff.user, "x", 14, &audit(AuditAction::LeadHandle)).await.unwrap().is_none());
 }
 
 async fn accounts_profile_settings_phone_consent(s: &SqlStore) {
@@ -365,6 +518,20 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
         excerpt: "mine".into(),
     };
     s.create_moderation_item(&flagged, 3).await.unwrap();
+    {
+        use jiebanke_chat_core::merchants::*;
+        let sealed = SealedApplication {
+            user: e,
+            name: "E的花坊".into(),
+            category: Category::Florist,
+            license_cipher: "lc".into(),
+            license_masked: "lm".into(),
+            contact_name: "王".into(),
+            phone_cipher: "pc".into(),
+            phone_masked: "pm".into(),
+        };
+        s.create_application(&sealed, 4).await.unwrap();
+    }
     assert_eq!(s.identity(e).await.unwrap(), Some(("dev".to_owned(), "er-e".to_owned())));
     assert!(!s.identity_banned("idx-of-e").await.unwrap());
     assert!(s.erase(e, Some("idx-of-e"), 9).await.unwrap());
@@ -381,6 +548,13 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     let item = items.iter().find(|i| i.author == e).expect("the item stays, for the record");
     assert_eq!(item.excerpt, "", "its excerpt of the erased user's text is gone");
     assert_eq!(s.identity(e).await.unwrap(), None);
+    {
+        use jiebanke_chat_core::merchants::*;
+        let app = s.latest_application(e).await.unwrap().unwrap();
+        assert_eq!(app.state, ApplicationState::Rejected { reason: "account erased".into() }, "a pending application is withdrawn");
+        assert_eq!((app.contact_name.as_str(), app.license_masked.as_str(), app.phone_masked.as_str()), ("", "", ""));
+        assert_eq!(s.sealed_papers(app.id).await.unwrap(), Some((e, String::new(), String::new())), "its sealed papers are gone");
+    }
     assert!(s.identity_banned("idx-of-e").await.unwrap());
     // The same identity logs in as a new account; the phone's index is free again.
     let again = s.upsert_user(&id("er-e"), "E2", 11).await.unwrap();
@@ -409,7 +583,9 @@ both!(
     accounts_profile_settings_phone_consent,
     relations_blocks_and_contacts,
     recall_is_decided_once,
-    erase_unlinks_and_keeps_a_ban
+    erase_unlinks_and_keeps_a_ban,
+    audit_entries_share_their_change_transaction,
+    merchants_applications_and_leads
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

@@ -1,159 +1,201 @@
-//! The merchants area (issue 13), its first step: the rules of a merchant application, pure.
-//! Categories, the unified social credit code (统一社会信用代码, GB 32100-2015) with its check
-//! character, the application's fields and the review state machine. The port, the SQL and the
-//! routes come next.
+//! The merchants area: a user applies with their business papers, staff review, and an
+//! approved applicant becomes a merchant whose merchant id is their user id (the `merchant`
+//! of an order alert). Admins suspend and reinstate merchants. Visitors of the website leave
+//! leads that staff follow up.
+//!
+//! - `rules`: inputs into values (credit code check character, every bad field named, texts
+//!   screened) and the review state machine. `model`: the values. `port`: `MerchantStore`,
+//!   `LeadStore`.
+//! - Who may do what: any logged-in user applies; staff (operators and admins) list and decide
+//!   applications, open their papers and handle leads; admins suspend and reinstate.
+//! - Personal data: the license number and the phone numbers are sealed with the data key
+//!   (`users::pii`) and shown masked; a staff member who opens them leaves an audit entry.
 
-use crate::error::{CoreError, FieldProblem, Result};
+pub mod model;
+pub mod port;
+pub mod rules;
 
-/// What a merchant sells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    /// Farm animals to claim (动物认领).
-    Farm,
-    /// Flowers (送花服务).
-    Florist,
-    Travel,
+pub use model::*;
+pub use port::{LeadStore, MerchantStore};
+pub use rules::{ApplicationState, Category, CreditCode};
+
+use crate::audit::{Actor, AuditAction, AuditLog, NewAudit};
+use crate::error::{CoreError, Result};
+use crate::ids::UserId;
+use crate::moderation::ModerationService;
+use crate::users::DataKey;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Most items a list answers at once.
+pub const MAX_PAGE: u32 = 100;
+
+/// A license number masked: its first 4 and last 4 characters kept.
+pub fn mask_code(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
 }
 
-impl Category {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Farm => "farm",
-            Category::Florist => "florist",
-            Category::Travel => "travel",
-        }
-    }
-    pub fn from_str(s: &str) -> Option<Self> {
-        Some(match s {
-            "farm" => Category::Farm,
-            "florist" => Category::Florist,
-            "travel" => Category::Travel,
-            _ => return None,
-        })
-    }
+pub struct MerchantsService {
+    store: Arc<dyn MerchantStore>,
+    leads: Arc<dyn LeadStore>,
+    audit: Arc<dyn AuditLog>,
+    moderation: Arc<ModerationService>,
+    key: Arc<DataKey>,
+    /// The outbox relay's: fires when a review wrote its event.
+    wake: Arc<Notify>,
 }
 
-/// The 31 characters a unified social credit code is written in (no I, O, S, V, Z), in the
-/// order of their values.
-const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-
-/// A unified social credit code: 18 characters of `USCC_CHARS`, the last the check character
-/// of the first 17 (weights 3^i mod 31, GB 32100-2015 §5). Stored sealed like a phone number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreditCode(String);
-
-impl CreditCode {
-    pub fn parse(raw: &str) -> std::result::Result<Self, &'static str> {
-        let code = raw.trim().to_ascii_uppercase();
-        let b = code.as_bytes();
-        if b.len() != 18 {
-            return Err("must be 18 characters");
-        }
-        let mut values = [0u32; 18];
-        for (i, c) in b.iter().enumerate() {
-            values[i] = USCC_CHARS.iter().position(|x| x == c).ok_or("may only use 0-9 and A-Y without I, O, S, V, Z")? as u32;
-        }
-        let mut weight = 1u32;
-        let mut sum = 0u32;
-        for v in &values[..17] {
-            sum += v * weight;
-            weight = weight * 3 % 31;
-        }
-        if (31 - sum % 31) % 31 != values[17] {
-            return Err("the check character does not match (not a valid unified social credit code)");
-        }
-        Ok(CreditCode(code))
+impl MerchantsService {
+    pub fn new(
+        store: Arc<dyn MerchantStore>,
+        leads: Arc<dyn LeadStore>,
+        audit: Arc<dyn AuditLog>,
+        moderation: Arc<ModerationService>,
+        key: Arc<DataKey>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        MerchantsService { store, leads, audit, moderation, key, wake }
     }
-    pub fn as_str(&self) -> &str {
-        &self.0
+
+    /// A user applies to become a merchant.
+    pub async fn apply(&self, me: UserId, input: rules::ApplicationInput) -> Result<ApplicationRecord> {
+        let app = rules::application(input, Some(self.moderation.filter()))?;
+        let sealed = SealedApplication {
+            user: me,
+            name: app.name,
+            category: app.category,
+            license_cipher: self.key.seal(me, "license", app.license_no.as_str())?,
+            license_masked: mask_code(app.license_no.as_str()),
+            contact_name: app.contact_name,
+            phone_cipher: self.key.seal(me, "contact_phone", &app.contact_phone)?,
+            phone_masked: crate::users::rules::mask_phone(&app.contact_phone),
+        };
+        self.store.create_application(&sealed, crate::now_ms()).await
     }
-}
 
-/// An application as the edge received it.
-#[derive(Debug, Clone, Default)]
-pub struct ApplicationInput {
-    pub name: String,
-    pub category: String,
-    pub license_no: String,
-    pub contact_name: String,
-    pub contact_phone: String,
-}
-
-/// A valid application.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Application {
-    pub name: String,
-    pub category: Category,
-    pub license_no: CreditCode,
-    pub contact_name: String,
-    /// E.164.
-    pub contact_phone: String,
-}
-
-fn text(field: &str, raw: &str, max: usize, bad: &mut Vec<FieldProblem>) -> String {
-    let t = raw.trim();
-    let n = t.chars().count();
-    if n == 0 || n > max || t.chars().any(char::is_control) {
-        bad.push(FieldProblem::new(field, format!("must be 1-{max} characters without control characters")));
+    /// My latest application and my merchant, if any.
+    pub async fn mine(&self, me: UserId) -> Result<MyMerchant> {
+        Ok(MyMerchant { application: self.store.latest_application(me).await?, merchant: self.store.merchant(me).await? })
     }
-    t.to_owned()
-}
 
-/// Validates an application, naming every bad field.
-pub fn application(input: ApplicationInput) -> Result<Application> {
-    let mut bad = Vec::new();
-    let name = text("name", &input.name, 64, &mut bad);
-    let contact_name = text("contact_name", &input.contact_name, 32, &mut bad);
-    let category = Category::from_str(&input.category);
-    if category.is_none() {
-        bad.push(FieldProblem::new("category", "must be one of farm, florist, travel"));
-    }
-    let license_no = CreditCode::parse(&input.license_no).map_err(|p| bad.push(FieldProblem::new("license_no", p))).ok();
-    let contact_phone = match crate::users::rules::phone(input.contact_phone.trim()) {
-        Ok(p) => Some(p),
-        Err(CoreError::Fields(f)) => {
-            bad.extend(f.into_iter().map(|p| FieldProblem::new("contact_phone", p.problem)));
-            None
+    /// Applications for review (staff).
+    pub async fn applications(&self, me: UserId, state: Option<&str>, after: Option<RecordId>, limit: u32) -> Result<Vec<ApplicationRecord>> {
+        self.moderation.require_staff(me).await?;
+        if let Some(s) = state {
+            if !ApplicationState::ALL.contains(&s) {
+                return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("status", "must be one of pending, approved, rejected")]));
+            }
         }
-        Err(e) => return Err(e),
-    };
-    match (category, license_no, contact_phone) {
-        (Some(category), Some(license_no), Some(contact_phone)) if bad.is_empty() => {
-            Ok(Application { name, category, license_no, contact_name, contact_phone })
-        }
-        _ => Err(CoreError::Fields(bad)),
+        self.store.applications(state, after, limit.clamp(1, MAX_PAGE + 1)).await
     }
-}
 
-/// Where an application stands. `Pending` is the only open state: one per user at a time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApplicationState {
-    Pending,
-    Approved,
-    Rejected { reason: String },
-}
+    /// An application's papers in the clear (staff), leaving an audit entry.
+    pub async fn reveal(&self, actor: &Actor, id: RecordId) -> Result<Papers> {
+        self.moderation.require_staff(actor.user).await?;
+        let (user, license, phone) = self.store.sealed_papers(id).await?.ok_or_else(|| CoreError::NotFound("application".into()))?;
+        if license.is_empty() {
+            return Err(CoreError::NotFound("application papers (the applicant erased their account)".into()));
+        }
+        let papers = Papers { license_no: self.key.open(user, "license", &license)?, contact_phone: self.key.open(user, "contact_phone", &phone)? };
+        self.audit.append_audit(&NewAudit::new(actor, AuditAction::ApplicationReveal, format!("merchant_application:{id}")), crate::now_ms()).await?;
+        Ok(papers)
+    }
 
-impl ApplicationState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ApplicationState::Pending => "pending",
-            ApplicationState::Approved => "approved",
-            ApplicationState::Rejected { .. } => "rejected",
+    /// Approves (the applicant becomes a merchant) or rejects with a reason (staff).
+    pub async fn decide(&self, actor: &Actor, id: RecordId, approve: bool, reason: Option<&str>) -> Result<ApplicationRecord> {
+        self.moderation.require_staff(actor.user).await?;
+        // The rules of the decision (a rejection has its reason); the store checks that the
+        // application is still pending in its transaction.
+        let decision = ApplicationState::Pending.decide(approve, reason)?;
+        let action = if approve { AuditAction::ApplicationApprove } else { AuditAction::ApplicationReject };
+        let mut after = serde_json::json!({"status": decision.as_str()});
+        if let ApplicationState::Rejected { reason } = &decision {
+            after["reason"] = serde_json::Value::String(reason.clone());
+        }
+        let audit = NewAudit::new(actor, action, format!("merchant_application:{id}")).before(serde_json::json!({"status": "pending"})).after(after);
+        let rec = self.store.decide(id, actor.user, &decision, crate::now_ms(), &audit).await?.ok_or_else(|| CoreError::NotFound("application".into()))?;
+        self.wake.notify_one();
+        Ok(rec)
+    }
+
+    /// Active merchants, for everyone.
+    pub async fn merchants(&self, category: Option<&str>, after: Option<UserId>, limit: u32) -> Result<Vec<Merchant>> {
+        let category = match category {
+            Some(c) => Some(Category::from_str(c).ok_or_else(|| {
+                CoreError::Fields(vec![crate::error::FieldProblem::new("category", "must be one of farm, florist, travel")])
+            })?),
+            None => None,
+        };
+        self.store.merchants(category, after, limit.clamp(1, MAX_PAGE + 1)).await
+    }
+
+    /// A merchant's public page: `not_found` unless active.
+    pub async fn merchant(&self, id: UserId) -> Result<Merchant> {
+        match self.store.merchant(id).await? {
+            Some(m) if m.status == MerchantStatus::Active => Ok(m),
+            _ => Err(CoreError::NotFound("merchant".into())),
         }
     }
-    /// A review decision: only a pending application is decided, once. `conflict` otherwise.
-    pub fn decide(&self, approve: bool, reason: Option<&str>) -> Result<ApplicationState> {
-        if *self != ApplicationState::Pending {
-            return Err(CoreError::Conflict(format!("the application is {} already", self.as_str())));
-        }
-        if approve {
-            return Ok(ApplicationState::Approved);
-        }
-        let reason = reason.map(str::trim).unwrap_or("");
-        if reason.is_empty() || reason.chars().count() > 500 {
-            return Err(CoreError::Fields(vec![FieldProblem::new("reason", "must be 1-500 characters")]));
-        }
-        Ok(ApplicationState::Rejected { reason: reason.to_owned() })
+
+    /// Whether `id` is a merchant that may sell now (active). For the commerce area.
+    pub async fn may_sell(&self, id: UserId) -> Result<bool> {
+        Ok(self.store.merchant(id).await?.is_some_and(|m| m.status == MerchantStatus::Active))
+    }
+
+    /// Suspends a merchant (admins): hidden from lists, cannot sell.
+    pub async fn suspend(&self, actor: &Actor, id: UserId, reason: &str) -> Result<Merchant> {
+        self.moderation.require_admin(actor.user).await?;
+        let reason = rules::reason("reason", reason)?;
+        let audit = NewAudit::new(actor, AuditAction::MerchantSuspend, format!("merchant:{id}"))
+            .before(serde_json::json!({"status": "active"}))
+            .after(serde_json::json!({"status": "suspended", "reason": reason}));
+        self.store.set_suspended(id, Some(&reason), crate::now_ms(), &audit).await?.ok_or_else(|| CoreError::NotFound("merchant".into()))
+    }
+
+    /// Lifts a suspension (admins).
+    pub async fn reinstate(&self, actor: &Actor, id: UserId) -> Result<Merchant> {
+        self.moderation.require_admin(actor.user).await?;
+        let audit = NewAudit::new(actor, AuditAction::MerchantReinstate, format!("merchant:{id}"))
+            .before(serde_json::json!({"status": "suspended"}))
+            .after(serde_json::json!({"status": "active"}));
+        self.store.set_suspended(id, None, crate::now_ms(), &audit).await?.ok_or_else(|| CoreError::NotFound("merchant".into()))
+    }
+
+    /// A website visitor leaves a lead (no account; the edge limits how often per address).
+    pub async fn submit_lead(&self, input: rules::LeadInput) -> Result<LeadRecord> {
+        let lead = rules::lead(input, Some(self.moderation.filter()))?;
+        let sealed = SealedLead {
+            phone_cipher: self.key.seal_unbound("lead_phone", &lead.phone)?,
+            phone_masked: crate::users::rules::mask_phone(&lead.phone),
+            company: lead.company,
+            contact_name: lead.contact_name,
+            category: lead.category,
+            city: lead.city,
+            message: lead.message,
+        };
+        self.leads.create_lead(&sealed, crate::now_ms()).await
+    }
+
+    /// Leads for staff, open ones first by default.
+    pub async fn leads(&self, me: UserId, open_only: bool, after: Option<RecordId>, limit: u32) -> Result<Vec<LeadRecord>> {
+        self.moderation.require_staff(me).await?;
+        self.leads.leads(open_only, after, limit.clamp(1, MAX_PAGE + 1)).await
+    }
+
+    /// Marks a lead followed up (staff), with a note of what was done.
+    pub async fn handle_lead(&self, actor: &Actor, id: RecordId, note: &str) -> Result<LeadRecord> {
+        self.moderation.require_staff(actor.user).await?;
+        let note = rules::reason("note", note)?;
+        let audit = NewAudit::new(actor, AuditAction::LeadHandle, format!("merchant_lead:{id}"))
+            .before(serde_json::json!({"status": "open"}))
+            .after(serde_json::json!({"status": "handled"}));
+        self.leads.handle_lead(id, actor.user, &note, crate::now_ms(), &audit).await?.ok_or_else(|| CoreError::NotFound("lead".into()))
     }
 }
 
@@ -162,47 +204,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credit_codes_by_their_check_character() {
-        for good in ["91350100M000100Y43", "91110000802100433B", "91110000802100433b"] {
-            assert!(CreditCode::parse(good).is_ok(), "{good}");
-        }
-        assert_eq!(CreditCode::parse("91350100M000100Y44"), Err("the check character does not match (not a valid unified social credit code)"));
-        assert!(CreditCode::parse("91350100M000100Y4").is_err(), "17 characters");
-        assert!(CreditCode::parse("91350100I000100Y43").is_err(), "I is not in the alphabet");
+    fn license_numbers_are_masked() {
+        assert_eq!(mask_code("91350100M000100Y43"), "9135**********0Y43");
+        assert_eq!(mask_code("1234"), "****");
     }
 
     #[test]
-    fn every_bad_field_is_named() {
-        let e = application(ApplicationInput {
-            name: "".into(),
-            category: "bakery".into(),
-            license_no: "123".into(),
-            contact_name: "王".into(),
-            contact_phone: "13812345678".into(),
-        })
-        .unwrap_err();
-        let CoreError::Fields(f) = e else { panic!("fields") };
-        let names: Vec<_> = f.iter().map(|p| p.field.as_str()).collect();
-        assert_eq!(names, vec!["name", "category", "license_no", "contact_phone"]);
-        let ok = application(ApplicationInput {
-            name: " 大理花坊 ".into(),
-            category: "florist".into(),
-            license_no: "91350100m000100y43".into(),
-            contact_name: "王小花".into(),
-            contact_phone: "+8613812345678".into(),
-        })
-        .unwrap();
-        assert_eq!((ok.name.as_str(), ok.category, ok.license_no.as_str()), ("大理花坊", Category::Florist, "91350100M000100Y43"));
-    }
-
-    #[test]
-    fn a_review_decides_once() {
-        let p = ApplicationState::Pending;
-        assert_eq!(p.decide(true, None).unwrap(), ApplicationState::Approved);
-        assert!(matches!(p.decide(false, None), Err(CoreError::Fields(_))), "a rejection needs its reason");
-        let r = p.decide(false, Some("执照模糊")).unwrap();
-        assert_eq!(r.as_str(), "rejected");
-        assert!(matches!(r.decide(true, None), Err(CoreError::Conflict(_))));
-        assert!(matches!(ApplicationState::Approved.decide(false, Some("x")), Err(CoreError::Conflict(_))));
+    fn a_rating_is_an_average_to_one_decimal() {
+        let m = Merchant { id: UserId::new(1).unwrap(), name: "x".into(), category: Category::Farm, status: MerchantStatus::Active, rating_sum: 14, reviews: 3, since: 0 };
+        assert_eq!(m.rating(), Some(4.7));
+        assert_eq!(Merchant { reviews: 0, rating_sum: 0, ..m }.rating(), None);
     }
 }

@@ -118,7 +118,7 @@ pub struct Consent {
 pub struct Account {
     pub profile: Profile,
     pub provider: String,
-    pub admin: bool,
+    pub role: crate::model::Role,
     pub last_seen: Option<i64>,
     /// The masked form only (`138****5678`).
     pub phone_masked: Option<String>,

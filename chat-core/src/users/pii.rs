@@ -60,9 +60,12 @@ impl DataKey {
 
     /// Seals `clear` for `user` (random nonce, then ciphertext and tag), base64.
     pub fn seal(&self, user: UserId, what: &str, clear: &str) -> Result<String, CoreError> {
+        self.seal_aad(&Self::aad(user, what), clear)
+    }
+
+    fn seal_aad(&self, aad: &str, clear: &str) -> Result<String, CoreError> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| CoreError::unavailable(format!("no randomness: {e}")))?;
-        let aad = Self::aad(user, what);
         let ct = self
             .seal
             .encrypt(&nonce.into(), Payload { msg: clear.as_bytes(), aad: aad.as_bytes() })
@@ -72,8 +75,22 @@ impl DataKey {
         Ok(B64.encode(out))
     }
 
+    /// Seals a value that belongs to no user (a website lead's phone): bound to its purpose only.
+    pub fn seal_unbound(&self, what: &str, clear: &str) -> Result<String, CoreError> {
+        self.seal_aad(&format!("jiebanke/{what}"), clear)
+    }
+
+    /// Opens what `seal_unbound` made for the same purpose.
+    pub fn open_unbound(&self, what: &str, sealed: &str) -> Result<String, CoreError> {
+        self.open_aad(&format!("jiebanke/{what}"), sealed)
+    }
+
     /// Opens what `seal` made for the same user and purpose.
     pub fn open(&self, user: UserId, what: &str, sealed: &str) -> Result<String, CoreError> {
+        self.open_aad(&Self::aad(user, what), sealed)
+    }
+
+    fn open_aad(&self, aad: &str, sealed: &str) -> Result<String, CoreError> {
         let broken = || CoreError::unavailable("a sealed value does not open with this data key");
         let bytes = B64.decode(sealed).map_err(|_| broken())?;
         if bytes.len() < 12 + 16 {
@@ -81,7 +98,6 @@ impl DataKey {
         }
         let (nonce, ct) = bytes.split_at(12);
         let nonce: [u8; 12] = nonce.try_into().map_err(|_| broken())?;
-        let aad = Self::aad(user, what);
         let clear = self.seal.decrypt(&nonce.into(), Payload { msg: ct, aad: aad.as_bytes() }).map_err(|_| broken())?;
         String::from_utf8(clear).map_err(|_| broken())
     }

@@ -1,25 +1,33 @@
-//! Admin endpoints (every one answers `forbidden` to a non-admin):
+//! Staff endpoints (every one answers `forbidden` to a caller without the role it needs).
+//! Operators and admins:
 //!
 //! - `GET /api/v1/admin/moderation`: the moderation feed's items, oldest first (cursor pages).
 //! - `DELETE /api/v1/admin/conversations/{conv}/messages/{seq}`: a message becomes a tombstone.
+//!
+//! Admins only:
+//!
 //! - `PUT|DELETE /api/v1/admin/users/{id}/ban`: ban (sessions closed on every node) or unban.
-//! - `PUT|DELETE /api/v1/admin/users/{id}/admin`: grant or revoke the admin role.
+//! - `PUT /api/v1/admin/users/{id}/role`: sets the staff role (`admin`, `operator`, `none`).
 //! - `POST /api/v1/admin/banned-words/reload`: reads the banned-word list again.
+//! - `GET /api/v1/admin/audit`: the audit log, newest first.
 //! - `POST /api/v1/admin/orders`: records a paid order (through the outbox, like the payments
 //!   will), so that a merchant's alert can be produced before payments exist.
+//!
+//! Every change here writes its audit entry in its own transaction.
 
 use crate::api::{Page, PageQuery};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
-use crate::{AuthUser, RestState};
+use crate::{Acting, AuthUser, RestState};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use jiebanke_chat_core::{AmountFen, ConvId, ItemName, ModerationId, NewOrder, Seq, UserId};
+use jiebanke_chat_core::audit::AuditAction;
+use jiebanke_chat_core::{AmountFen, ConvId, ItemName, ModerationId, NewOrder, Role, Seq, UserId};
 use jiebanke_gateway::frame::{WireModerationItem, WireOrder};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -28,8 +36,9 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(items))
         .routes(routes!(delete_message))
         .routes(routes!(ban, unban))
-        .routes(routes!(grant, revoke))
+        .routes(routes!(set_role))
         .routes(routes!(reload_words))
+        .routes(routes!(audit))
         .routes(routes!(create_order))
 }
 
@@ -55,13 +64,13 @@ async fn items(
     security(("bearer" = [])), responses((status = 204, description = "deleted")))]
 async fn delete_message(
     State(state): State<RestState>,
-    AuthUser(me): AuthUser,
+    Acting(actor): Acting,
     path: Result<Path<(String, u64)>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Path((conv, seq)) = path?;
     let conv = ConvId::parse(&conv)?;
     let seq = Seq::parse(seq)?;
-    state.moderation.delete_message(me, conv, seq).await?;
+    state.moderation.delete_message(&actor, conv, seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -74,8 +83,8 @@ fn user_path(p: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError>
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/ban", tag = "admin",
     params(("id" = String, Path, description = "user id")),
     security(("bearer" = [])), responses((status = 204, description = "banned")))]
-async fn ban(State(state): State<RestState>, AuthUser(me): AuthUser, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
-    state.moderation.ban(me, user_path(p)?).await?;
+async fn ban(State(state): State<RestState>, Acting(actor): Acting, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
+    state.moderation.ban(&actor, user_path(p)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -83,27 +92,42 @@ async fn ban(State(state): State<RestState>, AuthUser(me): AuthUser, p: Result<P
 #[utoipa::path(delete, path = "/api/v1/admin/users/{id}/ban", tag = "admin",
     params(("id" = String, Path, description = "user id")),
     security(("bearer" = [])), responses((status = 204, description = "unbanned")))]
-async fn unban(State(state): State<RestState>, AuthUser(me): AuthUser, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
-    state.moderation.unban(me, user_path(p)?).await?;
+async fn unban(State(state): State<RestState>, Acting(actor): Acting, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
+    state.moderation.unban(&actor, user_path(p)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Grants the admin role.
-#[utoipa::path(put, path = "/api/v1/admin/users/{id}/admin", tag = "admin",
-    params(("id" = String, Path, description = "user id")),
-    security(("bearer" = [])), responses((status = 204, description = "granted")))]
-async fn grant(State(state): State<RestState>, AuthUser(me): AuthUser, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
-    state.moderation.set_admin(me, user_path(p)?, true).await?;
-    Ok(StatusCode::NO_CONTENT)
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    /// `admin`, `operator` or `none`.
+    role: String,
 }
 
-/// Revokes the admin role.
-#[utoipa::path(delete, path = "/api/v1/admin/users/{id}/admin", tag = "admin",
-    params(("id" = String, Path, description = "user id")),
-    security(("bearer" = [])), responses((status = 204, description = "revoked")))]
-async fn revoke(State(state): State<RestState>, AuthUser(me): AuthUser, p: Result<Path<String>, PathRejection>) -> Result<StatusCode, ApiError> {
-    state.moderation.set_admin(me, user_path(p)?, false).await?;
-    Ok(StatusCode::NO_CONTENT)
+/// A role change: the role before and after.
+#[derive(Serialize, ToSchema)]
+pub struct RoleChange {
+    pub user: String,
+    pub before: String,
+    pub role: String,
+}
+
+/// Sets a user's staff role (admins). An admin cannot lower their own role (422). Replaces the
+/// grant and revoke pair of earlier versions.
+#[utoipa::path(put, path = "/api/v1/admin/users/{id}/role", tag = "admin",
+    params(("id" = String, Path, description = "user id")), request_body = RoleBody,
+    security(("bearer" = [])), responses((status = 200, body = RoleChange)))]
+async fn set_role(
+    State(state): State<RestState>,
+    Acting(actor): Acting,
+    p: Result<Path<String>, PathRejection>,
+    body: StrictJson<RoleBody>,
+) -> Result<Json<RoleChange>, ApiError> {
+    let user = user_path(p)?;
+    let StrictJson(b) = body;
+    let role = Role::parse(&b.role)?;
+    let before = state.moderation.set_role(&actor, user, role).await?;
+    Ok(Json(RoleChange { user: user.to_string(), before: before.as_str().to_owned(), role: role.as_str().to_owned() }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,10 +139,72 @@ pub struct WordsBody {
 /// Reads the banned-word list from its file again.
 #[utoipa::path(post, path = "/api/v1/admin/banned-words/reload", tag = "admin",
     security(("bearer" = [])), responses((status = 200, body = WordsBody)))]
-async fn reload_words(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<Json<WordsBody>, ApiError> {
-    state.moderation.require_admin(me).await?;
+async fn reload_words(State(state): State<RestState>, Acting(actor): Acting) -> Result<Json<WordsBody>, ApiError> {
+    state.moderation.require_admin(actor.user).await?;
     let n = (state.reload_words)().map_err(ApiError::invalid)?;
+    state.moderation.words_reloaded(&actor, n).await?;
     Ok(Json(WordsBody { words: n }))
+}
+
+/// One entry of the audit log. Personal data in it is masked.
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub id: String,
+    /// The staff member's user id.
+    pub actor: String,
+    /// `role.set`, `user.ban`, `user.unban`, `message.delete`, `banned_words.reload`,
+    /// `merchant_application.approve|reject|reveal`, `merchant.suspend|reinstate`,
+    /// `merchant_lead.handle`.
+    pub action: String,
+    /// What was acted on: `user:12`, `merchant_application:3`, `message:5:9`, ...
+    pub target: String,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<serde_json::Value>,
+    pub ip: Option<String>,
+    pub at: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only this staff member's actions (a user id).
+    actor: Option<String>,
+    /// Only this action.
+    action: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The audit log, newest first (admins). Entries are never changed or deleted.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "admin", params(AuditQuery),
+    security(("bearer" = [])), responses((status = 200, body = Page<AuditView>)))]
+async fn audit(State(state): State<RestState>, AuthUser(me): AuthUser, q: Result<Query<AuditQuery>, QueryRejection>) -> Result<Json<Page<AuditView>>, ApiError> {
+    let Query(q) = q?;
+    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let actor = match q.actor.as_deref() {
+        Some(a) => Some(UserId::parse(a).map_err(|_| {
+            jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("actor", "must be a user id")])
+        })?),
+        None => None,
+    };
+    let action = q.action.as_deref().map(AuditAction::parse).transpose()?;
+    let list = state.moderation.audit_entries(me, actor, action, page.after, page.limit + 1).await?;
+    let items = list
+        .into_iter()
+        .map(|e| AuditView {
+            id: e.id.to_string(),
+            actor: e.actor.to_string(),
+            action: e.action,
+            target: e.target,
+            before: e.before,
+            after: e.after,
+            ip: e.ip,
+            at: e.at,
+        })
+        .collect();
+    Ok(Json(Page::from_probe(items, page.limit, |a: &AuditView| a.id.parse().unwrap_or(0))))
 }
 
 #[derive(Deserialize, ToSchema)]

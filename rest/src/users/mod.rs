@@ -46,7 +46,8 @@ pub struct MeBody {
     pub provider: String,
     pub created_at: i64,
     pub last_seen: Option<i64>,
-    pub admin: bool,
+    /// My staff role: `none`, `operator` or `admin`.
+    pub role: String,
     /// Masked (`138****5678`); the clear number is only in the export.
     pub phone: Option<String>,
 }
@@ -65,7 +66,7 @@ impl From<&Account> for MeBody {
             provider: a.provider.clone(),
             created_at: p.created_at,
             last_seen: a.last_seen,
-            admin: a.admin,
+            role: a.role.as_str().to_owned(),
             phone: a.phone_masked.clone(),
         }
     }
