@@ -41,15 +41,53 @@ pub struct Application {
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Opens the configured database (the data dir's SQLite file by default), migrated.
+async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let url = match &config.database_url {
+        Some(u) => u.clone(),
+        None => format!("sqlite:{}", config.data_dir.join("jiebanke.db").display()),
+    };
+    SqlStore::connect_with(&url, config.store).await.context("connecting to the database")
+}
+
+/// The data key: `JBK_DATA_KEY`, or in development the data dir's own.
+fn data_key(config: &Config) -> anyhow::Result<jiebanke_chat_core::users::DataKey> {
+    match &config.data_key {
+        Some(k) => jiebanke_chat_core::users::DataKey::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}")),
+        None if config.env == Environment::Production => anyhow::bail!("JBK_DATA_KEY is required in production"),
+        None => dev_data_key(&config.data_dir),
+    }
+}
+
+/// `jiebanke staff create`: makes a staff account on the configured database, from the command
+/// line (the audit log records it as made by itself, from `cli`).
+pub async fn create_staff(config: Config, username: &str, role: &str, password: &str) -> anyhow::Result<jiebanke_chat_core::staff::Enrolment> {
+    let store = Arc::new(open_store(&config).await?);
+    let key = Arc::new(data_key(&config)?);
+    let filter = Arc::new(WordFilter::new(Vec::new()).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let moderation = Arc::new(ModerationService::new(
+        store.clone(),
+        store.clone(),
+        Arc::new(LocalBus::new()),
+        filter,
+        Arc::new(tokio::sync::Notify::new()),
+        Vec::new(),
+        store.clone(),
+    ));
+    let staff = jiebanke_chat_core::staff::StaffService::new(store, moderation, key);
+    let input = jiebanke_chat_core::staff::NewStaffInput { username: username.to_owned(), password: password.to_owned(), role: role.to_owned() };
+    staff.create(None, input).await.map_err(|e| match e {
+        jiebanke_chat_core::CoreError::Fields(f) => {
+            anyhow::anyhow!("{}", f.iter().map(|p| format!("{}: {}", p.field, p.problem)).collect::<Vec<_>>().join("; "))
+        }
+        other => anyhow::anyhow!("{other}"),
+    })
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-        let url = match &config.database_url {
-            Some(u) => u.clone(),
-            None => format!("sqlite:{}", config.data_dir.join("jiebanke.db").display()),
-        };
-        let store = SqlStore::connect_with(&url, config.store).await.context("connecting to the database")?;
+        let store = open_store(&config).await?;
         let jwt_secret = match &config.jwt_secret {
             Some(s) => s.clone(),
             None if config.env == Environment::Production => anyhow::bail!("JBK_JWT_SECRET is required in production"),
@@ -178,11 +216,7 @@ impl Application {
             }
             logins.push(Arc::new(DevLogin));
         }
-        let data_key = match &config.data_key {
-            Some(k) => jiebanke_chat_core::users::DataKey::from_base64(k.expose()).map_err(|e| anyhow::anyhow!("JBK_DATA_KEY: {e}"))?,
-            None if config.env == Environment::Production => anyhow::bail!("JBK_DATA_KEY is required in production"),
-            None => dev_data_key(&config.data_dir)?,
-        };
+        let data_key = data_key(&config)?;
         let data_key = Arc::new(data_key);
         let merchants = Arc::new(jiebanke_chat_core::merchants::MerchantsService::new(
             store_arc.clone(),
@@ -192,6 +226,7 @@ impl Application {
             data_key.clone(),
             wake.clone(),
         ));
+        let staff = Arc::new(jiebanke_chat_core::staff::StaffService::new(store_arc.clone(), moderation.clone(), data_key.clone()));
         let users = Arc::new(jiebanke_chat_core::users::UsersService::new(
             store_arc.clone(),
             store_arc.clone(),
@@ -219,6 +254,7 @@ impl Application {
             users,
             uploads,
             merchants,
+            staff,
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {
                     let words = read_words(path).map_err(|e| e.to_string())?;

@@ -24,6 +24,25 @@ pub enum Command {
     Gateway(ServeArgs),
     /// Runs the REST service alone (cluster mode: needs JBK_REDIS_URL).
     Rest(ServeArgs),
+    /// Manages staff accounts (the console logins) on the configured database.
+    #[command(subcommand)]
+    Staff(StaffCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StaffCommand {
+    /// Makes a staff account (the first admin, for one) and prints its TOTP secret once. The
+    /// password is read from JBK_STAFF_PASSWORD, or else from the first line of stdin.
+    Create {
+        /// 3-32 of a-z, 0-9, '.', '_', '-', starting with a letter.
+        #[arg(long)]
+        username: String,
+        /// `admin` or `operator`.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 /// Which halves of the backend this process runs.
@@ -35,11 +54,13 @@ pub enum Role {
 }
 
 impl Command {
-    pub fn into_parts(self) -> (Role, ServeArgs) {
+    /// The role and arguments of a serving command; `None` for a management command.
+    pub fn into_parts(self) -> Result<(Role, ServeArgs), StaffCommand> {
         match self {
-            Command::Serve(a) => (Role::Full, a),
-            Command::Gateway(a) => (Role::Gateway, a),
-            Command::Rest(a) => (Role::Rest, a),
+            Command::Serve(a) => Ok((Role::Full, a)),
+            Command::Gateway(a) => Ok((Role::Gateway, a)),
+            Command::Rest(a) => Ok((Role::Rest, a)),
+            Command::Staff(c) => Err(c),
         }
     }
 }

@@ -1,11 +1,31 @@
 use clap::Parser;
-use jiebanke::config::{Cli, Config};
+use jiebanke::config::{Cli, Config, StaffCommand};
 use jiebanke::{telemetry, Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let (role, args) = cli.command.into_parts();
+    let (role, args) = match cli.command.into_parts() {
+        Ok(parts) => parts,
+        Err(StaffCommand::Create { username, role: staff_role, args }) => {
+            let config = Config::from_args(jiebanke::config::Role::Full, args)?;
+            telemetry::init(config.log_format);
+            let password = match std::env::var("JBK_STAFF_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    eprintln!("password (12-128 characters), then Enter:");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            let e = jiebanke::app::create_staff(config, &username, &staff_role, &password).await?;
+            println!("staff account {} ({}) made, user id {}", e.username, e.role.as_str(), e.user);
+            println!("TOTP secret (shown once; add it to an authenticator app): {}", e.totp_secret);
+            println!("{}", e.totp_uri);
+            return Ok(());
+        }
+    };
     {
         {
             let config = Config::from_args(role, args)?;

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
 /// The callers, in the order each row runs them (the owner last, so that what others try
-/// first has not been changed by the owner's own call). `merchant` is an approved merchant,
-/// `operator` and `admin` are staff.
+/// first has not been changed by the owner's own call). `merchant` is an approved merchant;
+/// `operator` is a staff account logged in at the console (username, password, TOTP) and
+/// `admin` a configured admin.
 const ROLES: [&str; 7] = ["anon", "other", "blocked", "merchant", "operator", "admin", "user"];
 
 struct Row {
@@ -43,6 +44,8 @@ fn table() -> Vec<Row> {
     //                                                                 anon user other blocked merchant operator admin
     vec![
         with("post", "/api/v1/auth/login", |r, _| json!({"code": format!("matrix-login-{r}")}), [200, 200, 200, 200, 200, 200, 200]),
+        // Wrong credentials, whoever sends them (the working login is tests/staff.rs's).
+        with("post", "/api/v1/auth/staff/login", |_, _| json!({"username": "nobody", "password": "not a password", "totp": "000000"}), [401, 401, 401, 401, 401, 401, 401]),
         row("get", "/api/v1/me", [401, 200, 200, 200, 200, 200, 200]),
         with("patch", "/api/v1/me", |_, _| json!({"bio": "matrix"}), [401, 200, 200, 200, 200, 200, 200]),
         row("get", "/api/v1/users/{id}", [401, 200, 200, 200, 200, 200, 200]),
@@ -89,6 +92,10 @@ fn table() -> Vec<Row> {
         with("put", "/api/v1/admin/users/{id}/role", |_, _| json!({"role": "none"}), [401, 403, 403, 403, 403, 403, 200]),
         row("post", "/api/v1/admin/banned-words/reload", [401, 403, 403, 403, 403, 403, 200]),
         row("get", "/api/v1/admin/audit", [401, 403, 403, 403, 403, 403, 200]),
+        with("post", "/api/v1/admin/staff", |_, _| json!({"username": "matrix-new-staff", "password": "matrix password 1234", "role": "operator"}), [401, 403, 403, 403, 403, 403, 201]),
+        row("get", "/api/v1/admin/staff", [401, 403, 403, 403, 403, 403, 200]),
+        row("post", "/api/v1/admin/staff/{id}/disable", [401, 403, 403, 403, 403, 403, 200]),
+        row("post", "/api/v1/admin/staff/{id}/enable", [401, 403, 403, 403, 403, 403, 200]),
         with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 403, 403, 201]),
         // No body: the upload's own refusal (415) once past the token; the photo is public.
         row("post", "/api/v1/uploads", [401, 415, 415, 415, 415, 415, 415]),
@@ -110,6 +117,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         p if p.ends_with("/reject") => &f.ids["application2"],
         p if p.starts_with("/api/v1/admin/merchant-applications/") => &f.ids["application"],
         p if p.starts_with("/api/v1/admin/merchant-leads/") => &f.ids["lead"],
+        p if p.starts_with("/api/v1/admin/staff/") => &f.ids["staff"],
         p if p.starts_with("/api/v1/merchants/") || p.starts_with("/api/v1/admin/merchants/") => &f.ids["merchant"],
         _ if admin_target => &f.ids["target"],
         _ => &f.ids["user"],
@@ -138,10 +146,10 @@ async fn every_documented_route_has_its_row() {
     let admin = login(http, &base, "matrix-admin").await;
     let target = login(http, &base, "matrix-target").await;
     let merchant = login(http, &base, "matrix-merchant").await;
-    let operator = login(http, &base, "matrix-operator").await;
+    // The operator is a staff account, logged in at the console (username, password, TOTP).
+    let operator = staff_account(http, &base, &admin.token, "matrix-operator", "operator").await;
+    let staff_target = staff_account(http, &base, &admin.token, "matrix-staff-target", "operator").await;
     let applicant2 = login(http, &base, "matrix-applicant2").await;
-    let r = http.put(format!("{base}/api/v1/admin/users/{}/role", operator.id)).bearer_auth(&admin.token).json(&json!({"role": "operator"})).send().await.unwrap();
-    assert_eq!(r.status(), 200);
     // The merchant applied and was approved; the target and a second applicant wait for review.
     let mut applications = Vec::new();
     for who in [&merchant, &target, &applicant2] {
@@ -189,6 +197,7 @@ async fn every_documented_route_has_its_row() {
             ("application", applications[1].clone()),
             ("application2", applications[2].clone()),
             ("lead", lead["id"].as_str().unwrap().to_owned()),
+            ("staff", staff_target.id.clone()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),

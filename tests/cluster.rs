@@ -393,7 +393,7 @@ fn cluster_mode_needs_the_shared_database_and_halves_need_redis() {
     use clap::Parser;
     let parse = |args: &[&str]| {
         let cli = jiebanke::config::Cli::try_parse_from(args).unwrap();
-        let (role, a) = cli.command.into_parts();
+        let (role, a) = cli.command.into_parts().expect("a serving command");
         jiebanke::Config::from_args(role, a)
     };
     let e = parse(&["jiebanke", "serve", "--redis-url", "redis://127.0.0.1"]).unwrap_err();

@@ -183,7 +183,7 @@ fn serve_args(env: &[(&str, &str)]) -> anyhow::Result<jiebanke::Config> {
         unsafe { std::env::set_var(k, v) };
     }
     let cli = jiebanke::config::Cli::try_parse_from(["jiebanke", "serve"])?;
-    let (role, args) = cli.command.into_parts();
+    let (role, args) = cli.command.into_parts().expect("a serving command");
     jiebanke::Config::from_args(role, args)
 }
 

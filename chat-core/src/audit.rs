@@ -25,10 +25,13 @@ pub enum AuditAction {
     MerchantSuspend,
     MerchantReinstate,
     LeadHandle,
+    StaffCreate,
+    StaffDisable,
+    StaffEnable,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 14] = [
         AuditAction::RoleSet,
         AuditAction::UserBan,
         AuditAction::UserUnban,
@@ -40,6 +43,9 @@ impl AuditAction {
         AuditAction::MerchantSuspend,
         AuditAction::MerchantReinstate,
         AuditAction::LeadHandle,
+        AuditAction::StaffCreate,
+        AuditAction::StaffDisable,
+        AuditAction::StaffEnable,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -54,6 +60,9 @@ impl AuditAction {
             AuditAction::MerchantSuspend => "merchant.suspend",
             AuditAction::MerchantReinstate => "merchant.reinstate",
             AuditAction::LeadHandle => "merchant_lead.handle",
+            AuditAction::StaffCreate => "staff.create",
+            AuditAction::StaffDisable => "staff.disable",
+            AuditAction::StaffEnable => "staff.enable",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {

@@ -24,6 +24,9 @@ pub enum CoreError {
     /// The user is banned: no login, no session.
     #[error("banned: this account is banned")]
     Banned,
+    /// Too many failed logins: the account is locked for `retry_after_ms` more.
+    #[error("locked: too many failed logins, retry later")]
+    Locked { retry_after_ms: u64 },
     /// Named fields of the input are not acceptable (each with what is wrong with it).
     #[error("invalid: {}", fields_text(.0))]
     Fields(Vec<FieldProblem>),
@@ -58,6 +61,7 @@ impl CoreError {
             CoreError::Unauthorized(_) => "unauthorized",
             CoreError::Banned => "banned",
             CoreError::Fields(_) => "invalid",
+            CoreError::Locked { .. } => "locked",
         }
     }
 

@@ -34,6 +34,7 @@ pub mod model;
 pub mod moderation;
 pub mod ports;
 pub mod presence;
+pub mod staff;
 pub mod uploads;
 pub mod users;
 

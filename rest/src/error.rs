@@ -41,6 +41,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CoreError::Banned => StatusCode::FORBIDDEN,
             CoreError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            CoreError::Locked { .. } => StatusCode::LOCKED,
         };
         let message = match &e {
             CoreError::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),
@@ -51,7 +52,11 @@ impl From<CoreError> for ApiError {
             _ => Vec::new(),
         };
         let message = if fields.is_empty() { message } else { "some fields are not acceptable (字段无效)".to_owned() };
-        ApiError { status, code: e.code(), message, retry_after_ms: None, fields }
+        let retry_after_ms = match &e {
+            CoreError::Locked { retry_after_ms } => Some((*retry_after_ms).max(1)),
+            _ => None,
+        };
+        ApiError { status, code: e.code(), message, retry_after_ms, fields }
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`. `extract`: `StrictJson`.
 //! - `merchants`: applications, their review, merchants' public pages, suspensions, leads.
+//! - `staff`: the console login (username, password, TOTP) and staff accounts.
 //! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
 //! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
@@ -20,7 +21,8 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod merchants;
-mod routes;
+pub(crate) mod routes;
+pub mod staff;
 pub mod uploads;
 pub mod users;
 
@@ -59,6 +61,7 @@ pub struct RestState {
     pub users: Arc<jiebanke_chat_core::users::UsersService>,
     pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
     pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
+    pub staff: Arc<jiebanke_chat_core::staff::StaffService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
@@ -124,6 +127,7 @@ fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
         .merge(users::router())
         .merge(uploads::router())
         .merge(merchants::router())
+        .merge(staff::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())
         .merge(routes::admin::router())

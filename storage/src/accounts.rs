@@ -264,6 +264,8 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE merchants SET status = 'closed' WHERE id = ?").bind(user.get()).execute(&mut *tx).await?;
+            // A staff account's credentials go with it (its username is free again).
+            sqlx::query("DELETE FROM staff_accounts WHERE user_id = ?").bind(user.get()).execute(&mut *tx).await?;
             if let Some(index) = banned_identity {
                 let sql = format!("{} INTO banned_identities (identity_index, created_at) VALUES (?, ?)", self.dialect.insert_ignore());
                 sqlx::query(AssertSqlSafe(sql)).bind(index.to_owned()).bind(now).execute(&mut *tx).await?;

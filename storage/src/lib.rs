@@ -14,6 +14,7 @@
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
 //! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
+//! - `staff`: `StaffStore` (console accounts, lock counting, one-use codes).
 //! - `testing`: a throwaway MySQL database per test.
 
 mod accounts;
@@ -24,6 +25,7 @@ mod merchants;
 mod moderation;
 mod orders;
 mod outbox;
+mod staff;
 mod store;
 pub mod testing;
 

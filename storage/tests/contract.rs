@@ -562,6 +562,58 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     s.set_phone(again.id, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
 }
 
+/// Staff accounts: made with their user and entry, locked after repeated failures (racing
+/// failures all count), a code used once (racing logins with one code: one wins), disabled
+/// with the role dropped.
+async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
+    use jiebanke_chat_core::staff::*;
+    let new = |name: &str, role| NewStaff { username: name.into(), role, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() };
+    let root = s.create_staff(&new("root", Role::Admin), None, 1).await.unwrap();
+    assert!(matches!(s.create_staff(&new("root", Role::Operator), None, 1).await, Err(CoreError::Conflict(_))));
+    let by = Actor::new(root, Some("192.0.2.9".into()));
+    let anna = s.create_staff(&new("anna", Role::Operator), Some(&by), 2).await.unwrap();
+    let u = s.user(anna).await.unwrap().unwrap();
+    assert_eq!((u.provider.as_str(), u.nickname.as_str(), u.role), ("staff", "anna", Role::Operator));
+    let rec = s.staff_by_username("anna").await.unwrap().unwrap();
+    assert_eq!((rec.user, rec.role, rec.failures, rec.locked_until, rec.disabled, rec.last_step), (anna, Role::Operator, 0, None, false, 0));
+    assert_eq!(s.staff_by_id(anna).await.unwrap(), Some(rec));
+    assert!(s.staff_by_username("nobody").await.unwrap().is_none());
+    let made = s.audit_entries(None, Some(AuditAction::StaffCreate), None, 10).await.unwrap();
+    assert_eq!(made.iter().map(|e| (e.actor, e.ip.as_deref())).collect::<Vec<_>>(), vec![(root, Some("192.0.2.9")), (root, Some("cli"))]);
+
+    // Five failures at once all count and lock; the lock runs out and the count starts again.
+    futures_util::future::join_all((0..5).map(|_| s.record_failure(anna, 100, 5, 1000))).await.into_iter().for_each(|r| r.unwrap());
+    let r = s.staff_by_id(anna).await.unwrap().unwrap();
+    assert_eq!((r.failures, r.locked_until), (5, Some(1100)));
+    s.record_failure(anna, 1200, 5, 1000).await.unwrap();
+    let r = s.staff_by_id(anna).await.unwrap().unwrap();
+    assert_eq!((r.failures, r.locked_until), (1, None), "an expired lock starts the count again");
+    for _ in 0..3 {
+        s.record_failure(anna, 1300, 5, 1000).await.unwrap();
+    }
+    assert_eq!(s.staff_by_id(anna).await.unwrap().unwrap().locked_until, None, "four failures do not lock");
+
+    // A code's step is used once; racing logins with one code: exactly one succeeds.
+    let wins = futures_util::future::join_all((0..8).map(|_| s.record_success(anna, 50, 1400))).await;
+    assert_eq!(wins.iter().filter(|w| *w.as_ref().unwrap()).count(), 1, "{wins:?}");
+    assert!(!s.record_success(anna, 49, 1401).await.unwrap(), "an older step neither");
+    assert!(s.record_success(anna, 51, 1402).await.unwrap());
+    let r = s.staff_by_id(anna).await.unwrap().unwrap();
+    assert_eq!((r.failures, r.last_step), (0, 51), "a success resets the count");
+
+    let audit = NewAudit::new(&by, AuditAction::StaffDisable, format!("user:{anna}"));
+    let d = s.set_staff_disabled(anna, true, 1500, &audit).await.unwrap().unwrap();
+    assert_eq!((d.disabled, d.role), (true, Role::None), "disabled, the role is gone too");
+    assert!(matches!(s.set_staff_disabled(anna, true, 1500, &audit).await, Err(CoreError::Conflict(_))));
+    let e = s.set_staff_disabled(anna, false, 1501, &NewAudit::new(&by, AuditAction::StaffEnable, "x")).await.unwrap().unwrap();
+    assert_eq!((e.disabled, e.role), (false, Role::None), "enabled again, the role is set on its own");
+    assert!(s.set_staff_disabled(UserId::new(999_999).unwrap(), true, 1, &audit).await.unwrap().is_none());
+    let last = &s.audit_entries(None, Some(AuditAction::StaffDisable), None, 1).await.unwrap()[0];
+    assert_eq!(last.before, Some(serde_json::json!({"disabled": false, "role": "operator"})));
+    assert_eq!(s.staff_accounts(None, 10).await.unwrap().iter().map(|r| r.user).collect::<Vec<_>>(), vec![root, anna]);
+    assert_eq!(s.staff_accounts(Some(root), 10).await.unwrap().len(), 1);
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -585,7 +637,8 @@ both!(
     recall_is_decided_once,
     erase_unlinks_and_keeps_a_ban,
     audit_entries_share_their_change_transaction,
-    merchants_applications_and_leads
+    merchants_applications_and_leads,
+    staff_accounts_lock_and_use_codes_once
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

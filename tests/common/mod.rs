@@ -774,3 +774,37 @@ impl Drop for OwnRedisCluster {
         }
     }
 }
+
+/// RFC 4648 base32 (no padding) back to bytes: a TOTP secret as the API shows it.
+pub fn decode_base32(text: &str) -> Vec<u8> {
+    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {text}"),
+        } as u32;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buf >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    out
+}
+
+/// A staff account made by `admin` and logged in through the console login (username,
+/// password, the current TOTP code).
+pub async fn staff_account(http: &reqwest::Client, base: &str, admin: &str, username: &str, role: &str) -> LoggedIn {
+    let password = "matrix password 1234";
+    let (s, e) = post(http, format!("{base}/api/v1/admin/staff"), admin, json!({"username": username, "password": password, "role": role})).await;
+    assert_eq!(s, 201, "{e}");
+    let secret = decode_base32(e["totp_secret"].as_str().unwrap());
+    let step = jiebanke_chat_core::staff::totp::step_at(jiebanke_chat_core::now_ms());
+    let code = format!("{:06}", jiebanke_chat_core::staff::totp::hotp(&secret, step, 6));
+    let r = http.post(format!("{base}/api/v1/auth/staff/login")).json(&json!({"username": username, "password": password, "totp": code})).send().await.unwrap();
+    assert_eq!(r.status(), 200, "staff login");
+    let v: Value = r.json().await.unwrap();
+    LoggedIn { token: v["token"].as_str().unwrap().to_owned(), id: v["user"]["id"].as_str().unwrap().to_owned() }
+}
