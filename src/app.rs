@@ -255,6 +255,7 @@ impl Application {
             uploads,
             merchants,
             staff,
+            qr: Arc::new(jiebanke_chat_core::logins::QrLoginService::new(store_arc.clone(), config.qr_ttl)),
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {
                     let words = read_words(path).map_err(|e| e.to_string())?;

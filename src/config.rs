@@ -160,6 +160,9 @@ pub struct ServeArgs {
     /// too).
     #[arg(long, env = "JBK_LEADS_PER_HOUR", default_value_t = 10)]
     pub leads_per_hour: u32,
+    /// How long a QR login ticket waits for the phone's confirmation.
+    #[arg(long, env = "JBK_QR_TTL_MS", default_value_t = 120_000)]
+    pub qr_ttl_ms: u64,
     /// REST requests per second per client IP (the probes are not counted), and the burst.
     #[arg(long, env = "JBK_HTTP_RATE", default_value_t = 100)]
     pub http_rate: u32,
@@ -274,6 +277,8 @@ pub struct Config {
     pub login_rate: NonZeroU32,
     /// Website leads per client IP per hour.
     pub leads_per_hour: NonZeroU32,
+    /// How long a QR login ticket lives.
+    pub qr_ttl: Duration,
     /// REST requests per client IP: rate per second and burst.
     pub http_rate: (NonZeroU32, NonZeroU32),
     /// REST writes per user: rate per second and burst.
@@ -326,6 +331,7 @@ impl Config {
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
             leads_per_hour: NonZeroU32::new(100_000).expect("nonzero"),
+            qr_ttl: Duration::from_secs(120),
             // Tests make many requests from one address and user quickly.
             http_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
             write_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
@@ -501,6 +507,10 @@ impl Config {
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
             leads_per_hour: nz(a.leads_per_hour, "JBK_LEADS_PER_HOUR")?,
+            qr_ttl: match a.qr_ttl_ms {
+                1_000..=600_000 => Duration::from_millis(a.qr_ttl_ms),
+                _ => anyhow::bail!("JBK_QR_TTL_MS must be 1000-600000"),
+            },
             http_rate: (nz(a.http_rate, "JBK_HTTP_RATE")?, nz(a.http_burst, "JBK_HTTP_BURST")?),
             write_rate: (nz(a.write_rate, "JBK_WRITE_RATE")?, nz(a.write_burst, "JBK_WRITE_BURST")?),
             max_group_members: a.max_group_members.max(2),

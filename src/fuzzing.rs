@@ -127,7 +127,7 @@ pub fn rest_body(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
     let h = harness();
     let conv = &h.conv;
-    let (method, uri, auth, body) = match pick % 25 {
+    let (method, uri, auth, body) = match pick % 27 {
         0 => (Method::POST, "/api/v1/auth/login".to_owned(), false, rest.to_vec()),
         1 => (Method::POST, "/api/v1/conversations".to_owned(), true, rest.to_vec()),
         2 => (Method::POST, format!("/api/v1/conversations/{conv}/members"), true, rest.to_vec()),
@@ -152,6 +152,8 @@ pub fn rest_body(data: &[u8]) {
         22 => (Method::GET, format!("/api/v1/merchants?category={}&cursor={}", pct(rest), pct(rest)), false, Vec::new()),
         23 => (Method::POST, "/api/v1/auth/staff/login".to_owned(), false, rest.to_vec()),
         24 => (Method::POST, "/api/v1/admin/staff".to_owned(), true, rest.to_vec()),
+        25 => (Method::GET, format!("/api/v1/auth/qr/{}", pct(rest)), false, Vec::new()),
+        26 => (Method::POST, format!("/api/v1/auth/qr/{}/confirm", pct(rest)), true, Vec::new()),
         // A multipart body (boundary `X`) as the fuzzer wrote it.
         _ => (Method::POST, "/api/v1/uploads".to_owned(), true, rest.to_vec()),
     };

@@ -44,6 +44,11 @@ fn table() -> Vec<Row> {
     //                                                                 anon user other blocked merchant operator admin
     vec![
         with("post", "/api/v1/auth/login", |r, _| json!({"code": format!("matrix-login-{r}")}), [200, 200, 200, 200, 200, 200, 200]),
+        // QR login: anyone starts one and polls it; the first logged-in caller confirms it,
+        // so everyone after finds it confirmed.
+        row("post", "/api/v1/auth/qr", [201, 201, 201, 201, 201, 201, 201]),
+        row("get", "/api/v1/auth/qr/{ticket}", [200, 200, 200, 200, 200, 200, 200]),
+        row("post", "/api/v1/auth/qr/{ticket}/confirm", [401, 409, 204, 409, 409, 409, 409]),
         // Wrong credentials, whoever sends them (the working login is tests/staff.rs's).
         with("post", "/api/v1/auth/staff/login", |_, _| json!({"username": "nobody", "password": "not a password", "totp": "000000"}), [401, 401, 401, 401, 401, 401, 401]),
         row("get", "/api/v1/me", [401, 200, 200, 200, 200, 200, 200]),
@@ -124,6 +129,7 @@ fn fill(path: &str, f: &Fixture) -> String {
     })
     .replace("{user}", &f.ids["target"])
     .replace("{file}", &f.ids["file"])
+    .replace("{ticket}", &f.ids["qr"])
     .replace("{conv}", &f.ids["group"])
     .replace("{seq}", "1")
 }
@@ -167,6 +173,7 @@ async fn every_documented_route_has_its_row() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let lead: Value = r.json().await.unwrap();
+    let qr: Value = http.post(format!("{base}/api/v1/auth/qr")).send().await.unwrap().json().await.unwrap();
     // The user's group (with the target in it), a message in it, an alert of theirs, a block.
     let (s, g) = post(http, format!("{base}/api/v1/conversations"), &user.token, json!({"kind":"group","title":"矩阵","members":[target.id]})).await;
     assert_eq!(s, 200, "{g}");
@@ -198,6 +205,7 @@ async fn every_documented_route_has_its_row() {
             ("application2", applications[2].clone()),
             ("lead", lead["id"].as_str().unwrap().to_owned()),
             ("staff", staff_target.id.clone()),
+            ("qr", qr["ticket"].as_str().unwrap().to_owned()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),

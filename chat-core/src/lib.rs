@@ -27,6 +27,7 @@ pub mod commit;
 pub mod error;
 pub mod events;
 pub mod ids;
+pub mod logins;
 pub mod matching;
 pub mod memory;
 pub mod merchants;

@@ -62,6 +62,7 @@ pub struct RestState {
     pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
     pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
     pub staff: Arc<jiebanke_chat_core::staff::StaffService>,
+    pub qr: Arc<jiebanke_chat_core::logins::QrLoginService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,

@@ -14,6 +14,7 @@
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
 //! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
+//! - `qr`: `QrTicketStore` (QR login tickets by their hash).
 //! - `staff`: `StaffStore` (console accounts, lock counting, one-use codes).
 //! - `testing`: a throwaway MySQL database per test.
 
@@ -25,6 +26,7 @@ mod merchants;
 mod moderation;
 mod orders;
 mod outbox;
+mod qr;
 mod staff;
 mod store;
 pub mod testing;

@@ -614,6 +614,28 @@ async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
     assert_eq!(s.staff_accounts(Some(root), 10).await.unwrap().len(), 1);
 }
 
+/// QR login tickets: confirmed once and consumed once, even racing; nothing after expiry.
+async fn qr_tickets_confirm_and_consume_once(s: &SqlStore) {
+    use jiebanke_chat_core::logins::QrTicketStore;
+    let a = s.upsert_user(&id("qr-a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("qr-b"), "B", 1).await.unwrap().id;
+    s.create_ticket("h1", 10, 1000).await.unwrap();
+    assert_eq!(s.consume_ticket("h1", 20).await.unwrap(), None, "not confirmed yet");
+    let (ca, cb) = tokio::join!(s.confirm_ticket("h1", a, 30), s.confirm_ticket("h1", b, 30));
+    assert!(ca.unwrap() ^ cb.unwrap(), "exactly one confirmation wins");
+    let who = s.ticket("h1").await.unwrap().unwrap().user.unwrap();
+    let tries = futures_util::future::join_all((0..6).map(|_| s.consume_ticket("h1", 40))).await;
+    let got: Vec<UserId> = tries.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![who], "the token is handed out once");
+    assert!(s.ticket("h1").await.unwrap().unwrap().consumed);
+    s.create_ticket("h2", 50, 100).await.unwrap();
+    assert!(!s.confirm_ticket("h2", a, 100).await.unwrap(), "expired at its time");
+    assert!(s.ticket("nope").await.unwrap().is_none());
+    // Creating tickets clears those long expired.
+    s.create_ticket("h3", 200_000, 300_000).await.unwrap();
+    assert!(s.ticket("h2").await.unwrap().is_none());
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -638,7 +660,8 @@ both!(
     erase_unlinks_and_keeps_a_ban,
     audit_entries_share_their_change_transaction,
     merchants_applications_and_leads,
-    staff_accounts_lock_and_use_codes_once
+    staff_accounts_lock_and_use_codes_once,
+    qr_tickets_confirm_and_consume_once
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

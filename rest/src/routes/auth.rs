@@ -1,4 +1,4 @@
-//! `POST /api/v1/auth/login`.
+//! `POST /api/v1/auth/login`, and QR login for web pages (`/api/v1/auth/qr...`).
 
 use crate::auth::LoginCode;
 use crate::error::ApiError;
@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new().routes(routes!(login))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(qr_create)).routes(routes!(qr_poll)).routes(routes!(qr_confirm))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,4 +59,86 @@ async fn login(
     let account = state.users.account(user.id).await?;
     let privacy = PrivacyBody::of(&state.users, &account);
     Ok(Json(LoginAnswer { token, expires_at, user: MeBody::from(&account), privacy }))
+}
+
+/// A QR login ticket, for the page to show.
+#[derive(Serialize, ToSchema)]
+pub struct QrTicketBody {
+    /// The ticket: poll with it. Whoever holds it may log in once it is confirmed: keep it in
+    /// the page only.
+    pub ticket: String,
+    /// What the QR code encodes (`jiebanke:qr-login:<ticket>`): the mini-program scans it.
+    pub qr: String,
+    /// The QR code as an SVG image (to put in an `<img src="data:image/svg+xml,...">`).
+    pub qr_svg: String,
+    pub expires_at: i64,
+}
+
+/// Starts a QR login for a web page (no token): a single-use ticket, valid for
+/// `JBK_QR_TTL_MS` (default 2 minutes). Limited per address like `/auth/login`.
+#[utoipa::path(post, path = "/api/v1/auth/qr", tag = "auth", responses((status = 201, body = QrTicketBody)))]
+async fn qr_create(State(state): State<RestState>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Result<(axum::http::StatusCode, Json<QrTicketBody>), ApiError> {
+    crate::rate_check(&state.login_limiter, &peer.ip(), "too many logins, retry later")?;
+    let t = state.qr.create(jiebanke_chat_core::now_ms()).await?;
+    let code = qrcode::QrCode::new(t.qr.as_bytes()).map_err(|e| ApiError::from(jiebanke_chat_core::CoreError::unavailable(format!("qr: {e}"))))?;
+    let qr_svg = code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build();
+    Ok((axum::http::StatusCode::CREATED, Json(QrTicketBody { ticket: t.ticket, qr: t.qr, qr_svg, expires_at: t.expires_at })))
+}
+
+/// Where a QR login stands. Once confirmed, ONE poll gets the token (`logged_in`); after it the
+/// ticket says `consumed`.
+#[derive(Serialize, ToSchema)]
+pub struct QrPollBody {
+    /// `pending`, `logged_in`, `consumed` or `expired`.
+    pub status: String,
+    pub expires_at: Option<i64>,
+    /// With `logged_in` only: the login, as `/auth/login` answers it.
+    pub login: Option<LoginAnswer>,
+}
+
+fn ticket_path(p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>) -> Result<String, ApiError> {
+    let axum::extract::Path(t) = p?;
+    Ok(t)
+}
+
+/// The page polls its ticket (no token: the ticket is the secret; every second or two).
+#[utoipa::path(get, path = "/api/v1/auth/qr/{ticket}", tag = "auth",
+    params(("ticket" = String, Path, description = "the ticket")),
+    responses((status = 200, body = QrPollBody)))]
+async fn qr_poll(
+    State(state): State<RestState>,
+    p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<QrPollBody>, ApiError> {
+    use jiebanke_chat_core::logins::Poll;
+    let ticket = ticket_path(p)?;
+    let body = match state.qr.poll(&ticket, jiebanke_chat_core::now_ms()).await? {
+        Poll::Pending { expires_at } => QrPollBody { status: "pending".into(), expires_at: Some(expires_at), login: None },
+        Poll::Consumed => QrPollBody { status: "consumed".into(), expires_at: None, login: None },
+        Poll::Expired => QrPollBody { status: "expired".into(), expires_at: None, login: None },
+        Poll::LoggedIn(user) => {
+            // Refused if the user was banned or erased since confirming.
+            state.moderation.session_allowed(user).await?;
+            let (token, expires_at) = state.jwt.issue(user)?;
+            let account = state.users.account(user).await?;
+            let privacy = PrivacyBody::of(&state.users, &account);
+            QrPollBody { status: "logged_in".into(), expires_at: None, login: Some(LoginAnswer { token, expires_at, user: MeBody::from(&account), privacy }) }
+        }
+    };
+    Ok(Json(body))
+}
+
+/// The mini-program confirms a scanned ticket with its own token: the page logs in as this
+/// user. 404 for no such ticket; 409 if it was confirmed already or expired. The ticket may be
+/// given as scanned (`jiebanke:qr-login:<ticket>`, percent-encoded) or bare.
+#[utoipa::path(post, path = "/api/v1/auth/qr/{ticket}/confirm", tag = "auth",
+    params(("ticket" = String, Path, description = "the ticket")),
+    security(("bearer" = [])), responses((status = 204, description = "confirmed")))]
+async fn qr_confirm(
+    State(state): State<RestState>,
+    crate::AuthUser(me): crate::AuthUser,
+    p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let ticket = ticket_path(p)?;
+    state.qr.confirm(&ticket, me, jiebanke_chat_core::now_ms()).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
