@@ -91,6 +91,11 @@ fn table() -> Vec<Row> {
         // Staff: operators work the moderation feed; bans, roles, the word list, the audit log
         // and test orders are the admins'.
         row("get", "/api/v1/admin/moderation", [401, 403, 403, 403, 403, 200, 200]),
+        with("post", "/api/v1/admin/moderation/{id}/resolve", |_, _| json!({"action": "dismiss"}), [401, 403, 403, 403, 403, 200, 409]),
+        // Reports of a user (not oneself); an appeal takes only the appeal token of a refused
+        // login, never a session token (the working appeal is tests/moderation_queue.rs's).
+        with("post", "/api/v1/users/{id}/report", |_, _| json!({"reason": "矩阵"}), [401, 422, 201, 201, 201, 201, 201]),
+        with("post", "/api/v1/appeals", |_, _| json!({"text": "请复查"}), [401, 401, 401, 401, 401, 401, 401]),
         row("delete", "/api/v1/admin/conversations/{conv}/messages/{seq}", [401, 403, 403, 403, 403, 204, 204]),
         row("put", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 403, 403, 204]),
         row("delete", "/api/v1/admin/users/{id}/ban", [401, 403, 403, 403, 403, 403, 204]),
@@ -123,6 +128,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         p if p.starts_with("/api/v1/admin/merchant-applications/") => &f.ids["application"],
         p if p.starts_with("/api/v1/admin/merchant-leads/") => &f.ids["lead"],
         p if p.starts_with("/api/v1/admin/staff/") => &f.ids["staff"],
+        p if p.starts_with("/api/v1/admin/moderation/") => &f.ids["item"],
         p if p.starts_with("/api/v1/merchants/") || p.starts_with("/api/v1/admin/merchants/") => &f.ids["merchant"],
         _ if admin_target => &f.ids["target"],
         _ => &f.ids["user"],
@@ -174,6 +180,9 @@ async fn every_documented_route_has_its_row() {
     assert_eq!(r.status(), 201);
     let lead: Value = r.json().await.unwrap();
     let qr: Value = http.post(format!("{base}/api/v1/auth/qr")).send().await.unwrap().json().await.unwrap();
+    // A moderation item to resolve: the user reports the target.
+    let (s, item) = post(http, format!("{base}/api/v1/users/{}/report", target.id), &user.token, json!({"reason": "矩阵"})).await;
+    assert_eq!(s, 201, "{item}");
     // The user's group (with the target in it), a message in it, an alert of theirs, a block.
     let (s, g) = post(http, format!("{base}/api/v1/conversations"), &user.token, json!({"kind":"group","title":"矩阵","members":[target.id]})).await;
     assert_eq!(s, 200, "{g}");
@@ -206,6 +215,7 @@ async fn every_documented_route_has_its_row() {
             ("lead", lead["id"].as_str().unwrap().to_owned()),
             ("staff", staff_target.id.clone()),
             ("qr", qr["ticket"].as_str().unwrap().to_owned()),
+            ("item", item["item"].as_str().unwrap().to_owned()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),

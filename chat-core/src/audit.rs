@@ -28,10 +28,11 @@ pub enum AuditAction {
     StaffCreate,
     StaffDisable,
     StaffEnable,
+    ModerationResolve,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::RoleSet,
         AuditAction::UserBan,
         AuditAction::UserUnban,
@@ -46,6 +47,7 @@ impl AuditAction {
         AuditAction::StaffCreate,
         AuditAction::StaffDisable,
         AuditAction::StaffEnable,
+        AuditAction::ModerationResolve,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -63,6 +65,7 @@ impl AuditAction {
             AuditAction::StaffCreate => "staff.create",
             AuditAction::StaffDisable => "staff.disable",
             AuditAction::StaffEnable => "staff.enable",
+            AuditAction::ModerationResolve => "moderation.resolve",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {

@@ -278,10 +278,12 @@ pub struct OrderAlert {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModerationKind {
-    /// The banned-word filter matched the message.
+    /// The banned-word filter matched the text.
     Flagged,
-    /// A member reported the message.
+    /// A user reported it.
     Report,
+    /// A banned user appeals their ban.
+    Appeal,
 }
 
 impl ModerationKind {
@@ -289,13 +291,15 @@ impl ModerationKind {
         match self {
             ModerationKind::Flagged => "flagged",
             ModerationKind::Report => "report",
+            ModerationKind::Appeal => "appeal",
         }
     }
     pub fn parse(s: &str) -> Result<Self, CoreError> {
         match s {
             "flagged" => Ok(Self::Flagged),
             "report" => Ok(Self::Report),
-            _ => Err(CoreError::invalid("moderation kind must be flagged or report")),
+            "appeal" => Ok(Self::Appeal),
+            _ => Err(CoreError::invalid("moderation kind must be flagged, report or appeal")),
         }
     }
 }
@@ -313,31 +317,133 @@ impl ReportReason {
     }
 }
 
-/// Something for the admins to look at: a flagged or reported message.
+/// What a moderation item is about. Every area's content is one kind: messages now; users,
+/// profiles and appeals; posts, comments, products and reviews as their areas come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Message { conv: ConvId, seq: Seq },
+    /// A user (a report of the person).
+    User(UserId),
+    /// A user's profile (nickname, bio, avatar).
+    Profile(UserId),
+    /// The ban of this user, appealed.
+    Appeal(UserId),
+    Post(i64),
+    Comment(i64),
+    Product(i64),
+    Review(i64),
+}
+
+impl Subject {
+    pub const KINDS: [&'static str; 8] = ["message", "post", "comment", "user", "profile", "product", "review", "appeal"];
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::Message { .. } => "message",
+            Subject::User(_) => "user",
+            Subject::Profile(_) => "profile",
+            Subject::Appeal(_) => "appeal",
+            Subject::Post(_) => "post",
+            Subject::Comment(_) => "comment",
+            Subject::Product(_) => "product",
+            Subject::Review(_) => "review",
+        }
+    }
+    /// The subject's id as the wire shows it: `<conv>:<seq>` for a message, else the id.
+    pub fn id(&self) -> String {
+        match self {
+            Subject::Message { conv, seq } => format!("{conv}:{}", seq.get()),
+            Subject::User(u) | Subject::Profile(u) | Subject::Appeal(u) => u.to_string(),
+            Subject::Post(i) | Subject::Comment(i) | Subject::Product(i) | Subject::Review(i) => i.to_string(),
+        }
+    }
+    /// Back from `kind()` and `id()`.
+    pub fn parse(kind: &str, id: &str) -> Result<Self, CoreError> {
+        let bad = || CoreError::invalid(format!("bad moderation subject {kind}:{id}"));
+        let user = || id.parse::<i64>().ok().and_then(|v| UserId::new(v).ok()).ok_or_else(bad);
+        let num = || id.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(bad);
+        Ok(match kind {
+            "message" => {
+                let (c, s) = id.split_once(':').ok_or_else(bad)?;
+                let conv = c.parse::<i64>().ok().and_then(|v| ConvId::new(v).ok()).ok_or_else(bad)?;
+                let seq = s.parse::<u64>().map_err(|_| bad())?;
+                Subject::Message { conv, seq: Seq::new(seq) }
+            }
+            "user" => Subject::User(user()?),
+            "profile" => Subject::Profile(user()?),
+            "appeal" => Subject::Appeal(user()?),
+            "post" => Subject::Post(num()?),
+            "comment" => Subject::Comment(num()?),
+            "product" => Subject::Product(num()?),
+            "review" => Subject::Review(num()?),
+            _ => return Err(bad()),
+        })
+    }
+}
+
+/// What staff did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveAction {
+    /// Nothing to do.
+    Dismiss,
+    /// The content goes (a message becomes a tombstone, a profile is reset).
+    Delete,
+    /// The author is banned (admins).
+    Ban,
+    /// The author is unbanned: an appeal granted (admins).
+    Unban,
+}
+
+impl ResolveAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolveAction::Dismiss => "dismiss",
+            ResolveAction::Delete => "delete",
+            ResolveAction::Ban => "ban",
+            ResolveAction::Unban => "unban",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        Ok(match s {
+            "dismiss" => Self::Dismiss,
+            "delete" => Self::Delete,
+            "ban" => Self::Ban,
+            "unban" => Self::Unban,
+            _ => return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("action", "must be one of dismiss, delete, ban, unban")])),
+        })
+    }
+}
+
+/// Where an item stands in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModerationStatus {
+    Open,
+    Resolved { action: ResolveAction, by: UserId, at: i64 },
+}
+
+/// Something for staff to look at: flagged or reported content, a reported user, an appeal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModerationItem {
     pub id: ModerationId,
     pub kind: ModerationKind,
-    pub conv: ConvId,
-    pub seq: Seq,
-    /// Who wrote the message.
+    pub subject: Subject,
+    /// Whose content it is (the message's sender, the reported user, the appellant).
     pub author: UserId,
     /// Who reported it (reports only).
     pub reporter: Option<UserId>,
     pub reason: String,
     /// The banned words that matched (flagged only).
     pub words: Vec<String>,
-    /// The start of the message's text, as it was when the item was made.
+    /// The start of the text concerned, as it was when the item was made.
     pub excerpt: String,
     pub created_at: i64,
+    pub status: ModerationStatus,
 }
 
 /// A moderation item about to be stored.
 #[derive(Debug, Clone)]
 pub struct NewModerationItem {
     pub kind: ModerationKind,
-    pub conv: ConvId,
-    pub seq: Seq,
+    pub subject: Subject,
     pub author: UserId,
     pub reporter: Option<UserId>,
     pub reason: String,

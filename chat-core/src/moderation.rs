@@ -9,7 +9,7 @@ use crate::audit::{Actor, AuditAction, AuditEntry, AuditLog, NewAudit};
 use crate::error::{CoreError, Result};
 use crate::ids::{ConvId, ModerationId, Seq, UserId};
 use crate::model::*;
-use crate::ports::{Bus, Event, ModerationStore, Store};
+use crate::ports::{Bus, Event, ItemFilter, ModerationStore, Store};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
@@ -166,8 +166,7 @@ impl ModerationService {
         }
         let item = NewModerationItem {
             kind: ModerationKind::Flagged,
-            conv: message.conv,
-            seq: message.seq,
+            subject: Subject::Message { conv: message.conv, seq: message.seq },
             author: message.from,
             reporter: None,
             reason: "banned words".into(),
@@ -189,8 +188,7 @@ impl ModerationService {
         let message = self.ops.message(conv, seq).await?.ok_or_else(|| CoreError::NotFound("message".into()))?;
         let item = NewModerationItem {
             kind: ModerationKind::Report,
-            conv,
-            seq,
+            subject: Subject::Message { conv, seq },
             author: message.from,
             reporter: Some(me),
             reason: reason.as_str().to_owned(),
@@ -198,6 +196,87 @@ impl ModerationService {
             excerpt: message.body.text().map(excerpt).unwrap_or_default(),
         };
         self.create(item).await
+    }
+
+    /// A user reports another user (their behaviour, their profile).
+    pub async fn report_user(&self, me: UserId, user: UserId, reason: ReportReason, profile_text: String, about_profile: bool) -> Result<ModerationItem> {
+        if me == user {
+            return Err(CoreError::invalid("you cannot report yourself"));
+        }
+        let item = NewModerationItem {
+            kind: ModerationKind::Report,
+            subject: if about_profile { Subject::Profile(user) } else { Subject::User(user) },
+            author: user,
+            reporter: Some(me),
+            reason: reason.as_str().to_owned(),
+            words: Vec::new(),
+            excerpt: excerpt(&profile_text),
+        };
+        self.create(item).await
+    }
+
+    /// A banned user appeals their ban (with the one-purpose token of their refused login).
+    /// One open appeal at a time; the text passes the banned-word screen.
+    pub async fn appeal(&self, user: UserId, text: &str) -> Result<ModerationItem> {
+        let text = text.trim();
+        let n = text.chars().count();
+        if n == 0 || n > 1000 || text.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("text", "must be 1-1000 characters")]));
+        }
+        if !self.filter.matches(text).is_empty() {
+            return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("text", "contains words that are not allowed")]));
+        }
+        let u = self.store.user(user).await?.ok_or_else(|| CoreError::NotFound("user".into()))?;
+        if !u.banned || u.erased {
+            return Err(CoreError::Conflict("this account is not banned".into()));
+        }
+        if self.ops.open_item_about(&Subject::Appeal(user)).await?.is_some() {
+            return Err(CoreError::Conflict("an appeal of yours is waiting for review".into()));
+        }
+        let item = NewModerationItem {
+            kind: ModerationKind::Appeal,
+            subject: Subject::Appeal(user),
+            author: user,
+            reporter: None,
+            reason: "ban appeal".into(),
+            words: Vec::new(),
+            excerpt: excerpt(text),
+        };
+        self.create(item).await
+    }
+
+    /// Resolves an open item (staff; `ban` and `unban` admins only): `dismiss` does nothing
+    /// else; `delete` removes the content (a message becomes a tombstone, a profile is reset);
+    /// `ban` bans the author; `unban` lifts the author's ban (an appeal granted). The status,
+    /// the effect and the audit entry are one transaction. `conflict` if resolved already.
+    pub async fn resolve(&self, actor: &Actor, id: ModerationId, action: ResolveAction) -> Result<ModerationItem> {
+        match action {
+            ResolveAction::Ban | ResolveAction::Unban => self.require_admin(actor.user).await?,
+            ResolveAction::Dismiss | ResolveAction::Delete => self.require_staff(actor.user).await?,
+        };
+        let item = self.ops.moderation_item(id).await?.ok_or_else(|| CoreError::NotFound("moderation item".into()))?;
+        if action == ResolveAction::Delete && !matches!(item.subject, Subject::Message { .. } | Subject::Profile(_)) {
+            return Err(CoreError::Fields(vec![crate::error::FieldProblem::new(
+                "action",
+                format!("a {} has no content to delete: dismiss, ban or unban", item.subject.kind()),
+            )]));
+        }
+        if action == ResolveAction::Ban && item.author == actor.user {
+            return Err(CoreError::invalid("an admin cannot ban themself"));
+        }
+        let audit = NewAudit::new(actor, AuditAction::ModerationResolve, format!("moderation_item:{id}"))
+            .before(serde_json::json!({"status": "open"}))
+            .after(serde_json::json!({"status": "resolved", "action": action.as_str(), "subject": format!("{}:{}", item.subject.kind(), item.subject.id())}));
+        let resolved = self.ops.resolve_item(id, action, actor.user, crate::now_ms(), &audit).await?.ok_or_else(|| CoreError::NotFound("moderation item".into()))?;
+        match (action, resolved.subject) {
+            (ResolveAction::Ban, _) => self.bus.publish(Event::Banned { user: resolved.author }),
+            (ResolveAction::Delete, Subject::Message { conv, seq }) => {
+                let members: Arc<[UserId]> = self.store.members(conv).await?.into();
+                self.bus.publish(Event::MessageDeleted { members, conv, seq, recalled: false });
+            }
+            _ => {}
+        }
+        Ok(resolved)
     }
 
     async fn create(&self, item: NewModerationItem) -> Result<ModerationItem> {
@@ -223,9 +302,10 @@ impl ModerationService {
         }
     }
 
-    pub async fn items(&self, me: UserId, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>> {
+    /// The queue (staff), oldest first: open or resolved items, of one subject kind or all.
+    pub async fn items(&self, me: UserId, filter: ItemFilter, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>> {
         self.require_staff(me).await?;
-        self.ops.moderation_items(after, limit.clamp(1, 500)).await
+        self.ops.moderation_items(&filter, after, limit.clamp(1, 500)).await
     }
 
     pub async fn delete_message(&self, actor: &Actor, conv: ConvId, seq: Seq) -> Result<()> {

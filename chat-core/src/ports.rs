@@ -121,8 +121,15 @@ pub trait ModerationStore: Send + Sync + 'static {
     async fn message(&self, conv: ConvId, seq: Seq) -> Result<Option<Message>>;
     /// Stores a moderation item and its `moderation.created` event in ONE transaction.
     async fn create_moderation_item(&self, item: &NewModerationItem, now: i64) -> Result<ModerationItem>;
-    /// Items with an id above `after`, oldest first, at most `limit`.
-    async fn moderation_items(&self, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;
+    /// Items matching `filter` with an id above `after`, oldest first, at most `limit`.
+    async fn moderation_items(&self, filter: &ItemFilter, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;
+    async fn moderation_item(&self, id: ModerationId) -> Result<Option<ModerationItem>>;
+    /// The open item about `subject`, if there is one.
+    async fn open_item_about(&self, subject: &Subject) -> Result<Option<ModerationId>>;
+    /// Resolves an open item in ONE transaction: its status, the action's effect (`delete`: a
+    /// message's tombstone or a profile reset; `ban`/`unban`: the author's ban) and `audit`.
+    /// `None` if there is no such item; `Conflict` (nothing written) if it is resolved already.
+    async fn resolve_item(&self, id: ModerationId, action: ResolveAction, by: UserId, now: i64, audit: &NewAudit) -> Result<Option<ModerationItem>>;
     /// Replaces the message's content with a tombstone and writes `audit` in the same
     /// transaction; false (and no entry) if there is no such message.
     async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64, audit: &NewAudit) -> Result<bool>;
@@ -134,6 +141,15 @@ pub trait ModerationStore: Send + Sync + 'static {
     async fn set_role(&self, user: UserId, role: Role, now: i64, audit: &NewAudit) -> Result<Option<Role>>;
     /// Grants the admin role of `JBK_ADMINS` at login (development; no audit entry: nobody acted).
     async fn grant_configured_admin(&self, user: UserId) -> Result<()>;
+}
+
+/// Which moderation items a list shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemFilter {
+    /// `Some(true)` open only, `Some(false)` resolved only, `None` both.
+    pub open: Option<bool>,
+    /// One subject kind (`Subject::kind`), or all.
+    pub subject_kind: Option<String>,
 }
 
 /// The transactional outbox: the durable events the other stores wrote, relayed.

@@ -4,7 +4,7 @@
 
 use jiebanke_chat_core::matching::{Day, Destination, MatchId, MatchRequest, Proposal, TravelWindow};
 use jiebanke_chat_core::ports::Event;
-use jiebanke_chat_core::{
+use jiebanke_chat_core::{ModerationStatus, Subject,
     ClientMsgId, ConvId, EventId, Message, MessageBody, MessageText, ModerationId, ModerationItem, ModerationKind, Order, OrderAlert, OrderId,
     Seq, SessionId, UserId,
 };
@@ -27,11 +27,18 @@ pub enum WireEvent {
     Presence { user: i64, online: bool, last_seen: Option<i64> },
     Members { conv: i64 },
     Alert { alert: i64, created_at: i64, order: i64, merchant: i64, buyer: Option<i64>, item: String, amount_fen: i64, paid_at: i64 },
+    /// A new item for the staff's live feed. `conv` and `seq` are a message subject's (0 for
+    /// others); `subject_kind`/`subject_id` name any subject (absent from older nodes: a
+    /// message).
     Moderation {
         id: i64,
         kind: String,
         conv: i64,
         seq: u64,
+        #[serde(default)]
+        subject_kind: Option<String>,
+        #[serde(default)]
+        subject_id: Option<String>,
         author: i64,
         reporter: Option<i64>,
         reason: String,
@@ -122,8 +129,16 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
         Event::Moderation { item } => WireEvent::Moderation {
             id: item.id.get(),
             kind: item.kind.as_str().to_owned(),
-            conv: item.conv.get(),
-            seq: item.seq.get(),
+            conv: match item.subject {
+                Subject::Message { conv, .. } => conv.get(),
+                _ => 0,
+            },
+            seq: match item.subject {
+                Subject::Message { seq, .. } => seq.get(),
+                _ => 0,
+            },
+            subject_kind: Some(item.subject.kind().to_owned()),
+            subject_id: Some(item.subject.id()),
             author: item.author.get(),
             reporter: item.reporter.map(|r| r.get()),
             reason: item.reason.clone(),
@@ -213,12 +228,15 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
                 }),
             }
         }
-        WireEvent::Moderation { id, kind, conv: c, seq, author, reporter, reason, words, excerpt, created_at } => Event::Moderation {
+        WireEvent::Moderation { id, kind, conv: c, seq, subject_kind, subject_id, author, reporter, reason, words, excerpt, created_at } => Event::Moderation {
             item: Arc::new(ModerationItem {
                 id: ModerationId::new(id).map_err(|e| e.to_string())?,
                 kind: ModerationKind::parse(&kind).map_err(|e| e.to_string())?,
-                conv: conv(c)?,
-                seq: Seq::new(seq),
+                subject: match (subject_kind, subject_id) {
+                    (Some(k), Some(i)) => Subject::parse(&k, &i).map_err(|e| e.to_string())?,
+                    _ => Subject::Message { conv: conv(c)?, seq: Seq::new(seq) },
+                },
+                status: ModerationStatus::Open,
                 author: user(author)?,
                 reporter: reporter.map(user).transpose()?,
                 reason,

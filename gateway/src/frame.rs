@@ -258,34 +258,72 @@ impl From<&core::Order> for WireOrder {
     }
 }
 
-/// A moderation item as admins see it.
+/// What a moderation item is about: `kind` one of `message`, `post`, `comment`, `user`,
+/// `profile`, `product`, `review`, `appeal`; `id` the subject's id (`<conv>:<seq>` for a
+/// message, a user id for `user`, `profile` and `appeal`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WireSubject {
+    pub kind: String,
+    pub id: String,
+}
+
+/// How an item was resolved.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WireResolution {
+    /// `dismiss`, `delete`, `ban` or `unban`.
+    pub action: String,
+    pub by: String,
+    pub at: i64,
+}
+
+/// A moderation item as staff see it, on REST and in the socket's `moderation` frame.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct WireModerationItem {
     pub id: String,
+    /// `flagged` (the banned-word filter), `report` (a user reported it) or `appeal`.
     pub kind: String,
-    pub conv: String,
-    pub seq: u64,
+    pub subject: WireSubject,
+    /// For a message subject: its conversation and seq (`null` otherwise).
+    pub conv: Option<String>,
+    pub seq: Option<u64>,
+    /// Whose content it is: the message's sender, the reported user, the appellant.
     pub author: String,
     pub reporter: Option<String>,
     pub reason: String,
     pub words: Vec<String>,
     pub excerpt: String,
     pub created_at: i64,
+    /// `open` or `resolved`.
+    pub status: String,
+    pub resolution: Option<WireResolution>,
 }
 
 impl From<&core::ModerationItem> for WireModerationItem {
     fn from(m: &core::ModerationItem) -> Self {
+        let (conv, seq) = match m.subject {
+            core::Subject::Message { conv, seq } => (Some(conv.to_string()), Some(seq.get())),
+            _ => (None, None),
+        };
+        let (status, resolution) = match m.status {
+            core::ModerationStatus::Open => ("open", None),
+            core::ModerationStatus::Resolved { action, by, at } => {
+                ("resolved", Some(WireResolution { action: action.as_str().to_owned(), by: by.to_string(), at }))
+            }
+        };
         WireModerationItem {
             id: m.id.to_string(),
             kind: m.kind.as_str().to_owned(),
-            conv: m.conv.to_string(),
-            seq: m.seq.get(),
+            subject: WireSubject { kind: m.subject.kind().to_owned(), id: m.subject.id() },
+            conv,
+            seq,
             author: m.author.to_string(),
             reporter: m.reporter.map(|r| r.to_string()),
             reason: m.reason.clone(),
             words: m.words.clone(),
             excerpt: m.excerpt.clone(),
             created_at: m.created_at,
+            status: status.to_owned(),
+            resolution,
         }
     }
 }

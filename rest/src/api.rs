@@ -21,6 +21,10 @@ pub struct ErrorBody {
     pub fields: Option<Vec<FieldProblemBody>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_ms: Option<u64>,
+    /// Only on the 403 `banned` answer of a login: a token good for one thing, appealing the
+    /// ban (`POST /api/v1/appeals`), for 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appeal_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -166,10 +166,16 @@ pub struct JwtKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    appeal_validation: Validation,
     pub ttl: Duration,
 }
 
 const ISSUER: &str = "jiebanke";
+/// The issuer of appeal tokens: a session's validation (issuer `jiebanke`) refuses them, and
+/// the appeal's refuses session tokens.
+const APPEAL_ISSUER: &str = "jiebanke/appeal";
+/// How long a banned user may appeal with the token of one refused login.
+pub const APPEAL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Clock skew allowed between nodes for `exp`, `nbf` and `iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;
 
@@ -179,12 +185,29 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
+        let mut appeal_validation = validation.clone();
+        appeal_validation.set_issuer(&[APPEAL_ISSUER]);
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
             decoding: DecodingKey::from_secret(secret.expose().as_bytes()),
             validation,
+            appeal_validation,
             ttl,
         }
+    }
+
+    /// A token good only for appealing `user`'s ban (`POST /api/v1/appeals`).
+    pub fn issue_appeal(&self, user: UserId) -> Result<String, ApiError> {
+        let now = jiebanke_chat_core::now_ms() / 1000;
+        let claims = Claims { sub: user.to_string(), iat: now, exp: now + APPEAL_TTL.as_secs() as i64, iss: APPEAL_ISSUER.into() };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token not issued"))
+    }
+
+    /// The user an appeal token was issued for.
+    pub fn verify_appeal(&self, token: &str) -> Result<UserId, CoreError> {
+        let data = decode::<Claims>(token, &self.decoding, &self.appeal_validation).map_err(|e| CoreError::Unauthorized(e.to_string()))?;
+        UserId::parse(&data.claims.sub).map_err(|_| CoreError::Unauthorized("bad subject".into()))
     }
 
     /// A token for `user` and when it expires (ms).
@@ -221,6 +244,10 @@ mod tests {
         let (t, exp) = keys.issue(u).unwrap();
         assert!(exp > jiebanke_chat_core::now_ms());
         assert_eq!(keys.verify(&t).unwrap(), u);
+        let appeal = keys.issue_appeal(u).unwrap();
+        assert_eq!(keys.verify_appeal(&appeal).unwrap(), u);
+        assert!(keys.verify(&appeal).is_err(), "an appeal token is no session token");
+        assert!(keys.verify_appeal(&t).is_err(), "a session token is no appeal token");
         let other = JwtKeys::new(&Secret::new("another-secret-another-secret-xx"), Duration::from_secs(60));
         assert!(other.verify(&t).is_err());
         assert!(keys.verify("not.a.token").is_err());

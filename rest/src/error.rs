@@ -16,11 +16,13 @@ pub struct ApiError {
     pub retry_after_ms: Option<u64>,
     /// Every bad field of a 422, when the failure is about named fields.
     pub fields: Vec<jiebanke_chat_core::FieldProblem>,
+    /// Only on the 403 `banned` of a login: the one-purpose token for `POST /api/v1/appeals`.
+    pub appeal_token: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_ms: None, fields: Vec::new() }
+        ApiError { status, code, message: message.into(), retry_after_ms: None, fields: Vec::new(), appeal_token: None }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -56,7 +58,7 @@ impl From<CoreError> for ApiError {
             CoreError::Locked { retry_after_ms } => Some((*retry_after_ms).max(1)),
             _ => None,
         };
-        ApiError { status, code: e.code(), message, retry_after_ms, fields }
+        ApiError { status, code: e.code(), message, retry_after_ms, fields, appeal_token: None }
     }
 }
 
@@ -100,6 +102,7 @@ impl IntoResponse for ApiError {
                 self.fields.into_iter().map(|f| crate::api::FieldProblemBody { field: f.field, problem: f.problem }).collect()
             }),
             retry_after_ms: self.retry_after_ms,
+            appeal_token: self.appeal_token,
         };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(ms) = self.retry_after_ms {

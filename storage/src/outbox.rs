@@ -24,7 +24,7 @@ pub fn encode_event(ev: &DurableEvent) -> String {
             "item": o.item, "amount_fen": o.amount_fen, "paid_at": o.paid_at,
         }),
         DurableEvent::ModerationCreated(m) => json!({
-            "item": m.id.get(), "kind": m.kind.as_str(), "conv": m.conv.get(), "seq": m.seq.get(),
+            "item": m.id.get(), "kind": m.kind.as_str(), "subject_kind": m.subject.kind(), "subject_id": m.subject.id(),
             "author": m.author.get(), "reporter": m.reporter.map(|r| r.get()), "reason": m.reason,
             "words": m.words, "excerpt": m.excerpt, "created_at": m.created_at,
         }),
@@ -55,8 +55,11 @@ pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> 
         "moderation.created" => Ok(DurableEvent::ModerationCreated(ModerationItem {
             id: ModerationId::new(int("item")?).map_err(|e| e.to_string())?,
             kind: ModerationKind::parse(&text("kind")?).map_err(|e| e.to_string())?,
-            conv: ConvId::new(int("conv")?).map_err(|e| e.to_string())?,
-            seq: Seq::new(int("seq")? as u64),
+            // Payloads written before subjects existed name a message by `conv` and `seq`.
+            subject: match (v.get("subject_kind").and_then(Value::as_str), v.get("subject_id").and_then(Value::as_str)) {
+                (Some(k), Some(id)) => Subject::parse(k, id).map_err(|e| e.to_string())?,
+                _ => Subject::Message { conv: ConvId::new(int("conv")?).map_err(|e| e.to_string())?, seq: Seq::new(int("seq")? as u64) },
+            },
             author: user(int("author")?)?,
             reporter: opt("reporter").map(user).transpose()?,
             reason: text("reason")?,
@@ -67,6 +70,8 @@ pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> 
                 .unwrap_or_default(),
             excerpt: text("excerpt")?,
             created_at: int("created_at")?,
+            // A `moderation.created` event is of a new item.
+            status: ModerationStatus::Open,
         })),
         "merchant.reviewed" => Ok(DurableEvent::MerchantReviewed(jiebanke_chat_core::merchants::ReviewNotice {
             application: jiebanke_chat_core::merchants::RecordId::new(int("application")?).map_err(|e| e.to_string())?,
@@ -231,19 +236,25 @@ mod tests {
             paid_at: 17,
         });
         assert_eq!(decode_event(order.topic(), &encode_event(&order)).unwrap(), order);
-        let item = DurableEvent::ModerationCreated(ModerationItem {
+        let message_item = ModerationItem {
             id: ModerationId::new(1).unwrap(),
             kind: ModerationKind::Flagged,
-            conv: ConvId::new(2).unwrap(),
-            seq: Seq::new(5),
+            subject: Subject::Message { conv: ConvId::new(2).unwrap(), seq: Seq::new(5) },
             author: UserId::new(4).unwrap(),
             reporter: Some(UserId::new(6).unwrap()),
             reason: "r".into(),
             words: vec!["赌博".into()],
             excerpt: "e".into(),
             created_at: 9,
-        });
-        assert_eq!(decode_event(item.topic(), &encode_event(&item)).unwrap(), item);
+            status: ModerationStatus::Open,
+        };
+        for subject in [message_item.subject, Subject::User(UserId::new(4).unwrap()), Subject::Appeal(UserId::new(4).unwrap()), Subject::Product(12)] {
+            let item = DurableEvent::ModerationCreated(ModerationItem { subject, ..message_item.clone() });
+            assert_eq!(decode_event(item.topic(), &encode_event(&item)).unwrap(), item);
+        }
+        // A payload from before subjects existed still decodes, as a message item.
+        let old = r#"{"item":1,"kind":"flagged","conv":2,"seq":5,"author":4,"reporter":6,"reason":"r","words":["赌博"],"excerpt":"e","created_at":9}"#;
+        assert_eq!(decode_event("moderation.created", old).unwrap(), DurableEvent::ModerationCreated(message_item));
         for reason in [None, Some("执照模糊".to_owned())] {
             let reviewed = DurableEvent::MerchantReviewed(jiebanke_chat_core::merchants::ReviewNotice {
                 application: jiebanke_chat_core::merchants::RecordId::new(3).unwrap(),

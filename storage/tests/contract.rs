@@ -237,13 +237,13 @@ async fn moderation_bans_roles_and_tombstones(s: &SqlStore) {
     s.append(&[new_msg(c, a.id, "k1", "坏话")], 2).await.unwrap();
     let item = s
         .create_moderation_item(
-            &NewModerationItem { kind: ModerationKind::Flagged, conv: c, seq: Seq::new(1), author: a.id, reporter: None, reason: "r".into(), words: vec!["坏".into()], excerpt: "坏话".into() },
+            &NewModerationItem { kind: ModerationKind::Flagged, subject: Subject::Message { conv: c, seq: Seq::new(1) }, author: a.id, reporter: None, reason: "r".into(), words: vec!["坏".into()], excerpt: "坏话".into() },
             3,
         )
         .await
         .unwrap();
-    assert_eq!(s.moderation_items(None, 10).await.unwrap(), vec![item.clone()]);
-    assert!(s.moderation_items(Some(item.id), 10).await.unwrap().is_empty());
+    assert_eq!(s.moderation_items(&Default::default(), None, 10).await.unwrap(), vec![item.clone()]);
+    assert!(s.moderation_items(&Default::default(), Some(item.id), 10).await.unwrap().is_empty());
     assert_eq!(s.outbox_counts().await.unwrap().pending, 1, "the item's event is in the outbox");
 
     let staff = Actor::new(a.id, Some("192.0.2.1".into()));
@@ -509,8 +509,7 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     s.block(f, e, 2).await.unwrap();
     let flagged = NewModerationItem {
         kind: ModerationKind::Report,
-        conv: d,
-        seq: Seq::new(1),
+        subject: Subject::Message { conv: d, seq: Seq::new(1) },
         author: e,
         reporter: Some(f),
         reason: "r".into(),
@@ -544,7 +543,7 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     assert!(s.blocks(f, None, 10).await.unwrap().is_empty(), "blocks either way are gone");
     let h = s.history(d, Seq::ZERO, 10).await.unwrap();
     assert_eq!((h[0].body.clone(), h[1].body.kind()), (MessageBody::Deleted, "text"), "only the erased user's messages");
-    let items = s.moderation_items(None, 100).await.unwrap();
+    let items = s.moderation_items(&Default::default(), None, 100).await.unwrap();
     let item = items.iter().find(|i| i.author == e).expect("the item stays, for the record");
     assert_eq!(item.excerpt, "", "its excerpt of the erased user's text is gone");
     assert_eq!(s.identity(e).await.unwrap(), None);
@@ -636,6 +635,55 @@ async fn qr_tickets_confirm_and_consume_once(s: &SqlStore) {
     assert!(s.ticket("h2").await.unwrap().is_none());
 }
 
+/// The moderation queue as a workflow: items of any subject, filtered by status and kind; each
+/// resolution's effect, status and audit entry in one transaction; resolved once.
+async fn moderation_items_are_resolved_once_with_their_effect(s: &SqlStore) {
+    use jiebanke_chat_core::ports::ItemFilter;
+    let staff = Actor::new(s.upsert_user(&id("wf-staff"), "S", 1).await.unwrap().id, None);
+    let a = s.upsert_user(&id("wf-a"), "A", 1).await.unwrap().id;
+    let b = s.upsert_user(&id("wf-b"), "B", 1).await.unwrap().id;
+    let c = s.create_group(a, &Title::parse("t").unwrap(), &[], 1).await.unwrap().id;
+    s.append(&[new_msg(c, a, "wf-1", "坏话")], 2).await.unwrap();
+    let item = |kind, subject, author| NewModerationItem { kind, subject, author, reporter: Some(b), reason: "r".into(), words: vec![], excerpt: "e".into() };
+    let m = s.create_moderation_item(&item(ModerationKind::Report, Subject::Message { conv: c, seq: Seq::new(1) }, a), 3).await.unwrap();
+    let u = s.create_moderation_item(&item(ModerationKind::Report, Subject::User(a), a), 4).await.unwrap();
+    let p = s.create_moderation_item(&item(ModerationKind::Report, Subject::Profile(a), a), 5).await.unwrap();
+    let ap = s.create_moderation_item(&item(ModerationKind::Appeal, Subject::Appeal(b), b), 6).await.unwrap();
+    assert_eq!(s.moderation_item(u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(s.open_item_about(&Subject::Appeal(b)).await.unwrap(), Some(ap.id));
+    assert_eq!(s.open_item_about(&Subject::Appeal(a)).await.unwrap(), None);
+    let by_kind = s.moderation_items(&ItemFilter { open: Some(true), subject_kind: Some("user".into()) }, None, 10).await.unwrap();
+    assert_eq!(by_kind, vec![u.clone()]);
+    let audit = |target: &str| NewAudit::new(&staff, AuditAction::ModerationResolve, target);
+
+    // Delete: the message is a tombstone, in the resolution's transaction.
+    let r = s.resolve_item(m.id, ResolveAction::Delete, staff.user, 10, &audit("moderation_item:m")).await.unwrap().unwrap();
+    assert_eq!(r.status, ModerationStatus::Resolved { action: ResolveAction::Delete, by: staff.user, at: 10 });
+    assert_eq!(s.message(c, Seq::new(1)).await.unwrap().unwrap().body, MessageBody::Deleted);
+    assert!(matches!(s.resolve_item(m.id, ResolveAction::Dismiss, staff.user, 11, &audit("x")).await, Err(CoreError::Conflict(_))), "resolved once");
+    // Delete a profile: reset.
+    s.resolve_item(p.id, ResolveAction::Delete, staff.user, 12, &audit("moderation_item:p")).await.unwrap().unwrap();
+    assert_eq!(s.user(a).await.unwrap().unwrap().nickname, "旅行者");
+    // Ban: an entry that cannot be written undoes the ban and the resolution.
+    let too_long = NewAudit::new(&staff, AuditAction::ModerationResolve, "x".repeat(201));
+    assert!(s.resolve_item(u.id, ResolveAction::Ban, staff.user, 13, &too_long).await.is_err());
+    assert!(!s.user(a).await.unwrap().unwrap().banned);
+    assert_eq!(s.moderation_item(u.id).await.unwrap().unwrap().status, ModerationStatus::Open);
+    s.resolve_item(u.id, ResolveAction::Ban, staff.user, 14, &audit("moderation_item:u")).await.unwrap().unwrap();
+    assert!(s.user(a).await.unwrap().unwrap().banned);
+    // Unban (an appeal granted) lifts the appellant's ban.
+    s.set_banned(b, true, 15, &NewAudit::new(&staff, AuditAction::UserBan, "user:b")).await.unwrap();
+    s.resolve_item(ap.id, ResolveAction::Unban, staff.user, 16, &audit("moderation_item:ap")).await.unwrap().unwrap();
+    assert!(!s.user(b).await.unwrap().unwrap().banned);
+    assert_eq!(s.open_item_about(&Subject::Appeal(b)).await.unwrap(), None);
+    assert!(s.resolve_item(ModerationId::new(999_999).unwrap(), ResolveAction::Dismiss, staff.user, 17, &audit("x")).await.unwrap().is_none());
+
+    assert!(s.moderation_items(&ItemFilter { open: Some(true), subject_kind: None }, None, 10).await.unwrap().is_empty());
+    assert_eq!(s.moderation_items(&ItemFilter { open: Some(false), subject_kind: None }, None, 10).await.unwrap().len(), 4);
+    let entries = s.audit_entries(None, Some(AuditAction::ModerationResolve), None, 10).await.unwrap();
+    assert_eq!(entries.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), vec!["moderation_item:ap", "moderation_item:u", "moderation_item:p", "moderation_item:m"]);
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -661,7 +709,8 @@ both!(
     audit_entries_share_their_change_transaction,
     merchants_applications_and_leads,
     staff_accounts_lock_and_use_codes_once,
-    qr_tickets_confirm_and_consume_once
+    qr_tickets_confirm_and_consume_once,
+    moderation_items_are_resolved_once_with_their_effect
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

@@ -1,7 +1,9 @@
 //! Staff endpoints (every one answers `forbidden` to a caller without the role it needs).
 //! Operators and admins:
 //!
-//! - `GET /api/v1/admin/moderation`: the moderation feed's items, oldest first (cursor pages).
+//! - `GET /api/v1/admin/moderation?status=&kind=`: the moderation queue, oldest first.
+//! - `POST /api/v1/admin/moderation/{id}/resolve`: dismiss or delete (staff), ban or unban
+//!   (admins).
 //! - `DELETE /api/v1/admin/conversations/{conv}/messages/{seq}`: a message becomes a tombstone.
 //!
 //! Admins only:
@@ -34,6 +36,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
         .routes(routes!(items))
+        .routes(routes!(resolve))
         .routes(routes!(delete_message))
         .routes(routes!(ban, unban))
         .routes(routes!(set_role))
@@ -42,20 +45,85 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(create_order))
 }
 
-/// The moderation feed: flagged and reported messages, oldest first.
-#[utoipa::path(get, path = "/api/v1/admin/moderation", tag = "admin", params(PageQuery),
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ModerationQuery {
+    /// `open` (the default), `resolved` or `all`.
+    status: Option<String>,
+    /// One subject kind: `message`, `post`, `comment`, `user`, `profile`, `product`, `review`,
+    /// `appeal`; absent: all.
+    kind: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The moderation queue, oldest first (staff): flagged and reported content, reported users,
+/// ban appeals.
+#[utoipa::path(get, path = "/api/v1/admin/moderation", tag = "admin", params(ModerationQuery),
     security(("bearer" = [])), responses((status = 200, body = Page<WireModerationItem>)))]
 async fn items(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
-    q: Result<Query<PageQuery>, QueryRejection>,
+    q: Result<Query<ModerationQuery>, QueryRejection>,
 ) -> Result<Json<Page<WireModerationItem>>, ApiError> {
+    use jiebanke_chat_core::{CoreError, FieldProblem, Subject};
     let Query(q) = q?;
-    let page = q.parse()?;
+    let mut bad = Vec::new();
+    let open = match q.status.as_deref() {
+        None | Some("open") => Some(true),
+        Some("resolved") => Some(false),
+        Some("all") => None,
+        Some(_) => {
+            bad.push(FieldProblem::new("status", "must be open, resolved or all"));
+            None
+        }
+    };
+    if let Some(k) = &q.kind {
+        if !Subject::KINDS.contains(&k.as_str()) {
+            bad.push(FieldProblem::new("kind", format!("must be one of {}", Subject::KINDS.join(", "))));
+        }
+    }
+    if !bad.is_empty() {
+        return Err(CoreError::Fields(bad).into());
+    }
+    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
     let after = page.after.map(ModerationId::new).transpose()?;
-    let list = state.moderation.items(me, after, page.limit + 1).await?;
+    let filter = jiebanke_chat_core::ports::ItemFilter { open, subject_kind: q.kind };
+    let list = state.moderation.items(me, filter, after, page.limit + 1).await?;
     let items = list.iter().map(WireModerationItem::from).collect();
     Ok(Json(Page::from_probe(items, page.limit, |m: &WireModerationItem| m.id.parse().unwrap_or(0))))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    /// `dismiss`, `delete` (messages and profiles), `ban` or `unban` (admins only).
+    action: String,
+}
+
+/// Resolves an open item: `dismiss`; `delete` the content (a message's tombstone, members told
+/// with `msg_deleted`; a profile reset); `ban` the author (sessions closed on every node) or
+/// `unban` them (an appeal granted) — those two admins only. One transaction with its audit
+/// entry; 409 if resolved already.
+#[utoipa::path(post, path = "/api/v1/admin/moderation/{id}/resolve", tag = "admin",
+    params(("id" = String, Path, description = "moderation item id")), request_body = ResolveBody,
+    security(("bearer" = [])), responses((status = 200, body = WireModerationItem)))]
+async fn resolve(
+    State(state): State<RestState>,
+    Acting(actor): Acting,
+    p: Result<Path<String>, PathRejection>,
+    body: StrictJson<ResolveBody>,
+) -> Result<Json<WireModerationItem>, ApiError> {
+    let Path(id) = p?;
+    let id = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|v| ModerationId::new(v).ok())
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such moderation item"))?;
+    let StrictJson(b) = body;
+    let action = jiebanke_chat_core::ResolveAction::parse(&b.action)?;
+    let item = state.moderation.resolve(&actor, id, action).await?;
+    Ok(Json(WireModerationItem::from(&item)))
 }
 
 /// A message becomes a tombstone (`body.kind` `deleted`); members get `msg_deleted`.

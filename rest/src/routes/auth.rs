@@ -35,7 +35,8 @@ pub struct LoginAnswer {
 }
 
 /// Exchanges a login code for a token. A known identity logs into its account; a new one makes
-/// an account.
+/// an account. A banned user gets 403 `banned` with an `appeal_token` (for `POST
+/// /api/v1/appeals`, 7 days).
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = LoginAnswer)))]
 async fn login(
@@ -54,7 +55,16 @@ async fn login(
     let identity = provider.exchange(&code).await?;
     state.users.check_identity(&identity).await?;
     let user = state.chat.login(&identity).await?;
-    let user = state.moderation.admit(&identity, user).await?;
+    let user = match state.moderation.admit(&identity, user.clone()).await {
+        Ok(u) => u,
+        // Refused, a banned user gets the one thing they may still do: appeal.
+        Err(jiebanke_chat_core::CoreError::Banned) => {
+            let mut e = ApiError::from(jiebanke_chat_core::CoreError::Banned);
+            e.appeal_token = Some(state.jwt.issue_appeal(user.id)?);
+            return Err(e);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (token, expires_at) = state.jwt.issue(user.id)?;
     let account = state.users.account(user.id).await?;
     let privacy = PrivacyBody::of(&state.users, &account);

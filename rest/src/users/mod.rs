@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(set_phone))
         .routes(routes!(consent))
         .routes(routes!(export))
+        .routes(routes!(report_user))
+        .routes(routes!(appeal))
 }
 
 /// My own account, as only I see it.
@@ -402,4 +404,79 @@ async fn export(State(state): State<RestState>, AccountOwner(me): AccountOwner) 
             .collect(),
         messages: messages.iter().map(WireMessage::from).collect(),
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    /// Why, 1-200 characters.
+    reason: String,
+    /// `user` (the default: the person's behaviour) or `profile` (their nickname, bio or
+    /// avatar; staff may reset it).
+    #[serde(default)]
+    about: Option<String>,
+}
+
+/// A report or an appeal as its sender sees it: it went to the moderation queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedBody {
+    /// The moderation item's id.
+    pub item: String,
+}
+
+/// Reports a user to staff: a moderation item of subject `user` (their behaviour) or `profile`.
+#[utoipa::path(post, path = "/api/v1/users/{id}/report", tag = "users", request_body = ReportBody,
+    params(("id" = String, Path, description = "user id")),
+    security(("bearer" = [])), responses((status = 201, body = QueuedBody)))]
+async fn report_user(
+    State(state): State<RestState>,
+    AuthUser(me): AuthUser,
+    p: Result<Path<String>, PathRejection>,
+    body: StrictJson<ReportBody>,
+) -> Result<(StatusCode, Json<QueuedBody>), ApiError> {
+    let user = user_path(p)?;
+    let StrictJson(b) = body;
+    let reason = jiebanke_chat_core::ReportReason::parse(&b.reason)
+        .map_err(|_| jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("reason", "must be 1-200 characters")]))?;
+    let profile = state.users.profile(user).await?;
+    if profile.erased {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"));
+    }
+    let about_profile = match b.about.as_deref() {
+        None | Some("user") => false,
+        Some("profile") => true,
+        Some(_) => return Err(jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("about", "must be user or profile")]).into()),
+    };
+    let text = format!("{} {}", profile.nickname, profile.bio);
+    let item = state.moderation.report_user(me, user, reason, text.trim().to_owned(), about_profile).await?;
+    Ok((StatusCode::CREATED, Json(QueuedBody { item: item.id.to_string() })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppealBody {
+    /// Why the ban should be lifted, 1-1000 characters.
+    text: String,
+}
+
+/// A banned user appeals their ban, with the `appeal_token` of their refused login (not a
+/// session token) as the bearer: a moderation item of subject `appeal` for staff. One open
+/// appeal at a time (409).
+#[utoipa::path(post, path = "/api/v1/appeals", tag = "users", request_body = AppealBody,
+    security(("bearer" = [])), responses((status = 201, body = QueuedBody)))]
+async fn appeal(
+    State(state): State<RestState>,
+    headers: axum::http::HeaderMap,
+    body: StrictJson<AppealBody>,
+) -> Result<(StatusCode, Json<QueuedBody>), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| ApiError::unauthorized("missing bearer token (the appeal_token of the refused login)"))?;
+    let user = state.jwt.verify_appeal(token).map_err(|_| ApiError::unauthorized("invalid or expired appeal token"))?;
+    crate::rate_check(&state.write_limiter, &user, "too many changes, retry later")?;
+    let StrictJson(b) = body;
+    let item = state.moderation.appeal(user, &b.text).await?;
+    Ok((StatusCode::CREATED, Json(QueuedBody { item: item.id.to_string() })))
 }
