@@ -144,6 +144,8 @@ impl Application {
         let hub = Arc::new(Hub::new(metrics.clone()));
         if let Some(rc) = &cluster {
             rc.claim_node_id().await?;
+            let counted = Arc::downgrade(&hub);
+            rc.count_sessions_with(move || counted.upgrade().map(|h| h.session_count() as u64).unwrap_or(0));
         }
         match &cluster {
             Some(rc) => {
@@ -227,6 +229,13 @@ impl Application {
             wake.clone(),
         ));
         let staff = Arc::new(jiebanke_chat_core::staff::StaffService::new(store_arc.clone(), moderation.clone(), data_key.clone()));
+        let activity = Arc::new(jiebanke_chat_core::dashboard::ActivityTracker::new(store_arc.clone(), config.zone.clone()));
+        let _ = gateway.activity.set(activity.clone());
+        let online: Arc<dyn jiebanke_chat_core::dashboard::OnlineSessions> = match &cluster {
+            Some(rc) => Arc::new(rc.handle()),
+            None => Arc::new(jiebanke_gateway::hub::LocalSessions(gateway.hub.clone())),
+        };
+        let dashboard = Arc::new(jiebanke_chat_core::dashboard::DashboardService::new(store_arc.clone(), online, moderation.clone(), config.zone.clone()));
         let users = Arc::new(jiebanke_chat_core::users::UsersService::new(
             store_arc.clone(),
             store_arc.clone(),
@@ -255,6 +264,8 @@ impl Application {
             uploads,
             merchants,
             staff,
+            activity,
+            dashboard,
             qr: Arc::new(jiebanke_chat_core::logins::QrLoginService::new(store_arc.clone(), config.qr_ttl)),
             reload_words: Arc::new(move || match &words_file {
                 Some(path) => {

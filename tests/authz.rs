@@ -91,6 +91,8 @@ fn table() -> Vec<Row> {
         // Staff: operators work the moderation feed; bans, roles, the word list, the audit log
         // and test orders are the admins'.
         row("get", "/api/v1/admin/moderation", [401, 403, 403, 403, 403, 200, 200]),
+        row("get", "/api/v1/admin/dashboard", [401, 403, 403, 403, 403, 200, 200]),
+        row("get", "/api/v1/admin/users", [401, 403, 403, 403, 403, 200, 200]),
         with("post", "/api/v1/admin/moderation/{id}/resolve", |_, _| json!({"action": "dismiss"}), [401, 403, 403, 403, 403, 200, 409]),
         // Reports of a user (not oneself); an appeal takes only the appeal token of a refused
         // login, never a session token (the working appeal is tests/moderation_queue.rs's).
@@ -120,6 +122,9 @@ fn table() -> Vec<Row> {
 /// The path with its parameters filled: the user's own group, alert and message; for the
 /// admin routes and blocks a sacrificial target user.
 fn fill(path: &str, f: &Fixture) -> String {
+    if path == "/api/v1/admin/users" {
+        return format!("{path}?q=matrix");
+    }
     let admin_target = path.starts_with("/api/v1/admin/users/");
     path.replace("{id}", match path {
         p if p.starts_with("/api/v1/conversations/") => &f.ids["group"],

@@ -205,6 +205,58 @@ async fn a_killed_node_s_users_go_offline_within_the_ttl() {
     drop(ca);
 }
 
+/// The staff dashboard counts the sessions of every live node: each node publishes its count
+/// with its heartbeat; a node that dies stops counting once it is taken for dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_counts_sessions_across_nodes() {
+    let Some(db) = TestDb::new(Db::MySql).await else { return };
+    let Some(redis) = TestRedis::new() else { return };
+    let ttl = 1_000;
+    let start = |node: &'static str| {
+        let mut env = node_env(&redis.url, &redis.prefix, node, ttl);
+        env.push(("JBK_ADMINS".into(), "dev:ds-root".into()));
+        let db = &db;
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let p = ServerProcess::start_role(db, "serve", free_port(), &env).await;
+            p.wait_status("ready", Duration::from_secs(10)).await;
+            p
+        }
+    };
+    let n1 = start("ds1").await;
+    let mut n2 = start("ds2").await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &n1.base(), "ds-root").await;
+    let a = login(&http, &n1.base(), "ds-a").await;
+    let b = login(&http, &n2.base(), "ds-b").await;
+    let _a1 = connect(n1.addr, &a.token, Proto::Json).await;
+    let _a2 = connect(n1.addr, &a.token, Proto::Json).await;
+    let _b1 = connect(n2.addr, &b.token, Proto::Json).await;
+    let _b2 = connect(n2.addr, &b.token, Proto::Json).await;
+    let sessions = |base: String| {
+        let (http, token) = (http.clone(), root.token.clone());
+        async move {
+            let (s, d) = get(&http, format!("{base}/api/v1/admin/dashboard"), &token).await;
+            assert_eq!(s, 200, "{d}");
+            d["online_sessions"].as_u64().unwrap()
+        }
+    };
+    let until = |want: u64, base: String| async move {
+        for _ in 0..300 {
+            if sessions(base.clone()).await == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("online sessions never became {want} (now {})", sessions(base).await);
+    };
+    // Asked on either node, the total of both.
+    until(4, n1.base()).await;
+    until(4, n2.base()).await;
+    n2.kill9();
+    until(2, n1.base()).await;
+}
+
 /// Redis restarted under traffic: each node keeps serving its own users, `/readyz` says
 /// degraded while it is down, the subscription comes back by itself, sessions are told to
 /// resync, and cross-node delivery resumes. Nothing acked is lost.

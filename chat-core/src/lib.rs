@@ -24,6 +24,7 @@ pub mod audit;
 pub mod bus;
 pub mod chat;
 pub mod commit;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -74,17 +75,35 @@ impl BusinessZone {
     pub fn day(&self, ms: i64) -> i64 {
         (ms + (self.offset_ms)(ms)).div_euclid(86_400_000)
     }
+    /// When the local day of `ms` began, in ms since the epoch (with the offset in effect at
+    /// `ms`: on a day whose offset changes, off by that change).
+    pub fn day_start(&self, ms: i64) -> i64 {
+        self.day(ms) * 86_400_000 - (self.offset_ms)(ms)
+    }
+    /// The local date of an instant, `YYYY-MM-DD`.
+    pub fn date(&self, ms: i64) -> String {
+        let (y, m, d) = civil(self.day(ms));
+        format!("{y:04}-{m:02}-{d:02}")
+    }
     /// The local calendar year of an instant.
     pub fn year(&self, ms: i64) -> i64 {
-        // Civil-from-days (Howard Hinnant's algorithm).
-        let z = self.day(ms) + 719_468;
+        civil(self.day(ms)).0
+    }
+}
+
+/// (year, month, day) of a day number (days since 1970-01-01): civil-from-days (Howard
+/// Hinnant's algorithm).
+fn civil(days: i64) -> (i64, i64, i64) {
+    {
+        let z = days + 719_468;
         let era = z.div_euclid(146_097);
         let doe = z - era * 146_097;
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
         let mp = (5 * doy + 2) / 153;
         let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        yoe + era * 400 + if m <= 2 { 1 } else { 0 }
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        (yoe + era * 400 + if m <= 2 { 1 } else { 0 }, m, d)
     }
 }
 
@@ -98,6 +117,9 @@ mod zone_tests {
         // 2026-12-31T16:00:00Z is 2027-01-01 00:00 in Shanghai.
         let t = 1_798_732_800_000;
         assert_eq!(z.year(t - 1), 2026);
+        assert_eq!((z.date(t - 1).as_str(), z.date(t).as_str()), ("2026-12-31", "2027-01-01"));
+        assert_eq!(z.day_start(t + 5_000), t, "the Shanghai day began at 16:00 UTC");
+        assert_eq!(z.day_start(t - 1), t - 86_400_000);
         assert_eq!(z.year(t), 2027);
         assert_eq!(BusinessZone::new("UTC", |_| 0).year(t), 2026);
         assert_eq!(z.day(0), 0);

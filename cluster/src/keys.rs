@@ -38,6 +38,10 @@ impl Keys {
     pub fn instance(&self, node: &str) -> String {
         format!("{}:inst:{{{node}}}", self.prefix)
     }
+    /// Hash: node → its session count at its last heartbeat (the dashboard sums the live ones).
+    pub fn node_sessions(&self) -> String {
+        format!("{}:nsess", self.prefix)
+    }
     /// Sorted set: node → last heartbeat (ms).
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.prefix)

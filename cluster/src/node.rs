@@ -136,6 +136,8 @@ pub struct RedisCluster {
     on_members: OnceLock<Box<dyn Fn(ConvId) + Send + Sync>>,
     /// Users with a session on this node (the directory's view of this node).
     local_users: DashSet<UserId>,
+    /// How many sessions this node has: published with each heartbeat for the dashboard.
+    local_sessions: OnceLock<Box<dyn Fn() -> u64 + Send + Sync>>,
     /// Presence watches per watched user (see `Bus::watch`).
     watched: Mutex<HashMap<UserId, u32>>,
     /// To the subscriber task. Unbounded, but each entry comes from one watch or unwatch, which
@@ -230,6 +232,7 @@ impl RedisCluster {
             sink: OnceLock::new(),
             on_members: OnceLock::new(),
             local_users: DashSet::new(),
+            local_sessions: OnceLock::new(),
             watched: Mutex::new(HashMap::new()),
             control,
             control_rx: Mutex::new(Some(control_rx)),
@@ -369,6 +372,7 @@ impl RedisCluster {
             }
             if let Ok(mut conn) = self.conn().await {
                 let _: Result<(), _> = conn.zrem(self.keys.nodes(), &me).await;
+                let _: Result<(), _> = conn.hdel(self.keys.node_sessions(), &me).await;
                 // A successor under the same id need not wait for our beat to expire.
                 let _: Result<i64, _> = redis::Script::new(INSTANCE_DEL_LUA)
                     .key(self.keys.instance(&me))
@@ -835,6 +839,9 @@ impl RedisCluster {
                 tracing::info!(node = %me, "no other process beats for this node id any more");
             }
         }
+        if let Some(count) = self.local_sessions.get() {
+            let _: () = conn.hset(self.keys.node_sessions(), &me, count()).await?;
+        }
         let added: i64 = conn.zadd(self.keys.nodes(), &me, now).await?;
         if added == 1 && self.sub_ok.load(Ordering::Relaxed) {
             // This node was gone from the directory (Redis restarted, or others took it for
@@ -850,6 +857,7 @@ impl RedisCluster {
         for node in dead.into_iter().filter(|n| *n != me) {
             let won: i64 = conn.zrem(self.keys.nodes(), &node).await?;
             if won == 1 {
+                let _: () = conn.hdel(self.keys.node_sessions(), &node).await?;
                 tracing::info!(%node, "node silent past the presence ttl; its users go offline");
                 self.stats.reaped_nodes.inc();
                 self.clear_node(&node).await?;
@@ -932,7 +940,32 @@ impl PresenceDirectory for RedisClusterHandle {
     }
 }
 
+#[async_trait]
+impl jiebanke_chat_core::dashboard::OnlineSessions for RedisClusterHandle {
+    /// The sessions of every live node (those that beat within the presence TTL), as each
+    /// published with its last heartbeat.
+    async fn online_sessions(&self) -> jiebanke_chat_core::error::Result<u64> {
+        let c = &self.0;
+        let r = async {
+            let mut conn = c.conn().await?;
+            let since = crate::now_ms() - c.cfg.presence_ttl.as_millis() as i64;
+            let live: Vec<String> = conn.zrangebyscore(c.keys.nodes(), since, "+inf").await?;
+            if live.is_empty() {
+                return redis::RedisResult::Ok(0u64);
+            }
+            let counts: Vec<Option<u64>> = redis::cmd("HMGET").arg(c.keys.node_sessions()).arg(&live).query_async(&mut conn).await?;
+            Ok(counts.into_iter().flatten().sum())
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, r).await.map_err(unavailable)?.map_err(unavailable)
+    }
+}
+
 impl RedisCluster {
+    /// Where this node's session count comes from (the gateway's hub), for the heartbeat.
+    pub fn count_sessions_with(&self, count: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.local_sessions.set(Box::new(count));
+    }
+
     pub fn handle(self: &Arc<Self>) -> RedisClusterHandle {
         RedisClusterHandle(self.clone())
     }

@@ -522,6 +522,16 @@ impl EventSink for Hub {
     }
 }
 
+/// This node's hub as the dashboard's count of open sessions (the embedded default: one node).
+pub struct LocalSessions(pub Arc<Hub>);
+
+#[async_trait::async_trait]
+impl jiebanke_chat_core::dashboard::OnlineSessions for LocalSessions {
+    async fn online_sessions(&self) -> jiebanke_chat_core::error::Result<u64> {
+        Ok(self.0.session_count() as u64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// Every session task, so that shutdown can wait for the last one.
     pub sessions: TaskTracker,
+    /// Marks users active for the day (the dashboard's daily active users), if set.
+    pub activity: std::sync::OnceLock<Arc<jiebanke_chat_core::dashboard::ActivityTracker>>,
     /// Upgrades per client IP. Its memory is trimmed when it tracks many addresses.
     handshakes: DefaultKeyedRateLimiter<IpAddr>,
     session_prefix: String,
@@ -176,6 +178,7 @@ impl Gateway {
             metrics,
             shutdown,
             sessions: TaskTracker::new(),
+            activity: std::sync::OnceLock::new(),
             handshakes: RateLimiter::keyed(quota),
             session_prefix: format!("{:x}", (nanos ^ std::process::id() as u64) & 0xff_ffff),
             next_session: AtomicU64::new(1),
@@ -296,7 +299,12 @@ async fn upgrade(
     };
     let admin = match gw.moderation.session_allowed(user).await {
         // Staff sessions (operators and admins) get the moderation feed.
-        Ok(u) => u.role.is_staff(),
+        Ok(u) => {
+            if let Some(a) = gw.activity.get() {
+                a.seen(u.id);
+            }
+            u.role.is_staff()
+        }
         Err(CoreError::Banned) => return refuse(&gw, StatusCode::FORBIDDEN, "banned", "this account is banned", None),
         Err(CoreError::Unavailable(_)) => {
             return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable, retry later", Some(1000))

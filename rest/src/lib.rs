@@ -63,6 +63,9 @@ pub struct RestState {
     pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
     pub staff: Arc<jiebanke_chat_core::staff::StaffService>,
     pub qr: Arc<jiebanke_chat_core::logins::QrLoginService>,
+    /// Marks users active for the day (logins; the gateway marks session opens).
+    pub activity: Arc<jiebanke_chat_core::dashboard::ActivityTracker>,
+    pub dashboard: Arc<jiebanke_chat_core::dashboard::DashboardService>,
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,

@@ -35,6 +35,22 @@ fn profile_from(row: &AnyRow) -> Result<Profile, StorageError> {
     })
 }
 
+const ACCOUNT_COLS: &str = "id, nickname, avatar_url, gender, birth_year, bio, tags, created_at, erased_at, provider, role, last_seen, phone_masked, consent_version, consent_at, banned_at";
+
+fn account_from(row: &AnyRow) -> Result<Account, StorageError> {
+    let version: Option<String> = row.try_get("consent_version")?;
+    let at: Option<i64> = row.try_get("consent_at")?;
+    Ok(Account {
+        profile: profile_from(row)?,
+        provider: row.try_get("provider")?,
+        role: crate::store::role_from(row)?,
+        last_seen: row.try_get("last_seen")?,
+        phone_masked: row.try_get("phone_masked")?,
+        consent: version.zip(at).map(|(version, at)| Consent { version, at }),
+        banned: row.try_get::<Option<i64>, _>("banned_at")?.is_some(),
+    })
+}
+
 fn audience(row: &AnyRow, col: &str) -> Result<Audience, StorageError> {
     let v: String = row.try_get(col)?;
     Audience::from_str(&v).ok_or_else(|| corrupt(col))
@@ -56,19 +72,31 @@ fn direct_key(a: UserId, b: UserId) -> String {
 #[async_trait]
 impl AccountStore for SqlStore {
     async fn account(&self, user: UserId) -> Result<Option<Account>> {
-        let sql = format!("SELECT {PROFILE_COLS}, provider, role, last_seen, phone_masked, consent_version, consent_at FROM users WHERE id = ?");
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM users WHERE id = ?");
         let row = sqlx::query(AssertSqlSafe(sql)).bind(user.get()).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
-        let Some(row) = row else { return Ok(None) };
-        let version: Option<String> = row.try_get("consent_version").map_err(StorageError::from)?;
-        let at: Option<i64> = row.try_get("consent_at").map_err(StorageError::from)?;
-        Ok(Some(Account {
-            profile: profile_from(&row)?,
-            provider: row.try_get("provider").map_err(StorageError::from)?,
-            role: crate::store::role_from(&row)?,
-            last_seen: row.try_get("last_seen").map_err(StorageError::from)?,
-            phone_masked: row.try_get("phone_masked").map_err(StorageError::from)?,
-            consent: version.zip(at).map(|(version, at)| Consent { version, at }),
-        }))
+        Ok(row.as_ref().map(account_from).transpose()?)
+    }
+
+    async fn search_accounts(&self, query: &AccountQuery, after: Option<UserId>, limit: u32) -> Result<Vec<Account>> {
+        // `!` escapes LIKE's wildcards in the same way on both engines.
+        let like = |t: &str| format!("%{}%", t.replace('!', "!!").replace('%', "!%").replace('_', "!_"));
+        let (clause, a, b): (&str, String, Option<i64>) = match query {
+            AccountQuery::PhoneIndex(index) => ("phone_index = ?", index.clone(), None),
+            AccountQuery::Nickname(text) => ("nickname LIKE ? ESCAPE '!'", like(text), None),
+            AccountQuery::IdOrNickname(id, text) => ("(nickname LIKE ? ESCAPE '!' OR id = ?)", like(text), Some(id.get())),
+        };
+        let sql = format!("SELECT {ACCOUNT_COLS} FROM users WHERE {clause} AND id > ? ORDER BY id LIMIT ?");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(a);
+        if let Some(b) = b {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(after.map(|u| u.get()).unwrap_or(0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(rows.iter().map(account_from).collect::<Result<_, _>>()?)
     }
 
     async fn profile(&self, user: UserId) -> Result<Option<Profile>> {

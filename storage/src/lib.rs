@@ -13,6 +13,7 @@
 //!   `OutboxStore`, `SqlStore::write_event` (an event row in its change's transaction) and the
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
+//! - `dashboard`: `DashboardStore` (the staff dashboard's counts, users' active day).
 //! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
 //! - `qr`: `QrTicketStore` (QR login tickets by their hash).
 //! - `staff`: `StaffStore` (console accounts, lock counting, one-use codes).
@@ -20,6 +21,7 @@
 
 mod accounts;
 mod audit;
+mod dashboard;
 mod blobs;
 mod db;
 mod merchants;

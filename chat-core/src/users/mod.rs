@@ -56,6 +56,26 @@ impl UsersService {
         self.accounts.account(me).await?.ok_or_else(|| CoreError::NotFound("user".into()))
     }
 
+    /// Users for staff: `q` is a phone number (`+86…`, found through its blind index), a user
+    /// id (that user, or nicknames with those digits) or text in nicknames.
+    pub async fn search(&self, me: UserId, q: &str, after: Option<UserId>, limit: u32) -> Result<Vec<Account>> {
+        self.moderation.require_staff(me).await?;
+        let q = q.trim();
+        let n = q.chars().count();
+        if n == 0 || n > 64 {
+            return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("q", "must be 1-64 characters")]));
+        }
+        let query = if q.starts_with('+') {
+            let e164 = rules::phone(q).map_err(|_| CoreError::Fields(vec![crate::error::FieldProblem::new("q", "a phone number must be in E.164 form, e.g. +8613812345678")]))?;
+            AccountQuery::PhoneIndex(self.key.index("phone", &e164))
+        } else if let Some(id) = q.parse::<i64>().ok().and_then(|v| UserId::new(v).ok()) {
+            AccountQuery::IdOrNickname(id, q.to_owned())
+        } else {
+            AccountQuery::Nickname(q.to_owned())
+        };
+        self.accounts.search_accounts(&query, after, limit.clamp(1, 101)).await
+    }
+
     /// Someone's public profile. An erased account shows only its id and placeholder name.
     pub async fn profile(&self, id: UserId) -> Result<Profile> {
         self.accounts.profile(id).await?.ok_or_else(|| CoreError::NotFound("user".into()))

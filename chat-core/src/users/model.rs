@@ -123,6 +123,18 @@ pub struct Account {
     /// The masked form only (`138****5678`).
     pub phone_masked: Option<String>,
     pub consent: Option<Consent>,
+    pub banned: bool,
+}
+
+/// How staff look a user up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountQuery {
+    /// By phone number, through its blind index.
+    PhoneIndex(String),
+    /// Nicknames containing the text.
+    Nickname(String),
+    /// The user with this id, or nicknames containing the digits.
+    IdOrNickname(UserId, String),
 }
 
 /// A change to a profile, already valid. `None` leaves a field as it is; for the clearable

@@ -12,6 +12,8 @@ use async_trait::async_trait;
 pub trait AccountStore: Send + Sync + 'static {
     /// My account (profile, masked phone, consent), or `None` if there is no such user.
     async fn account(&self, user: UserId) -> Result<Option<Account>>;
+    /// Accounts matching a staff search, by id ascending after `after`, at most `limit`.
+    async fn search_accounts(&self, query: &AccountQuery, after: Option<UserId>, limit: u32) -> Result<Vec<Account>>;
     /// The public profile, or `None`.
     async fn profile(&self, user: UserId) -> Result<Option<Profile>>;
     /// Applies a valid patch; the profile after it, or `None` if there is no such user.

@@ -2,6 +2,7 @@
 //! Operators and admins:
 //!
 //! - `GET /api/v1/admin/moderation?status=&kind=`: the moderation queue, oldest first.
+//! - `GET /api/v1/admin/dashboard`: the platform's counts for today.
 //! - `POST /api/v1/admin/moderation/{id}/resolve`: dismiss or delete (staff), ban or unban
 //!   (admins).
 //! - `DELETE /api/v1/admin/conversations/{conv}/messages/{seq}`: a message becomes a tombstone.
@@ -42,6 +43,7 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(set_role))
         .routes(routes!(reload_words))
         .routes(routes!(audit))
+        .routes(routes!(dashboard))
         .routes(routes!(create_order))
 }
 
@@ -304,4 +306,44 @@ async fn create_order(
     };
     let o = state.alerts.order_paid(order).await?;
     Ok((StatusCode::CREATED, Json(WireOrder::from(&o))))
+}
+
+/// The staff dashboard.
+#[derive(Serialize, ToSchema)]
+pub struct DashboardBody {
+    /// Today in the business zone (`JBK_TIMEZONE`), `YYYY-MM-DD`.
+    pub day: String,
+    /// Accounts not erased (staff accounts not counted).
+    pub users: u64,
+    pub new_users_today: u64,
+    /// Accounts that logged in or opened a session today.
+    pub daily_active_users: u64,
+    /// Sessions open now, on every node.
+    pub online_sessions: u64,
+    pub messages_today: u64,
+    /// Active merchants.
+    pub merchants: u64,
+    pub pending_applications: u64,
+    pub open_leads: u64,
+    pub open_moderation: u64,
+}
+
+/// The platform at a glance (staff).
+#[utoipa::path(get, path = "/api/v1/admin/dashboard", tag = "admin",
+    security(("bearer" = [])), responses((status = 200, body = DashboardBody)))]
+async fn dashboard(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<Json<DashboardBody>, ApiError> {
+    let d = state.dashboard.dashboard(me).await?;
+    let c = d.counts;
+    Ok(Json(DashboardBody {
+        day: d.day,
+        users: c.users,
+        new_users_today: c.new_users_today,
+        daily_active_users: c.daily_active_users,
+        online_sessions: d.online_sessions,
+        messages_today: c.messages_today,
+        merchants: c.merchants,
+        pending_applications: c.pending_applications,
+        open_leads: c.open_leads,
+        open_moderation: c.open_moderation,
+    }))
 }

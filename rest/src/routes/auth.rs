@@ -65,6 +65,7 @@ async fn login(
         }
         Err(e) => return Err(e.into()),
     };
+    state.activity.seen(user.id);
     let (token, expires_at) = state.jwt.issue(user.id)?;
     let account = state.users.account(user.id).await?;
     let privacy = PrivacyBody::of(&state.users, &account);
@@ -128,6 +129,7 @@ async fn qr_poll(
         Poll::LoggedIn(user) => {
             // Refused if the user was banned or erased since confirming.
             state.moderation.session_allowed(user).await?;
+            state.activity.seen(user);
             let (token, expires_at) = state.jwt.issue(user)?;
             let account = state.users.account(user).await?;
             let privacy = PrivacyBody::of(&state.users, &account);

@@ -56,6 +56,7 @@ async fn staff_login(
     let user = state.staff.login(&b.username, &b.password, &b.totp, jiebanke_chat_core::now_ms()).await?;
     // A banned staff user is refused like any other.
     state.moderation.session_allowed(user).await?;
+    state.activity.seen(user);
     let (token, expires_at) = state.jwt.issue(user)?;
     let account = state.users.account(user).await?;
     let privacy = PrivacyBody::of(&state.users, &account);

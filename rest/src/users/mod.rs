@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(consent))
         .routes(routes!(export))
         .routes(routes!(report_user))
+        .routes(routes!(search))
         .routes(routes!(appeal))
 }
 
@@ -479,4 +480,61 @@ async fn appeal(
     let StrictJson(b) = body;
     let item = state.moderation.appeal(user, &b.text).await?;
     Ok((StatusCode::CREATED, Json(QueuedBody { item: item.id.to_string() })))
+}
+
+/// A user as staff see them when looking someone up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StaffUserView {
+    pub id: String,
+    pub nickname: String,
+    pub avatar_url: Option<String>,
+    /// `wechat`, `dev` or `staff`.
+    pub provider: String,
+    pub role: String,
+    pub banned: bool,
+    pub erased: bool,
+    pub created_at: i64,
+    pub last_seen: Option<i64>,
+    /// Masked.
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// A phone number in E.164 (`+8613812345678`: found through its blind index), a user id,
+    /// or text in nicknames; 1-64 characters.
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Looks users up (staff): by phone number, id or nickname; by id ascending, cursor pages.
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(SearchQuery),
+    security(("bearer" = [])), responses((status = 200, body = Page<StaffUserView>)))]
+async fn search(
+    State(state): State<RestState>,
+    AuthUser(me): AuthUser,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<Page<StaffUserView>>, ApiError> {
+    let Query(q) = q?;
+    let page = crate::api::PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let after = page.after.map(UserId::new).transpose()?;
+    let list = state.users.search(me, q.q.as_deref().unwrap_or(""), after, page.limit + 1).await?;
+    let items = list
+        .iter()
+        .map(|a| StaffUserView {
+            id: a.profile.id.to_string(),
+            nickname: a.profile.nickname.clone(),
+            avatar_url: a.profile.avatar_url.clone(),
+            provider: a.provider.clone(),
+            role: a.role.as_str().to_owned(),
+            banned: a.banned,
+            erased: a.profile.erased,
+            created_at: a.profile.created_at,
+            last_seen: a.last_seen,
+            phone: a.phone_masked.clone(),
+        })
+        .collect();
+    Ok(Json(Page::from_probe(items, page.limit, |u: &StaffUserView| u.id.parse().unwrap_or(0))))
 }
