@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod bus;
 pub mod chat;
+pub mod commerce;
 pub mod commit;
 pub mod dashboard;
 pub mod error;

@@ -1,0 +1,10 @@
+//! The commerce area (issue 14), its first step: the rules, pure. `state` is the one order
+//! state machine for flower orders and animal claims (every transition's event, restock and
+//! refund; who may ask); `rules` turns products, animals and orders into values, naming every
+//! bad field and screening the texts, and computes an order's amount from the products' own
+//! prices. The ports, the SQL, the payment providers and the routes come next.
+
+pub mod rules;
+pub mod state;
+
+pub use state::{apply, Actor, OrderAction, OrderEvent, OrderState, RefundFrom, Transition};
