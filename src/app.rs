@@ -256,7 +256,9 @@ impl Application {
         let ready_amqp = amqp.clone();
         let words_file = config.banned_words_file.clone();
         let reload_filter = filter.clone();
+        let catalog = Arc::new(jiebanke_chat_core::commerce::catalog::CatalogService::new(store_arc.clone(), merchants.clone(), moderation.clone()));
         let rest = RestState {
+            catalog,
             chat,
             alerts,
             moderation,

@@ -85,6 +85,13 @@ fn table() -> Vec<Row> {
         row("get", "/api/v1/merchants/{id}", [200, 200, 200, 200, 200, 200, 200]),
         with("post", "/api/v1/admin/merchants/{id}/suspend", |_, _| json!({"reason": "投诉"}), [401, 403, 403, 403, 403, 403, 200]),
         row("post", "/api/v1/admin/merchants/{id}/reinstate", [401, 403, 403, 403, 403, 403, 200]),
+        // The catalog: only an active merchant sells; everyone browses.
+        with("post", "/api/v1/merchant/products", |_, _| json!({"kind": "flower", "title": "矩阵玫瑰", "price_fen": 100, "stock": 1}), [401, 403, 403, 403, 201, 403, 403]),
+        row("get", "/api/v1/merchant/products", [401, 403, 403, 403, 200, 403, 403]),
+        row("get", "/api/v1/products", [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/products/{id}", [200, 200, 200, 200, 200, 200, 200]),
+        with("patch", "/api/v1/merchant/products/{id}", |_, _| json!({"stock": 3}), [401, 403, 403, 403, 200, 403, 403]),
+        row("delete", "/api/v1/merchant/products/{id}", [401, 403, 403, 403, 204, 403, 403]),
         with("post", "/api/v1/merchant-leads", |_, _| json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}), [201, 201, 201, 201, 201, 201, 201]),
         row("get", "/api/v1/admin/merchant-leads", [401, 403, 403, 403, 403, 200, 200]),
         with("post", "/api/v1/admin/merchant-leads/{id}/handle", |_, _| json!({"note": "已联系"}), [401, 403, 403, 403, 403, 200, 409]),
@@ -135,6 +142,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         p if p.starts_with("/api/v1/admin/staff/") => &f.ids["staff"],
         p if p.starts_with("/api/v1/admin/moderation/") => &f.ids["item"],
         p if p.starts_with("/api/v1/merchants/") || p.starts_with("/api/v1/admin/merchants/") => &f.ids["merchant"],
+        p if p.starts_with("/api/v1/products/") || p.starts_with("/api/v1/merchant/products/") => &f.ids["product"],
         _ if admin_target => &f.ids["target"],
         _ => &f.ids["user"],
     })
@@ -176,6 +184,8 @@ async fn every_documented_route_has_its_row() {
     }
     let (s, a) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", applications[0]), &admin.token, json!({})).await;
     assert_eq!(s, 200, "{a}");
+    let (s, product) = post(http, format!("{base}/api/v1/merchant/products"), &merchant.token, json!({"kind": "flower", "title": "矩阵百合", "price_fen": 990, "stock": 5})).await;
+    assert_eq!(s, 201, "{product}");
     let r = http
         .post(format!("{base}/api/v1/merchant-leads"))
         .json(&json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}))
@@ -221,6 +231,7 @@ async fn every_documented_route_has_its_row() {
             ("staff", staff_target.id.clone()),
             ("qr", qr["ticket"].as_str().unwrap().to_owned()),
             ("item", item["item"].as_str().unwrap().to_owned()),
+            ("product", product["id"].as_str().unwrap().to_owned()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),

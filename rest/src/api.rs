@@ -165,6 +165,7 @@ pub fn apply_common(openapi: &mut utoipa::openapi::OpenApi) {
         (name = "conversations", description = "Chat conversations and history"),
         (name = "alerts", description = "Merchants' order alerts"),
         (name = "merchants", description = "Becoming a merchant, merchants' pages, the website's leads"),
+        (name = "shop", description = "Flowers and farm animals: the catalog"),
         (name = "admin", description = "Staff: reviews, moderation, roles, the audit log (operators and admins; some admins only)"),
         (name = "health", description = "Probes")
     )

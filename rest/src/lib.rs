@@ -7,6 +7,7 @@
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`. `extract`: `StrictJson`.
 //! - `merchants`: applications, their review, merchants' public pages, suspensions, leads.
+//! - `shop`: the catalog (merchants' products, public product pages).
 //! - `staff`: the console login (username, password, TOTP) and staff accounts.
 //! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
@@ -22,6 +23,7 @@ pub mod error;
 pub mod extract;
 pub mod merchants;
 pub(crate) mod routes;
+pub mod shop;
 pub mod staff;
 pub mod uploads;
 pub mod users;
@@ -61,6 +63,7 @@ pub struct RestState {
     pub users: Arc<jiebanke_chat_core::users::UsersService>,
     pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
     pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
+    pub catalog: Arc<jiebanke_chat_core::commerce::catalog::CatalogService>,
     pub staff: Arc<jiebanke_chat_core::staff::StaffService>,
     pub qr: Arc<jiebanke_chat_core::logins::QrLoginService>,
     /// Marks users active for the day (logins; the gateway marks session opens).
@@ -131,6 +134,7 @@ fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
         .merge(users::router())
         .merge(uploads::router())
         .merge(merchants::router())
+        .merge(shop::router())
         .merge(staff::router())
         .merge(routes::conversations::router())
         .merge(routes::alerts::router())

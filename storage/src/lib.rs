@@ -13,6 +13,7 @@
 //!   `OutboxStore`, `SqlStore::write_event` (an event row in its change's transaction) and the
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
+//! - `catalog`: `CatalogStore` (merchants' products).
 //! - `dashboard`: `DashboardStore` (the staff dashboard's counts, users' active day).
 //! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
 //! - `qr`: `QrTicketStore` (QR login tickets by their hash).
@@ -23,6 +24,7 @@ mod accounts;
 mod audit;
 mod dashboard;
 mod blobs;
+mod catalog;
 mod db;
 mod merchants;
 mod moderation;

@@ -684,6 +684,47 @@ async fn moderation_items_are_resolved_once_with_their_effect(s: &SqlStore) {
     assert_eq!(entries.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), vec!["moderation_item:ap", "moderation_item:u", "moderation_item:p", "moderation_item:m"]);
 }
 
+/// The catalog: products of active merchants listed, by merchant and title (wildcards as text),
+/// changed and hidden by their merchant only; the schema refuses negative stock.
+async fn catalog_lists_active_merchants_products(s: &SqlStore) {
+    use jiebanke_chat_core::commerce::catalog::{CatalogStore, ProductFilter};
+    use jiebanke_chat_core::commerce::rules::ProductSpec;
+    use jiebanke_chat_core::merchants::*;
+    let staff = Actor::new(s.upsert_user(&id("cat-staff"), "S", 1).await.unwrap().id, None);
+    let mut merchants = Vec::new();
+    for code in ["cat-a", "cat-b"] {
+        let u = s.upsert_user(&id(code), code, 1).await.unwrap().id;
+        let app = SealedApplication { user: u, name: code.into(), category: Category::Florist, license_cipher: "c".into(), license_masked: "m".into(), contact_name: "n".into(), phone_cipher: "c".into(), phone_masked: "m".into() };
+        let a = s.create_application(&app, 2).await.unwrap();
+        s.decide(a.id, staff.user, &ApplicationState::Approved, 3, &NewAudit::new(&staff, AuditAction::ApplicationApprove, "t")).await.unwrap();
+        merchants.push(u);
+    }
+    let (a, b) = (merchants[0], merchants[1]);
+    let spec = |title: &str, stock| ProductSpec { title: title.into(), description: "d".into(), price_fen: 100, stock, photos: vec!["/uploads/x.jpg".into()] };
+    let p1 = s.create_product(a, &spec("玫瑰 100%", 5), 10).await.unwrap();
+    let p2 = s.create_product(b, &spec("百合", 1), 11).await.unwrap();
+    assert_eq!(s.product(p1.id).await.unwrap(), Some(p1.clone()));
+    let all = |f: ProductFilter| async move { s.products(&f, None, 10).await.unwrap().iter().map(|p| p.id).collect::<Vec<_>>() };
+    assert_eq!(all(ProductFilter::default()).await, vec![p1.id, p2.id]);
+    assert_eq!(all(ProductFilter { merchant: Some(b), q: None }).await, vec![p2.id]);
+    assert_eq!(all(ProductFilter { merchant: None, q: Some("100%".into()) }).await, vec![p1.id]);
+    assert_eq!(all(ProductFilter { merchant: None, q: Some("_".into()) }).await, Vec::<i64>::new(), "a wildcard is text");
+    assert_eq!(s.products(&ProductFilter::default(), Some(p1.id), 10).await.unwrap().len(), 1);
+
+    assert!(s.update_product(b, p1.id, &spec("偷改", 0), 12).await.unwrap().is_none(), "another merchant's product");
+    let up = s.update_product(a, p1.id, &spec("玫瑰", 9), 12).await.unwrap().unwrap();
+    assert_eq!((up.spec.stock, up.updated_at), (9, 12));
+    s.set_suspended(b, Some("r"), 13, &NewAudit::new(&staff, AuditAction::MerchantSuspend, "t")).await.unwrap();
+    assert_eq!(all(ProductFilter::default()).await, vec![p1.id], "a suspended merchant's products are not listed");
+    assert!(s.hide_product(a, p1.id, 14).await.unwrap());
+    assert!(!s.hide_product(a, p1.id, 15).await.unwrap());
+    assert!(s.product(p1.id).await.unwrap().unwrap().hidden);
+    assert!(all(ProductFilter::default()).await.is_empty());
+    assert_eq!(s.merchant_products(a, None, 10).await.unwrap().len(), 1, "its merchant still sees it");
+    let r = sqlx::query("UPDATE products SET stock = -1 WHERE id = ?").bind(p2.id).execute(s.pool()).await;
+    assert!(r.is_err(), "stock never goes below zero");
+}
+
 macro_rules! both {
     ($($name:ident),*) => {
         mod on_sqlite {
@@ -710,7 +751,8 @@ both!(
     merchants_applications_and_leads,
     staff_accounts_lock_and_use_codes_once,
     qr_tickets_confirm_and_consume_once,
-    moderation_items_are_resolved_once_with_their_effect
+    moderation_items_are_resolved_once_with_their_effect,
+    catalog_lists_active_merchants_products
 );
 
 /// Nodes relay side by side: two relays running at once never hand over the same event.

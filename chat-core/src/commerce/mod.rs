@@ -2,8 +2,11 @@
 //! state machine for flower orders and animal claims (every transition's event, restock and
 //! refund; who may ask); `rules` turns products, animals and orders into values, naming every
 //! bad field and screening the texts, and computes an order's amount from the products' own
-//! prices. The ports, the SQL, the payment providers and the routes come next.
+//! prices. `catalog` is the merchants' flowers: `CatalogService` (an active merchant lists,
+//! changes, hides; everyone browses) and its port `CatalogStore`. Orders, claims, payments and
+//! reviews come next.
 
+pub mod catalog;
 pub mod rules;
 pub mod state;
 
