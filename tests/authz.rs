@@ -92,6 +92,9 @@ fn table() -> Vec<Row> {
         row("get", "/api/v1/products/{id}", [200, 200, 200, 200, 200, 200, 200]),
         with("patch", "/api/v1/merchant/products/{id}", |_, _| json!({"stock": 3}), [401, 403, 403, 403, 200, 403, 403]),
         row("delete", "/api/v1/merchant/products/{id}", [401, 403, 403, 403, 204, 403, 403]),
+        with("post", "/api/v1/merchant/animals", |_, _| json!({"species": "羊", "name": "矩阵", "price_fen": 100, "period_days": 30, "slots": 2}), [401, 403, 403, 403, 201, 403, 403]),
+        row("get", "/api/v1/animals", [200, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/animals/{id}", [200, 200, 200, 200, 200, 200, 200]),
         with("post", "/api/v1/merchant-leads", |_, _| json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}), [201, 201, 201, 201, 201, 201, 201]),
         row("get", "/api/v1/admin/merchant-leads", [401, 403, 403, 403, 403, 200, 200]),
         with("post", "/api/v1/admin/merchant-leads/{id}/handle", |_, _| json!({"note": "已联系"}), [401, 403, 403, 403, 403, 200, 409]),
@@ -143,6 +146,7 @@ fn fill(path: &str, f: &Fixture) -> String {
         p if p.starts_with("/api/v1/admin/moderation/") => &f.ids["item"],
         p if p.starts_with("/api/v1/merchants/") || p.starts_with("/api/v1/admin/merchants/") => &f.ids["merchant"],
         p if p.starts_with("/api/v1/products/") || p.starts_with("/api/v1/merchant/products/") => &f.ids["product"],
+        p if p.starts_with("/api/v1/animals/") => &f.ids["animal"],
         _ if admin_target => &f.ids["target"],
         _ => &f.ids["user"],
     })
@@ -186,6 +190,8 @@ async fn every_documented_route_has_its_row() {
     assert_eq!(s, 200, "{a}");
     let (s, product) = post(http, format!("{base}/api/v1/merchant/products"), &merchant.token, json!({"kind": "flower", "title": "矩阵百合", "price_fen": 990, "stock": 5})).await;
     assert_eq!(s, 201, "{product}");
+    let (s, animal) = post(http, format!("{base}/api/v1/merchant/animals"), &merchant.token, json!({"species": "羊", "name": "咩咩", "price_fen": 9900, "period_days": 30, "slots": 3})).await;
+    assert_eq!(s, 201, "{animal}");
     let r = http
         .post(format!("{base}/api/v1/merchant-leads"))
         .json(&json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}))
@@ -232,6 +238,7 @@ async fn every_documented_route_has_its_row() {
             ("qr", qr["ticket"].as_str().unwrap().to_owned()),
             ("item", item["item"].as_str().unwrap().to_owned()),
             ("product", product["id"].as_str().unwrap().to_owned()),
+            ("animal", animal["id"].as_str().unwrap().to_owned()),
         ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),

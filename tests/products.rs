@@ -1,6 +1,7 @@
 //! The catalog end to end, on SQLite and MariaDB: only an approved merchant that is not
 //! suspended lists, changes and hides flowers (every bad field named, texts screened);
-//! everyone browses the visible products of active merchants, by merchant or title.
+//! everyone browses the visible products of active merchants, by merchant or title; farm
+//! animals to claim are listed and browsed the same way.
 
 mod common;
 use common::*;
@@ -96,6 +97,26 @@ async fn catalog(db: Db) {
     let (_, mine) = get(http, format!("{base}/api/v1/merchant/products"), &shop.token).await;
     assert_eq!((mine["items"][0]["id"].as_str(), mine["items"][0]["hidden"].as_bool()), (Some(rose_id.as_str()), Some(true)));
     assert_eq!(get(http, format!("{base}/api/v1/merchant/products"), &buyer.token).await.0, 403);
+
+    // Farm animals to claim: listed by active merchants, every bad field named, browsed by all.
+    let sheep = json!({"species": "羊", "name": "咩咩", "story": "在洱海边长大", "price_fen": 9900, "period_days": 30, "slots": 3, "photos": ["/uploads/s.jpg"]});
+    assert_eq!(post(http, format!("{base}/api/v1/merchant/animals"), &buyer.token, sheep.clone()).await.0, 403);
+    let (s, v) = post(http, format!("{base}/api/v1/merchant/animals"), &shop.token, json!({"species": "", "name": "赌博", "price_fen": 1, "period_days": 400, "slots": 0})).await;
+    assert_eq!(s, 422, "{v}");
+    let fields: Vec<&str> = v["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, vec!["species", "name", "period_days", "slots"]);
+    let (s, a) = post(http, format!("{base}/api/v1/merchant/animals"), &shop.token, sheep).await;
+    assert_eq!((s, a["period_days"].as_u64(), a["slots"].as_u64()), (201, Some(30), Some(3)), "{a}");
+    let animal_id = a["id"].as_str().unwrap().to_owned();
+    let (s, page) = public(http, format!("{base}/api/v1/animals/{animal_id}")).await;
+    assert_eq!((s, page["name"].as_str()), (200, Some("咩咩")));
+    let (_, list) = public(http, format!("{base}/api/v1/animals?merchant={}", shop.id)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    post(http, format!("{base}/api/v1/admin/merchants/{}/suspend", shop.id), &root.token, json!({"reason": "投诉"})).await;
+    assert_eq!(public(http, format!("{base}/api/v1/animals/{animal_id}")).await.0, 404);
+    let (_, list) = public(http, format!("{base}/api/v1/animals")).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    assert_eq!(public(http, format!("{base}/api/v1/animals/999999")).await.0, 404);
     app.shutdown.cancel();
 }
 

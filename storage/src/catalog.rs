@@ -4,8 +4,8 @@
 use crate::store::corrupt;
 use crate::{SqlStore, StorageError};
 use async_trait::async_trait;
-use jiebanke_chat_core::commerce::catalog::{CatalogStore, Product, ProductFilter};
-use jiebanke_chat_core::commerce::rules::ProductSpec;
+use jiebanke_chat_core::commerce::catalog::{Animal, CatalogStore, Product, ProductFilter};
+use jiebanke_chat_core::commerce::rules::{AnimalSpec, ProductSpec};
 use jiebanke_chat_core::error::Result;
 use jiebanke_chat_core::UserId;
 use sqlx::any::AnyRow;
@@ -31,12 +31,75 @@ fn product_from(row: &AnyRow) -> Result<Product, StorageError> {
     })
 }
 
+const ANIMAL_COLS: &str = "a.id, a.merchant_id, a.species, a.name, a.story, a.photos, a.price_fen, a.period_days, a.slots, a.created_at, a.hidden_at";
+
+fn animal_from(row: &AnyRow) -> Result<Animal, StorageError> {
+    let photos: String = row.try_get("photos")?;
+    Ok(Animal {
+        id: row.try_get("id")?,
+        merchant: UserId::new(row.try_get("merchant_id")?).map_err(|_| corrupt("animal merchant"))?,
+        spec: AnimalSpec {
+            species: row.try_get("species")?,
+            name: row.try_get("name")?,
+            story: row.try_get("story")?,
+            photos: serde_json::from_str(&photos).map_err(|_| corrupt("animal photos"))?,
+            price_fen: row.try_get("price_fen")?,
+            period_days: row.try_get::<i64, _>("period_days")?.clamp(0, i64::from(u16::MAX)) as u16,
+            slots: row.try_get::<i64, _>("slots")?.max(0) as u32,
+        },
+        created_at: row.try_get("created_at")?,
+        hidden: row.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
+    })
+}
+
 fn photos_json(spec: &ProductSpec) -> String {
     serde_json::to_string(&spec.photos).unwrap_or_else(|_| "[]".into())
 }
 
 #[async_trait]
 impl CatalogStore for SqlStore {
+    async fn create_animal(&self, merchant: UserId, spec: &AnimalSpec, now: i64) -> Result<Animal> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            let res = sqlx::query(
+                "INSERT INTO animals (merchant_id, species, name, story, photos, price_fen, period_days, slots, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(merchant.get())
+            .bind(spec.species.clone())
+            .bind(spec.name.clone())
+            .bind(spec.story.clone())
+            .bind(serde_json::to_string(&spec.photos).unwrap_or_else(|_| "[]".into()))
+            .bind(spec.price_fen)
+            .bind(i64::from(spec.period_days))
+            .bind(i64::from(spec.slots))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let id = self.insert_id(&mut tx, res).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(Animal { id, merchant, spec: spec.clone(), created_at: now, hidden: false })
+        };
+        Ok(run.await?)
+    }
+
+    async fn animal(&self, id: i64) -> Result<Option<Animal>> {
+        let sql = format!("SELECT {ANIMAL_COLS} FROM animals a WHERE a.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
+        Ok(row.as_ref().map(animal_from).transpose()?)
+    }
+
+    async fn animals(&self, merchant: Option<UserId>, after: Option<i64>, limit: u32) -> Result<Vec<Animal>> {
+        let filter = if merchant.is_some() { " AND a.merchant_id = ?" } else { "" };
+        let sql = format!("SELECT {ANIMAL_COLS} FROM animals a JOIN merchants m ON m.id = a.merchant_id WHERE a.hidden_at IS NULL AND m.status = 'active' AND a.id > ?{filter} ORDER BY a.id LIMIT ?");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(after.unwrap_or(0));
+        if let Some(m) = merchant {
+            q = q.bind(m.get());
+        }
+        let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(StorageError::from)?;
+        Ok(rows.iter().map(animal_from).collect::<Result<_, _>>()?)
+    }
+
     async fn create_product(&self, merchant: UserId, spec: &ProductSpec, now: i64) -> Result<Product> {
         let run = async {
             let mut tx = self.begin_write().await?;

@@ -723,6 +723,14 @@ async fn catalog_lists_active_merchants_products(s: &SqlStore) {
     assert_eq!(s.merchant_products(a, None, 10).await.unwrap().len(), 1, "its merchant still sees it");
     let r = sqlx::query("UPDATE products SET stock = -1 WHERE id = ?").bind(p2.id).execute(s.pool()).await;
     assert!(r.is_err(), "stock never goes below zero");
+
+    use jiebanke_chat_core::commerce::rules::AnimalSpec;
+    let sheep = AnimalSpec { species: "羊".into(), name: "咩咩".into(), photos: vec![], story: "s".into(), price_fen: 9900, period_days: 30, slots: 3 };
+    let an = s.create_animal(a, &sheep, 20).await.unwrap();
+    s.create_animal(b, &sheep, 21).await.unwrap();
+    assert_eq!(s.animal(an.id).await.unwrap(), Some(an.clone()));
+    assert_eq!(s.animals(None, None, 10).await.unwrap(), vec![an.clone()], "the suspended merchant's animal is not listed");
+    assert_eq!(s.animals(Some(a), Some(an.id), 10).await.unwrap(), vec![]);
 }
 
 macro_rules! both {

@@ -2,7 +2,7 @@
 //! hides its products; everyone browses the visible products of active merchants. A hidden
 //! product stays stored (orders keep their snapshot of it).
 
-use super::rules::{self, ProductInput, ProductSpec};
+use super::rules::{self, AnimalInput, AnimalSpec, ProductInput, ProductSpec};
 use crate::error::{CoreError, Result};
 use crate::ids::UserId;
 use crate::merchants::MerchantsService;
@@ -40,8 +40,23 @@ pub struct ProductFilter {
     pub q: Option<String>,
 }
 
+/// A farm animal to claim (动物认领), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Animal {
+    pub id: i64,
+    pub merchant: UserId,
+    pub spec: AnimalSpec,
+    pub created_at: i64,
+    pub hidden: bool,
+}
+
 #[async_trait]
 pub trait CatalogStore: Send + Sync + 'static {
+    async fn create_animal(&self, merchant: UserId, spec: &AnimalSpec, now: i64) -> Result<Animal>;
+    /// An animal, hidden or not.
+    async fn animal(&self, id: i64) -> Result<Option<Animal>>;
+    /// Visible animals of active merchants by id ascending after `after`, of one merchant or all.
+    async fn animals(&self, merchant: Option<UserId>, after: Option<i64>, limit: u32) -> Result<Vec<Animal>>;
     async fn create_product(&self, merchant: UserId, spec: &ProductSpec, now: i64) -> Result<Product>;
     /// A product, hidden or not.
     async fn product(&self, id: i64) -> Result<Option<Product>>;
@@ -123,6 +138,25 @@ impl CatalogService {
             }
         }
         self.store.products(&filter, after, limit.clamp(1, 101)).await
+    }
+
+    /// Lists an animal to claim (an active merchant).
+    pub async fn create_animal(&self, me: UserId, input: AnimalInput) -> Result<Animal> {
+        self.require_seller(me).await?;
+        let spec = rules::animal(input, Some(self.moderation.filter()))?;
+        self.store.create_animal(me, &spec, crate::now_ms()).await
+    }
+
+    /// An animal's public page: `not_found` if hidden or its merchant may not sell.
+    pub async fn animal(&self, id: i64) -> Result<Animal> {
+        match self.store.animal(id).await? {
+            Some(a) if !a.hidden && self.merchants.may_sell(a.merchant).await? => Ok(a),
+            _ => Err(CoreError::NotFound("animal".into())),
+        }
+    }
+
+    pub async fn animals(&self, merchant: Option<UserId>, after: Option<i64>, limit: u32) -> Result<Vec<Animal>> {
+        self.store.animals(merchant, after, limit.clamp(1, 101)).await
     }
 
     pub async fn mine(&self, me: UserId, after: Option<i64>, limit: u32) -> Result<Vec<Product>> {

@@ -1,6 +1,6 @@
-//! The shop over HTTP, so far its catalog: a merchant's products (`/api/v1/merchant/products`,
-//! an approved merchant that is not suspended) and the public pages (`/api/v1/products`, no
-//! token). The rules are in `jiebanke_chat_core::commerce`.
+//! The shop over HTTP, so far its catalog: a merchant's products (`/api/v1/merchant/products`)
+//! and animals to claim (`/api/v1/merchant/animals`), for an approved merchant that is not
+//! suspended, and their public pages (`/api/v1/products`, `/api/v1/animals`, no token). The rules are in `jiebanke_chat_core::commerce`.
 
 use crate::api::{Page, PageQuery};
 use crate::error::ApiError;
@@ -10,8 +10,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use jiebanke_chat_core::commerce::catalog::{Product, ProductFilter, ProductPatchInput};
-use jiebanke_chat_core::commerce::rules::ProductInput;
+use jiebanke_chat_core::commerce::catalog::{Animal, Product, ProductFilter, ProductPatchInput};
+use jiebanke_chat_core::commerce::rules::{AnimalInput, ProductInput};
 use jiebanke_chat_core::UserId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -24,6 +24,9 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(update, hide))
         .routes(routes!(list))
         .routes(routes!(one))
+        .routes(routes!(create_animal))
+        .routes(routes!(animals))
+        .routes(routes!(animal))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -177,4 +180,102 @@ async fn list(State(state): State<RestState>, q: Result<Query<ProductsQuery>, Qu
     responses((status = 200, body = ProductView)))]
 async fn one(State(state): State<RestState>, p: Result<Path<String>, PathRejection>) -> Result<Json<ProductView>, ApiError> {
     Ok(Json(ProductView::from(&state.catalog.product(product_path(p)?).await?)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnimalBody {
+    /// 1-32 characters (羊, 鸡, ...).
+    species: String,
+    /// 1-32 characters.
+    name: String,
+    /// At most 9 `https://` URLs or `/uploads/...` paths.
+    #[serde(default)]
+    photos: Vec<String>,
+    /// At most 2000 characters.
+    #[serde(default)]
+    story: String,
+    /// Per period, integer fen.
+    price_fen: i64,
+    /// 7-365.
+    period_days: i64,
+    /// How many may claim it at once, 1-10000.
+    slots: i64,
+}
+
+/// A farm animal to claim (动物认领).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnimalView {
+    pub id: String,
+    pub merchant: String,
+    pub species: String,
+    pub name: String,
+    pub photos: Vec<String>,
+    pub story: String,
+    pub price_fen: i64,
+    pub period_days: u16,
+    pub slots: u32,
+    pub created_at: i64,
+}
+
+impl From<&Animal> for AnimalView {
+    fn from(a: &Animal) -> Self {
+        AnimalView {
+            id: a.id.to_string(),
+            merchant: a.merchant.to_string(),
+            species: a.spec.species.clone(),
+            name: a.spec.name.clone(),
+            photos: a.spec.photos.clone(),
+            story: a.spec.story.clone(),
+            price_fen: a.spec.price_fen,
+            period_days: a.spec.period_days,
+            slots: a.spec.slots,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// Lists a farm animal to claim (an approved merchant that is not suspended). Every bad field
+/// named; texts screened.
+#[utoipa::path(post, path = "/api/v1/merchant/animals", tag = "shop", request_body = AnimalBody,
+    security(("bearer" = [])), responses((status = 201, body = AnimalView)))]
+async fn create_animal(State(state): State<RestState>, AuthUser(me): AuthUser, body: StrictJson<AnimalBody>) -> Result<(StatusCode, Json<AnimalView>), ApiError> {
+    let StrictJson(b) = body;
+    let input = AnimalInput { species: b.species, name: b.name, photos: b.photos, story: b.story, price_fen: b.price_fen, period_days: b.period_days, slots: b.slots };
+    let a = state.catalog.create_animal(me, input).await?;
+    Ok((StatusCode::CREATED, Json(AnimalView::from(&a))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AnimalsQuery {
+    /// One merchant's animals (its id).
+    merchant: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// Animals of active merchants (no token needed), by id.
+#[utoipa::path(get, path = "/api/v1/animals", tag = "shop", params(AnimalsQuery),
+    responses((status = 200, body = Page<AnimalView>)))]
+async fn animals(State(state): State<RestState>, q: Result<Query<AnimalsQuery>, QueryRejection>) -> Result<Json<Page<AnimalView>>, ApiError> {
+    let Query(q) = q?;
+    let page = PageQuery { limit: q.limit, cursor: q.cursor }.parse()?;
+    let merchant = match q.merchant.as_deref() {
+        Some(m) => Some(UserId::parse(m).map_err(|_| jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("merchant", "must be a merchant id")]))?),
+        None => None,
+    };
+    let list = state.catalog.animals(merchant, page.after, page.limit + 1).await?;
+    let items = list.iter().map(AnimalView::from).collect();
+    Ok(Json(Page::from_probe(items, page.limit, |a: &AnimalView| a.id.parse().unwrap_or(0))))
+}
+
+/// An animal's page (no token needed); 404 if its merchant is suspended.
+#[utoipa::path(get, path = "/api/v1/animals/{id}", tag = "shop",
+    params(("id" = String, Path, description = "animal id")),
+    responses((status = 200, body = AnimalView)))]
+async fn animal(State(state): State<RestState>, p: Result<Path<String>, PathRejection>) -> Result<Json<AnimalView>, ApiError> {
+    let Path(id) = p?;
+    let id = id.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such animal"))?;
+    Ok(Json(AnimalView::from(&state.catalog.animal(id).await?)))
 }
