@@ -142,6 +142,21 @@ async fn become_a_merchant(db: Db) {
     assert_eq!(log["items"][3]["target"], format!("merchant_application:{app_id}"));
     let text = log.to_string();
     assert!(!text.contains(LICENSE) && !text.contains("13812345678"), "personal data in the audit log: {text}");
+
+    // Nor in the database: every file of the data dir (SQLite), the applications table (MariaDB).
+    let bytes: Vec<u8> = match &tdb.mysql {
+        None => std::fs::read_dir(&tdb.dir.0).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).flat_map(|p| std::fs::read(p).unwrap()).collect(),
+        Some(m) => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::MySqlConnection::connect(&m.url).await.unwrap();
+            let rows = sqlx::query("SELECT CONCAT_WS('|', license_cipher, license_masked, phone_cipher, phone_masked) AS r FROM merchant_applications").fetch_all(&mut conn).await.unwrap();
+            rows.iter().flat_map(|r| r.get::<String, _>("r").into_bytes()).collect()
+        }
+    };
+    assert!(bytes.windows(4).any(|w| w == b"0Y43"), "read the stored applications");
+    for clear in [LICENSE.as_bytes(), b"13812345678"] {
+        assert!(!bytes.windows(clear.len()).any(|w| w == clear), "{} is stored in clear", String::from_utf8_lossy(clear));
+    }
     drop((ws, ows));
     app.shutdown.cancel();
 }

@@ -175,6 +175,8 @@ async fn flagged_and_reported_messages_reach_admins_and_admins_act() {
     std::fs::write(&words, "日出\n").unwrap();
     let (s, v) = post(&app.http, format!("{base}/api/v1/admin/banned-words/reload"), &root.token, json!({})).await;
     assert_eq!((s, v["words"].as_u64()), (200, Some(1)));
+    let (_, log) = get(&app.http, format!("{base}/api/v1/admin/audit?action=banned_words.reload"), &root.token).await;
+    assert_eq!((log["items"][0]["actor"].as_str(), &log["items"][0]["after"]), (Some(root.id.as_str()), &json!({"words": 1})), "{log}");
     let (s, _) = post(&app.http, format!("{base}/api/v1/admin/banned-words/reload"), &a.token, json!({})).await;
     assert_eq!(s, 403);
     ca.say(3, &conv, "m3", "赌博").await;

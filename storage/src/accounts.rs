@@ -78,12 +78,10 @@ impl AccountStore for SqlStore {
     }
 
     async fn search_accounts(&self, query: &AccountQuery, after: Option<UserId>, limit: u32) -> Result<Vec<Account>> {
-        // `!` escapes LIKE's wildcards in the same way on both engines.
-        let like = |t: &str| format!("%{}%", t.replace('!', "!!").replace('%', "!%").replace('_', "!_"));
         let (clause, a, b): (&str, String, Option<i64>) = match query {
             AccountQuery::PhoneIndex(index) => ("phone_index = ?", index.clone(), None),
-            AccountQuery::Nickname(text) => ("nickname LIKE ? ESCAPE '!'", like(text), None),
-            AccountQuery::IdOrNickname(id, text) => ("(nickname LIKE ? ESCAPE '!' OR id = ?)", like(text), Some(id.get())),
+            AccountQuery::Nickname(text) => ("nickname LIKE ? ESCAPE '!'", crate::store::like_contains(text), None),
+            AccountQuery::IdOrNickname(id, text) => ("(nickname LIKE ? ESCAPE '!' OR id = ?)", crate::store::like_contains(text), Some(id.get())),
         };
         let sql = format!("SELECT {ACCOUNT_COLS} FROM users WHERE {clause} AND id > ? ORDER BY id LIMIT ?");
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(a);

@@ -169,7 +169,6 @@ impl CatalogStore for SqlStore {
             sql.push_str(" AND p.merchant_id = ?");
         }
         if filter.q.is_some() {
-            // `!` escapes LIKE's wildcards in the same way on both engines.
             sql.push_str(" AND p.title LIKE ? ESCAPE '!'");
         }
         sql.push_str(" ORDER BY p.id LIMIT ?");
@@ -178,7 +177,7 @@ impl CatalogStore for SqlStore {
             q = q.bind(m.get());
         }
         if let Some(text) = &filter.q {
-            q = q.bind(format!("%{}%", text.trim().replace('!', "!!").replace('%', "!%").replace('_', "!_")));
+            q = q.bind(crate::store::like_contains(text.trim()));
         }
         let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await.map_err(StorageError::from)?;
         Ok(rows.iter().map(product_from).collect::<Result<_, _>>()?)

@@ -33,6 +33,12 @@ fn pow2_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
+/// A `LIKE ? ESCAPE '!'` pattern for "contains `text`", its wildcards taken as text (`!`
+/// escapes the same way on SQLite and MySQL, unlike the backslash).
+pub(crate) fn like_contains(text: &str) -> String {
+    format!("%{}%", text.replace('!', "!!").replace('%', "!%").replace('_', "!_"))
+}
+
 pub(crate) fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(what.to_owned())
 }

@@ -775,23 +775,9 @@ impl Drop for OwnRedisCluster {
     }
 }
 
-/// RFC 4648 base32 (no padding) back to bytes: a TOTP secret as the API shows it.
+/// A TOTP secret as the API shows it (base32), back to bytes.
 pub fn decode_base32(text: &str) -> Vec<u8> {
-    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
-    for c in text.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {text}"),
-        } as u32;
-        buf = (buf << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            out.push((buf >> (bits - 8)) as u8);
-            bits -= 8;
-        }
-    }
-    out
+    jiebanke_chat_core::staff::totp::decode_base32(text).unwrap_or_else(|| panic!("not base32: {text}"))
 }
 
 /// A staff account made by `admin` and logged in through the console login (username,

@@ -63,6 +63,25 @@ pub fn base32(bytes: &[u8]) -> String {
     out
 }
 
+/// The secret back from its base32 form.
+pub fn decode_base32(text: &str) -> Option<Vec<u8>> {
+    let (mut buf, mut bits, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => return None,
+        } as u32;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            out.push((buf >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    Some(out)
+}
+
 /// The `otpauth://` URI an authenticator app scans (as a QR code) or takes pasted.
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     let enc = |s: &str| s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect::<String>();
@@ -102,6 +121,15 @@ mod tests {
         for bad in ["", "12345", "1234567", "12a456", "１２３４５６"] {
             assert!(verify(secret, bad, t).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn base32_round_trips() {
+        for len in 0..25 {
+            let bytes: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37)).collect();
+            assert_eq!(decode_base32(&base32(&bytes)).unwrap(), bytes);
+        }
+        assert!(decode_base32("abc").is_none());
     }
 
     #[test]
