@@ -73,6 +73,18 @@ for scenario, by_label in sorted(reports.items()):
                 ("server system µs/proposal", ("results", "server_system_us_per_proposals")),
                 ("server CPU share", ("results", "server_cpu_share")),
                 ("load generator CPU share", ("results", "loadgen_cpu_share"))]
+    elif scenario == "shop":
+        rows = [("orders created/s", ("results", "orders_created_per_s")),
+                ("orders paid/s (local provider, callback verified)", ("results", "orders_paid_per_s")),
+                ("create order p50 ms", ("latency", "create_order", "p50_ms")),
+                ("create order p99 ms", ("latency", "create_order", "p99_ms")),
+                ("pay + confirm p99 ms", ("latency", "pay", "p99_ms")),
+                ("browse p99 ms", ("latency", "browse", "p99_ms")),
+                ("hot product: ordered / refused out of stock", None),
+                ("server user µs/order", ("results", "server_user_us_per_orders_created")),
+                ("server system µs/order", ("results", "server_system_us_per_orders_created")),
+                ("server CPU share", ("results", "server_cpu_share")),
+                ("load generator CPU share", ("results", "loadgen_cpu_share"))]
     else:
         rows = [("requests/s", ("results", "requests_per_s")),
                 ("list p99 ms", ("latency", "list_conversations", "p99_ms")),
@@ -86,7 +98,9 @@ for scenario, by_label in sorted(reports.items()):
         cells, vals = [], {}
         for l in labels:
             r = by_label[l]
-            if path is None:
+            if path is None and scenario == "shop":
+                v = f"{fmt(g(r,'results','hot_product_ordered'))} / {fmt(g(r,'results','out_of_stock'))}"
+            elif path is None:
                 v = f"{fmt(g(r,'results','lost'))} / {fmt(g(r,'results','duplicates'))} / {fmt(g(r,'results','reordered'))}"
             else:
                 v = g(r, *path)

@@ -67,6 +67,11 @@ bodies = [
     (1, b'{"kind":"direct","members":["1"]}'), (1, b'{"kind":"group","title":"\xe5\xa4\xa7\xe7\x90\x86","members":["1",2]}'),
     (2, b'{"members":["1"]}'), (3, b'{"merchant":"1","item":"flowers","amount_fen":100}'),
     (4, b'0'), (4, b'18446744073709551615'), (5, b'1'), (6, b' 1'), (7, b'1'),
+    (35, '{"items":[{"product":"1","quantity":2}],"recipient":{"name":"王小花","phone":"+8613812345678","address":"大理"},"deliver_on":"2027-01-02","slot":"morning","note":""}'.encode()),
+    (35, b'{"items":[{"product":1,"quantity":-1}],"recipient":{},"deliver_on":"x","slot":"night"}'),
+    (36, b'refunding'), (37, b'1{"reason":"\xe8\x8a\xb1\xe8\xb0\xa2\xe4\xba\x86"}'),
+    (38, b'{"id":"x","event_type":"TRANSACTION.SUCCESS","resource":{"algorithm":"AEAD_AES_256_GCM","ciphertext":"AA==","nonce":"n","associated_data":"transaction"}}'),
+    (39, b'JBK000000000001'), (40, b'1{"periods":3}'), (41, '1{"text":"剪毛了","photos":["/uploads/a.jpg"]}'.encode()),
 ]
 for pick, body in bodies:
     write('rest_body', bytes([pick]) + body)

@@ -119,7 +119,24 @@ impl Application {
             None => Vec::new(),
         };
         let filter = Arc::new(WordFilter::new(words).map_err(|e| anyhow::anyhow!("JBK_BANNED_WORDS_FILE: {e}"))?);
-        let handler = Arc::new(EventHandler::new(store_arc.clone(), bus.clone()));
+        // The shop's orders and their payment provider: WeChat Pay when configured, else (never
+        // in production) the local provider, whose keys live in the data dir.
+        let data_key = Arc::new(data_key(&config)?);
+        let local_pay = match config.env {
+            Environment::Production => None,
+            _ => Some(Arc::new(jiebanke_payments::local::LocalProvider::load_or_create(&config.data_dir).context("the local payment provider's keys")?)),
+        };
+        let provider: Arc<dyn jiebanke_chat_core::commerce::pay::PaymentProvider> = match (&config.wechat_pay, &local_pay) {
+            (Some(w), _) => {
+                let mut c = jiebanke_payments::wechat_pay::WechatPayConfig::from_files(&w.settings).context("WeChat Pay's keys")?;
+                c.api_base = w.api_base.clone();
+                Arc::new(jiebanke_payments::wechat_pay::WechatPay::new(c).context("WeChat Pay")?)
+            }
+            (None, Some(local)) => local.clone(),
+            (None, None) => anyhow::bail!("production needs a payment provider: set the WeChat Pay settings (JBK_WECHATPAY_*)"),
+        };
+        // The local provider's confirm route exists only while it is the provider.
+        let local_pay = if config.wechat_pay.is_some() { None } else { local_pay };
         let alerts = Arc::new(AlertService::new(store_arc.clone(), store_arc.clone(), store_arc.clone(), wake.clone()));
         let moderation = Arc::new(ModerationService::new(
             store_arc.clone(),
@@ -130,6 +147,15 @@ impl Application {
             config.admins.clone(),
             store_arc.clone(),
         ));
+        let orders = Arc::new(jiebanke_chat_core::commerce::orders::OrderService::new(
+            store_arc.clone(),
+            moderation.clone(),
+            data_key.clone(),
+            config.zone.clone(),
+            provider,
+            config.orders,
+        ));
+        let handler = Arc::new(EventHandler::new(store_arc.clone(), bus.clone()).with_orders(orders.clone()));
         let amqp = config.amqp.clone().map(AmqpLink::new);
         // Companion matching: the waiting requests are shared through Redis in cluster mode.
         let pool: Arc<dyn MatchPool> = match &cluster {
@@ -139,6 +165,7 @@ impl Application {
         let matching = Arc::new(MatchService::new(pool, store_arc.clone(), bus.clone(), config.matching.clone()));
 
         let metrics = Arc::new(Metrics::new());
+        metrics.with_registry(|reg| reg.register_collector(Box::new(PaymentMetrics(orders.clone()))));
         let listener_stats = crate::listener::ListenerStats::default();
         metrics.with_registry(|reg| listener_stats.register(reg));
         let hub = Arc::new(Hub::new(metrics.clone()));
@@ -218,8 +245,6 @@ impl Application {
             }
             logins.push(Arc::new(DevLogin));
         }
-        let data_key = data_key(&config)?;
-        let data_key = Arc::new(data_key);
         let merchants = Arc::new(jiebanke_chat_core::merchants::MerchantsService::new(
             store_arc.clone(),
             store_arc.clone(),
@@ -244,7 +269,7 @@ impl Application {
             data_key,
             config.privacy_version.clone(),
             config.zone.clone(),
-        ));
+        ).with_matching(gateway.matching.clone()));
         let blobs: Arc<dyn jiebanke_chat_core::uploads::BlobStore> = Arc::new(match &config.s3 {
             Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
             None => jiebanke_storage::ObjectBlobs::local(&config.data_dir).context("the uploads directory")?,
@@ -257,8 +282,20 @@ impl Application {
         let words_file = config.banned_words_file.clone();
         let reload_filter = filter.clone();
         let catalog = Arc::new(jiebanke_chat_core::commerce::catalog::CatalogService::new(store_arc.clone(), merchants.clone(), moderation.clone()));
+        // Unpaid orders are cancelled by whichever node holds the job's lease.
+        let holder = match &cluster {
+            Some(rc) => rc.node_id().to_owned(),
+            // Unique per process and per application (tests run several in one process).
+            None => format!("local-{}-{:08x}", std::process::id(), rand::random::<u32>()),
+        };
+        let claims = Arc::new(jiebanke_chat_core::commerce::claims::ClaimService::new(store_arc.clone(), merchants.clone(), moderation.clone(), config.orders));
+        background.push(tokio::spawn(jiebanke_chat_core::commerce::orders::run_expiry(orders.clone(), claims.clone(), holder, config.order_expiry_every)));
         let rest = RestState {
             catalog,
+            orders,
+            claims,
+            reviews: Arc::new(jiebanke_chat_core::commerce::reviews::ReviewService::new(store_arc.clone(), moderation.clone())),
+            local_pay,
             chat,
             alerts,
             moderation,
@@ -391,6 +428,34 @@ impl Application {
 fn read_words(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading the banned-word list {}", path.display()))?;
     Ok(parse_word_list(&text))
+}
+
+/// `jbk_payment_callbacks_total{outcome}`: payment callbacks by what became of them (`paid`,
+/// `duplicate`, `late_payment`, `not_paid`, refusals by why) and refunds asked of the provider,
+/// read from the order service's counters at each scrape.
+struct PaymentMetrics(Arc<jiebanke_chat_core::commerce::orders::OrderService>);
+
+impl std::fmt::Debug for PaymentMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PaymentMetrics")
+    }
+}
+
+impl prometheus_client::collector::Collector for PaymentMetrics {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let mut metric = encoder.encode_descriptor(
+            "payment_callbacks",
+            "Payment callbacks by outcome (paid, duplicate, late_payment, not_paid, or why refused), and refunds asked of the provider",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for (outcome, n) in self.0.stats.outcomes() {
+            let labels = [("outcome", outcome)];
+            prometheus_client::metrics::counter::ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Keeps `jbk_outbox_pending` and `jbk_outbox_dead` current.

@@ -135,6 +135,31 @@ pub struct ServeArgs {
     pub wechat_secret: Option<String>,
     #[arg(long, env = "JBK_WECHAT_API_BASE", default_value = "https://api.weixin.qq.com")]
     pub wechat_api_base: String,
+    /// WeChat Pay v3: the merchant id. With the settings below it makes WeChat Pay the payment
+    /// provider (else, outside production, the local one).
+    #[arg(long, env = "JBK_WECHATPAY_MCHID")]
+    pub wechatpay_mchid: Option<String>,
+    /// The app id payments are for (default `JBK_WECHAT_APPID`).
+    #[arg(long, env = "JBK_WECHATPAY_APPID")]
+    pub wechatpay_appid: Option<String>,
+    /// The merchant API certificate's serial number.
+    #[arg(long, env = "JBK_WECHATPAY_SERIAL")]
+    pub wechatpay_serial: Option<String>,
+    /// The merchant API private key file (`apiclient_key.pem`).
+    #[arg(long, env = "JBK_WECHATPAY_KEY_FILE")]
+    pub wechatpay_key_file: Option<PathBuf>,
+    /// The APIv3 key (32 characters).
+    #[arg(long, env = "JBK_WECHATPAY_APIV3_KEY", hide_env_values = true)]
+    pub wechatpay_apiv3_key: Option<String>,
+    /// The platform's keys: `SERIAL=path` pairs, comma separated (platform certificates by their
+    /// serial, or the public key by its `PUB_KEY_ID_…`).
+    #[arg(long, env = "JBK_WECHATPAY_PLATFORM_KEYS")]
+    pub wechatpay_platform_keys: Option<String>,
+    /// Where WeChat Pay sends callbacks: `https://<host>/api/v1/payments/wechat/notify`.
+    #[arg(long, env = "JBK_WECHATPAY_NOTIFY_URL")]
+    pub wechatpay_notify_url: Option<String>,
+    #[arg(long, env = "JBK_WECHATPAY_API_BASE", default_value = "https://api.mch.weixin.qq.com")]
+    pub wechatpay_api_base: String,
     #[arg(long, env = "JBK_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     #[arg(long, env = "JBK_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
@@ -163,6 +188,12 @@ pub struct ServeArgs {
     /// How long a QR login ticket waits for the phone's confirmation.
     #[arg(long, env = "JBK_QR_TTL_MS", default_value_t = 120_000)]
     pub qr_ttl_ms: u64,
+    /// An order unpaid this long is cancelled and its stock returned (1000-86400000).
+    #[arg(long, env = "JBK_ORDER_PAY_TIMEOUT_MS", default_value_t = 900_000)]
+    pub order_pay_timeout_ms: u64,
+    /// How often the expiry of unpaid orders runs (one node at a time), 100-60000.
+    #[arg(long, env = "JBK_ORDER_EXPIRY_EVERY_MS", default_value_t = 5_000)]
+    pub order_expiry_every_ms: u64,
     /// REST requests per second per client IP (the probes are not counted), and the burst.
     #[arg(long, env = "JBK_HTTP_RATE", default_value_t = 100)]
     pub http_rate: u32,
@@ -272,6 +303,8 @@ pub struct Config {
     pub token_ttl: Duration,
     pub dev_login: bool,
     pub wechat: Option<WeChatConfig>,
+    /// WeChat Pay, when configured: the payment provider.
+    pub wechat_pay: Option<WechatPayConfig>,
     pub log_format: LogFormat,
     pub gateway: GatewayConfig,
     pub login_rate: NonZeroU32,
@@ -279,6 +312,10 @@ pub struct Config {
     pub leads_per_hour: NonZeroU32,
     /// How long a QR login ticket lives.
     pub qr_ttl: Duration,
+    /// The order use cases' settings (the payment timeout).
+    pub orders: jiebanke_chat_core::commerce::orders::OrderConfig,
+    /// How often the expiry of unpaid orders runs.
+    pub order_expiry_every: Duration,
     /// REST requests per client IP: rate per second and burst.
     pub http_rate: (NonZeroU32, NonZeroU32),
     /// REST writes per user: rate per second and burst.
@@ -300,11 +337,61 @@ pub struct Config {
     pub http: crate::listener::ListenConfig,
 }
 
+/// WeChat Pay v3's settings (the key files are read when the application is built).
+#[derive(Debug, Clone)]
+pub struct WechatPayConfig {
+    pub settings: jiebanke_payments::wechat_pay::WechatPaySettings,
+    pub api_base: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct WeChatConfig {
     pub app_id: String,
     pub secret: Secret,
     pub api_base: String,
+}
+
+/// WeChat Pay's settings: all of them, or none (then the local provider serves development).
+fn wechat_pay(a: &ServeArgs, default_appid: Option<String>) -> anyhow::Result<Option<WechatPayConfig>> {
+    let given = [
+        a.wechatpay_mchid.is_some(),
+        a.wechatpay_serial.is_some(),
+        a.wechatpay_key_file.is_some(),
+        a.wechatpay_apiv3_key.is_some(),
+        a.wechatpay_platform_keys.is_some(),
+        a.wechatpay_notify_url.is_some(),
+    ];
+    if given.iter().all(|g| !g) {
+        return Ok(None);
+    }
+    let need = "set all of JBK_WECHATPAY_MCHID, JBK_WECHATPAY_SERIAL, JBK_WECHATPAY_KEY_FILE, JBK_WECHATPAY_APIV3_KEY, JBK_WECHATPAY_PLATFORM_KEYS, JBK_WECHATPAY_NOTIFY_URL, or none";
+    let (Some(mchid), Some(serial), Some(key_file), Some(api_v3_key), Some(platform), Some(notify_url)) = (
+        a.wechatpay_mchid.clone(),
+        a.wechatpay_serial.clone(),
+        a.wechatpay_key_file.clone(),
+        a.wechatpay_apiv3_key.clone(),
+        a.wechatpay_platform_keys.clone(),
+        a.wechatpay_notify_url.clone(),
+    ) else {
+        anyhow::bail!("{need}");
+    };
+    let appid = a.wechatpay_appid.clone().or(default_appid).ok_or_else(|| anyhow::anyhow!("JBK_WECHATPAY_APPID (or JBK_WECHAT_APPID) is needed with WeChat Pay"))?;
+    if api_v3_key.len() != 32 || !api_v3_key.is_ascii() {
+        anyhow::bail!("JBK_WECHATPAY_APIV3_KEY must be 32 characters");
+    }
+    let mut platform_keys = Vec::new();
+    for pair in platform.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (serial, path) = pair.split_once('=').ok_or_else(|| anyhow::anyhow!("JBK_WECHATPAY_PLATFORM_KEYS: `{pair}` is not SERIAL=path"))?;
+        platform_keys.push((serial.trim().to_owned(), PathBuf::from(path.trim())));
+    }
+    if platform_keys.is_empty() {
+        anyhow::bail!("JBK_WECHATPAY_PLATFORM_KEYS names no key");
+    }
+    if !notify_url.starts_with("https://") && !notify_url.starts_with("http://") {
+        anyhow::bail!("JBK_WECHATPAY_NOTIFY_URL must be an http(s) URL");
+    }
+    let settings = jiebanke_payments::wechat_pay::WechatPaySettings { mchid, appid, merchant_serial: serial, merchant_key_file: key_file, api_v3_key, platform_keys, notify_url };
+    Ok(Some(WechatPayConfig { settings, api_base: a.wechatpay_api_base.clone() }))
 }
 
 fn nz(v: u32, what: &str) -> anyhow::Result<NonZeroU32> {
@@ -327,11 +414,14 @@ impl Config {
             token_ttl: Duration::from_secs(3600),
             dev_login: true,
             wechat: None,
+            wechat_pay: None,
             log_format: LogFormat::Text,
             gateway: GatewayConfig::default(),
             login_rate: NonZeroU32::new(1000).expect("nonzero"),
             leads_per_hour: NonZeroU32::new(100_000).expect("nonzero"),
             qr_ttl: Duration::from_secs(120),
+            orders: jiebanke_chat_core::commerce::orders::OrderConfig::default(),
+            order_expiry_every: Duration::from_secs(5),
             // Tests make many requests from one address and user quickly.
             http_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
             write_rate: (NonZeroU32::new(100_000).expect("nonzero"), NonZeroU32::new(100_000).expect("nonzero")),
@@ -400,13 +490,14 @@ impl Config {
         if production && dev_login {
             anyhow::bail!("JBK_DEV_LOGIN cannot be on when JBK_ENV=production: the dev provider lets anyone be anyone");
         }
-        let wechat = match (a.wechat_appid, a.wechat_secret) {
+        let wechat = match (a.wechat_appid.clone(), a.wechat_secret.clone()) {
             (Some(app_id), Some(secret)) => {
-                Some(WeChatConfig { app_id, secret: Secret::new(secret), api_base: a.wechat_api_base })
+                Some(WeChatConfig { app_id, secret: Secret::new(secret), api_base: a.wechat_api_base.clone() })
             }
             (None, None) => None,
             _ => anyhow::bail!("set both JBK_WECHAT_APPID and JBK_WECHAT_SECRET, or neither"),
         };
+        let wechat_pay = wechat_pay(&a, wechat.as_ref().map(|w| w.app_id.clone()))?;
         if production && a.jwt_secret.is_none() {
             anyhow::bail!("JBK_JWT_SECRET is required when JBK_ENV=production");
         }
@@ -490,6 +581,9 @@ impl Config {
             read_buffer_bytes: a.ws_read_buffer.clamp(256, 1024 * 1024),
             ..GatewayConfig::default()
         };
+        if production && wechat_pay.is_none() {
+            anyhow::bail!("WeChat Pay is required when JBK_ENV=production (JBK_WECHATPAY_*): the local payment provider is for development");
+        }
         Ok(Config {
             listen: a.listen,
             data_dir: a.data_dir,
@@ -503,10 +597,19 @@ impl Config {
             token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
             dev_login,
             wechat,
+            wechat_pay,
             log_format: a.log_format,
             gateway,
             login_rate: nz(a.login_rate, "JBK_LOGIN_RATE")?,
             leads_per_hour: nz(a.leads_per_hour, "JBK_LEADS_PER_HOUR")?,
+            orders: match a.order_pay_timeout_ms {
+                1_000..=86_400_000 => jiebanke_chat_core::commerce::orders::OrderConfig { pay_timeout_ms: a.order_pay_timeout_ms as i64 },
+                _ => anyhow::bail!("JBK_ORDER_PAY_TIMEOUT_MS must be 1000-86400000"),
+            },
+            order_expiry_every: match a.order_expiry_every_ms {
+                100..=60_000 => Duration::from_millis(a.order_expiry_every_ms),
+                _ => anyhow::bail!("JBK_ORDER_EXPIRY_EVERY_MS must be 100-60000"),
+            },
             qr_ttl: match a.qr_ttl_ms {
                 1_000..=600_000 => Duration::from_millis(a.qr_ttl_ms),
                 _ => anyhow::bail!("JBK_QR_TTL_MS must be 1000-600000"),

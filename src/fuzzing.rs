@@ -127,7 +127,7 @@ pub fn rest_body(data: &[u8]) {
     let Some((&pick, rest)) = data.split_first() else { return };
     let h = harness();
     let conv = &h.conv;
-    let (method, uri, auth, body) = match pick % 35 {
+    let (method, uri, auth, body) = match pick % 42 {
         0 => (Method::POST, "/api/v1/auth/login".to_owned(), false, rest.to_vec()),
         1 => (Method::POST, "/api/v1/conversations".to_owned(), true, rest.to_vec()),
         2 => (Method::POST, format!("/api/v1/conversations/{conv}/members"), true, rest.to_vec()),
@@ -162,6 +162,14 @@ pub fn rest_body(data: &[u8]) {
         32 => (Method::PATCH, format!("/api/v1/merchant/products/{}", pct(&rest[..rest.len().min(2)])), true, rest.to_vec()),
         33 => (Method::GET, format!("/api/v1/products?merchant={}&q={}&cursor={}", pct(rest), pct(rest), pct(rest)), false, Vec::new()),
         34 => (Method::POST, "/api/v1/merchant/animals".to_owned(), true, rest.to_vec()),
+        35 => (Method::POST, "/api/v1/orders".to_owned(), true, rest.to_vec()),
+        36 => (Method::GET, format!("/api/v1/orders?state={}&limit={}&cursor={}", pct(rest), pct(rest), pct(rest)), true, Vec::new()),
+        37 => (Method::POST, format!("/api/v1/orders/{}/refund", pct(&rest[..rest.len().min(3)])), true, rest.to_vec()),
+        // WeChat Pay's callback, unsigned: refused in WeChat's own format (`code`, `message`).
+        38 => (Method::POST, "/api/v1/payments/wechat/notify".to_owned(), false, rest.to_vec()),
+        39 => (Method::POST, format!("/api/v1/payments/local/{}/confirm", pct(rest)), true, Vec::new()),
+        40 => (Method::POST, format!("/api/v1/animals/{}/claims", pct(&rest[..rest.len().min(2)])), true, rest.to_vec()),
+        41 => (Method::POST, format!("/api/v1/merchant/animals/{}/updates", pct(&rest[..rest.len().min(2)])), true, rest.to_vec()),
         // A multipart body (boundary `X`) as the fuzzer wrote it.
         _ => (Method::POST, "/api/v1/uploads".to_owned(), true, rest.to_vec()),
     };

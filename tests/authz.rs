@@ -40,6 +40,15 @@ fn application_body(_: &str, _: &Fixture) -> Value {
     json!({"name": "矩阵花坊", "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王小花", "contact_phone": "+8613812345678"})
 }
 
+fn order_body(_: &str, f: &Fixture) -> Value {
+    json!({
+        "items": [{"product": f.ids["order_product"], "quantity": 1}],
+        "recipient": {"name": "王小花", "phone": "+8613812345678", "address": "大理"},
+        "deliver_on": f.ids["tomorrow"],
+        "slot": "morning"
+    })
+}
+
 fn table() -> Vec<Row> {
     //                                                                 anon user other blocked merchant operator admin
     vec![
@@ -119,6 +128,41 @@ fn table() -> Vec<Row> {
         row("post", "/api/v1/admin/staff/{id}/disable", [401, 403, 403, 403, 403, 403, 200]),
         row("post", "/api/v1/admin/staff/{id}/enable", [401, 403, 403, 403, 403, 403, 200]),
         with("post", "/api/v1/admin/orders", |_, f| json!({"merchant": f.ids["user"], "item": "玫瑰", "amount_fen": 100}), [401, 403, 403, 403, 403, 403, 201]),
+        // Orders: anyone logged in orders and reads their own; another's order does not exist
+        // for them. Merchants serve the orders of their products; staff read every order and
+        // admins refund. Each row acts on an order of the user's made for it.
+        with("post", "/api/v1/orders", order_body, [401, 201, 201, 201, 201, 201, 201]),
+        row("get", "/api/v1/orders", [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/orders/{id}", [401, 200, 404, 404, 404, 404, 404]),
+        row("post", "/api/v1/orders/{id}/cancel", [401, 200, 404, 404, 404, 404, 404]),
+        row("post", "/api/v1/orders/{id}/pay", [401, 200, 404, 404, 404, 404, 404]),
+        row("post", "/api/v1/orders/{id}/complete", [401, 200, 404, 404, 404, 404, 404]),
+        with("post", "/api/v1/orders/{id}/refund", |_, _| json!({"reason": "矩阵"}), [401, 200, 404, 404, 404, 404, 404]),
+        row("get", "/api/v1/merchant/orders", [401, 403, 403, 403, 200, 403, 403]),
+        row("get", "/api/v1/merchant/dashboard", [401, 403, 403, 403, 200, 403, 403]),
+        row("post", "/api/v1/merchant/orders/{id}/fulfil", [401, 403, 403, 403, 200, 403, 403]),
+        row("post", "/api/v1/merchant/orders/{id}/refund/approve", [401, 403, 403, 403, 200, 403, 403]),
+        row("post", "/api/v1/merchant/orders/{id}/refund/reject", [401, 403, 403, 403, 200, 403, 403]),
+        row("get", "/api/v1/admin/orders", [401, 403, 403, 403, 403, 200, 200]),
+        row("post", "/api/v1/admin/orders/{id}/refund", [401, 403, 403, 403, 403, 403, 200]),
+        // WeChat Pay's callback takes no token: an unsigned one is refused in WeChat's format.
+        with("post", "/api/v1/payments/wechat/notify", |_, _| json!({"id": "x"}), [401, 401, 401, 401, 401, 401, 401]),
+        row("post", "/api/v1/payments/local/{payment}/confirm", [401, 204, 404, 404, 404, 404, 404]),
+        // Claims: anyone logged in claims (an animal with slots enough for all); a claim is
+        // its claimant's; the merchant posts updates about its animal.
+        with("post", "/api/v1/animals/{id}/claims", |_, _| json!({"periods": 1}), [401, 201, 201, 201, 201, 201, 201]),
+        row("get", "/api/v1/claims", [401, 200, 200, 200, 200, 200, 200]),
+        row("get", "/api/v1/claims/{id}", [401, 200, 404, 404, 404, 404, 404]),
+        with("post", "/api/v1/claims/{id}/renew", |_, _| json!({"periods": 1}), [401, 201, 404, 404, 404, 404, 404]),
+        row("get", "/api/v1/claims/{id}/updates", [401, 200, 404, 404, 404, 404, 404]),
+        with("post", "/api/v1/merchant/animals/{id}/updates", |_, _| json!({"text": "矩阵动态"}), [401, 403, 403, 403, 201, 403, 403]),
+        // Reviews: the user's completed order, once; the merchant replies once; anyone reads.
+        with("post", "/api/v1/orders/{id}/review", |_, _| json!({"rating": 5, "text": "矩阵"}), [401, 201, 404, 404, 404, 404, 404]),
+        with("post", "/api/v1/merchant/reviews/{id}/reply", |_, _| json!({"text": "谢谢"}), [401, 404, 404, 404, 200, 404, 404]),
+        row("get", "/api/v1/merchants/{id}/reviews", [200, 200, 200, 200, 200, 200, 200]),
+        // Reports of content: anyone logged in but its author.
+        with("post", "/api/v1/reviews/{id}/report", |_, _| json!({"reason": "矩阵"}), [401, 422, 201, 201, 201, 201, 201]),
+        with("post", "/api/v1/products/{id}/report", |_, _| json!({"reason": "矩阵"}), [401, 201, 201, 201, 422, 201, 201]),
         // No body: the upload's own refusal (415) once past the token; the photo is public.
         row("post", "/api/v1/uploads", [401, 415, 415, 415, 415, 415, 415]),
         row("get", "/uploads/{file}", [200, 200, 200, 200, 200, 200, 200]),
@@ -138,6 +182,20 @@ fn fill(path: &str, f: &Fixture) -> String {
     let admin_target = path.starts_with("/api/v1/admin/users/");
     path.replace("{id}", match path {
         p if p.starts_with("/api/v1/conversations/") => &f.ids["group"],
+        "/api/v1/orders/{id}" => &f.ids["order_read"],
+        "/api/v1/orders/{id}/cancel" => &f.ids["order_cancel"],
+        "/api/v1/orders/{id}/pay" => &f.ids["order_pay"],
+        "/api/v1/orders/{id}/complete" => &f.ids["order_fulfilled"],
+        "/api/v1/orders/{id}/review" => &f.ids["order_completed"],
+        "/api/v1/merchant/reviews/{id}/reply" | "/api/v1/reviews/{id}/report" => &f.ids["review"],
+        "/api/v1/products/{id}/report" => &f.ids["order_product"],
+        "/api/v1/orders/{id}/refund" => &f.ids["order_paid"],
+        "/api/v1/merchant/orders/{id}/fulfil" => &f.ids["order_paid2"],
+        "/api/v1/merchant/orders/{id}/refund/approve" => &f.ids["order_refunding"],
+        "/api/v1/merchant/orders/{id}/refund/reject" => &f.ids["order_refunding2"],
+        "/api/v1/admin/orders/{id}/refund" => &f.ids["order_refunding3"],
+        "/api/v1/animals/{id}/claims" => &f.ids["claim_animal"],
+        p if p.starts_with("/api/v1/claims/") => &f.ids["claim"],
         p if p.starts_with("/api/v1/alerts/") => &f.ids["alert"],
         p if p.ends_with("/reject") => &f.ids["application2"],
         p if p.starts_with("/api/v1/admin/merchant-applications/") => &f.ids["application"],
@@ -155,6 +213,7 @@ fn fill(path: &str, f: &Fixture) -> String {
     .replace("{ticket}", &f.ids["qr"])
     .replace("{conv}", &f.ids["group"])
     .replace("{seq}", "1")
+    .replace("{payment}", &f.ids["payment"])
 }
 
 #[tokio::test]
@@ -165,6 +224,8 @@ async fn every_documented_route_has_its_row() {
     let app = spawn_app(&tdb, |c| {
         c.banned_words_file = Some(words.clone());
         c.admins = vec![("dev".into(), "matrix-admin".into())];
+        // The user makes many orders for the fixture.
+        c.write_rate = (std::num::NonZeroU32::new(1000).unwrap(), std::num::NonZeroU32::new(1000).unwrap());
     })
     .await;
     let (base, http) = (app.base(), &app.http);
@@ -192,6 +253,48 @@ async fn every_documented_route_has_its_row() {
     assert_eq!(s, 201, "{product}");
     let (s, animal) = post(http, format!("{base}/api/v1/merchant/animals"), &merchant.token, json!({"species": "羊", "name": "咩咩", "price_fen": 9900, "period_days": 30, "slots": 3})).await;
     assert_eq!(s, 201, "{animal}");
+    // Orders of the user's, one per row that moves one, each in the state its row needs.
+    let (s, order_product) = post(http, format!("{base}/api/v1/merchant/products"), &merchant.token, json!({"kind": "flower", "title": "矩阵玫瑰", "price_fen": 100, "stock": 100})).await;
+    assert_eq!(s, 201, "{order_product}");
+    let (_, claim_animal) = post(http, format!("{base}/api/v1/merchant/animals"), &merchant.token, json!({"species": "鸡", "name": "矩阵", "price_fen": 100, "period_days": 7, "slots": 10})).await;
+    let tomorrow = jiebanke_chat_core::matching::Day::of_ms(jiebanke_chat_core::now_ms() + 8 * 3_600_000 + 86_400_000).to_string();
+    let mut ids = HashMap::from([
+        ("order_product", order_product["id"].as_str().unwrap().to_owned()),
+        ("claim_animal", claim_animal["id"].as_str().unwrap().to_owned()),
+        ("tomorrow", tomorrow),
+    ]);
+    let partial = Fixture { ids: ids.clone(), tokens: HashMap::new() };
+    for key in ["order_read", "order_cancel", "order_pay"] {
+        ids.insert(key, place_order(http, &base, &user.token, &partial).await);
+    }
+    let confirm = place_order(http, &base, &user.token, &partial).await;
+    let (_, p) = post(http, format!("{base}/api/v1/orders/{confirm}/pay"), &user.token, json!({})).await;
+    ids.insert("payment", p["payment"].as_str().unwrap().to_owned());
+    for key in ["order_completed", "order_reviewed", "order_fulfilled", "order_paid", "order_paid2", "order_refunding", "order_refunding2", "order_refunding3"] {
+        let id = pay_order(http, &base, &user.token, place_order(http, &base, &user.token, &partial).await).await;
+        if key.starts_with("order_refunding") {
+            let (s, v) = post(http, format!("{base}/api/v1/orders/{id}/refund"), &user.token, json!({"reason": "矩阵"})).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        if matches!(key, "order_fulfilled" | "order_completed" | "order_reviewed") {
+            let (s, v) = post(http, format!("{base}/api/v1/merchant/orders/{id}/fulfil"), &merchant.token, json!({})).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        if matches!(key, "order_completed" | "order_reviewed") {
+            let (s, v) = post(http, format!("{base}/api/v1/orders/{id}/complete"), &user.token, json!({})).await;
+            assert_eq!(s, 200, "{v}");
+        }
+        if key == "order_reviewed" {
+            let (s, v) = post(http, format!("{base}/api/v1/orders/{id}/review"), &user.token, json!({"rating": 4})).await;
+            assert_eq!(s, 201, "{v}");
+            ids.insert("review", v["id"].as_str().unwrap().to_owned());
+        }
+        ids.insert(key, id);
+    }
+    let (s, claimed) = post(http, format!("{base}/api/v1/animals/{}/claims", ids["claim_animal"]), &user.token, json!({"periods": 1})).await;
+    assert_eq!(s, 201, "{claimed}");
+    pay_order(http, &base, &user.token, claimed["order"]["id"].as_str().unwrap().to_owned()).await;
+    ids.insert("claim", claimed["claim"]["id"].as_str().unwrap().to_owned());
     let r = http
         .post(format!("{base}/api/v1/merchant-leads"))
         .json(&json!({"company": "矩阵农场", "contact_name": "李", "phone": "+8613912345678", "category": "farm", "city": "大理"}))
@@ -224,7 +327,9 @@ async fn every_documented_route_has_its_row() {
     let file = up["url"].as_str().unwrap().trim_start_matches("/uploads/").to_owned();
 
     let f = Fixture {
-        ids: HashMap::from([
+        ids: ids
+            .into_iter()
+            .chain([
             ("user", user.id.clone()),
             ("target", target.id.clone()),
             ("group", group),
@@ -239,7 +344,8 @@ async fn every_documented_route_has_its_row() {
             ("item", item["item"].as_str().unwrap().to_owned()),
             ("product", product["id"].as_str().unwrap().to_owned()),
             ("animal", animal["id"].as_str().unwrap().to_owned()),
-        ]),
+        ])
+            .collect(),
         tokens: HashMap::from([
             ("user", user.token.clone()),
             ("other", other.token.clone()),
@@ -298,6 +404,21 @@ async fn every_documented_route_has_its_row() {
     assert!(failures.is_empty(), "authorization matrix:\n{}", failures.join("\n"));
     drop(ws);
     app.shutdown.cancel();
+}
+
+async fn place_order(http: &reqwest::Client, base: &str, token: &str, f: &Fixture) -> String {
+    let (s, o) = post(http, format!("{base}/api/v1/orders"), token, order_body("user", f)).await;
+    assert_eq!(s, 201, "{o}");
+    o["id"].as_str().unwrap().to_owned()
+}
+
+/// Pays an order with the local provider.
+async fn pay_order(http: &reqwest::Client, base: &str, token: &str, id: String) -> String {
+    let (s, p) = post(http, format!("{base}/api/v1/orders/{id}/pay"), token, json!({})).await;
+    assert_eq!(s, 200, "{p}");
+    let (s, v) = post(http, format!("{base}/api/v1/payments/local/{}/confirm", p["payment"].as_str().unwrap()), token, json!({})).await;
+    assert_eq!(s, 204, "{v}");
+    id
 }
 
 async fn eventually_alert(http: &reqwest::Client, base: &str, token: &str) -> String {

@@ -204,6 +204,7 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
         item: first["order"]["item"].as_str().unwrap().to_owned(),
         amount_fen: 520,
         paid_at: first["order"]["paid_at"].as_i64().unwrap(),
+        details: Default::default(),
     });
     let consumed_before = metric(&n1.base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_consumed_total").await.unwrap();
     let publish = |payload: Vec<u8>, id: String| {
@@ -331,4 +332,54 @@ async fn erase_ends_sessions_on_every_node() {
     }
     let again = login(&http, &n1.base(), "ce-erase").await;
     assert_ne!(again.id, e.id, "the next login makes a new account");
+}
+
+/// The real source of an alert: a buyer orders and pays (the local provider's callback) through
+/// node 1, and the merchant's socket on node 2 gets the alert with the order's lines; a refund
+/// approved through node 2 gives the money back once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_paid_on_one_node_alerts_the_merchant_on_another() {
+    let Some(cl) = Cluster::new().await else { return };
+    let n1 = cl.node("o1").await;
+    let n2 = cl.node("o2").await;
+    let http = reqwest::Client::new();
+    let root = login(&http, &n1.base(), "ce-root").await;
+    let shop = login(&http, &n2.base(), "ce-florist").await;
+    let buyer = login(&http, &n1.base(), "ce-buyer").await;
+    let (s, a) = post(&http, format!("{}/api/v1/merchants/applications", n2.base()), &shop.token, json!({"name": "洱海花坊", "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, _) = post(&http, format!("{}/api/v1/admin/merchant-applications/{}/approve", n1.base(), a["id"].as_str().unwrap()), &root.token, json!({})).await;
+    assert_eq!(s, 200);
+    let (s, p) = post(&http, format!("{}/api/v1/merchant/products", n2.base()), &shop.token, json!({"kind": "flower", "title": "向日葵", "price_fen": 1500, "stock": 3})).await;
+    assert_eq!(s, 201, "{p}");
+    let mut cs = connect(n2.addr, &shop.token, Proto::Json).await;
+
+    let tomorrow = jiebanke_chat_core::matching::Day::of_ms(jiebanke_chat_core::now_ms() + 8 * 3_600_000 + 86_400_000).to_string();
+    let body = json!({"items": [{"product": p["id"], "quantity": 2}], "recipient": {"name": "李雷", "phone": "+8613912345678", "address": "大理古城"}, "deliver_on": tomorrow, "slot": "evening"});
+    let (s, o) = post(&http, format!("{}/api/v1/orders", n1.base()), &buyer.token, body).await;
+    assert_eq!(s, 201, "{o}");
+    let id = o["id"].as_str().unwrap().to_owned();
+    let (_, pay) = post(&http, format!("{}/api/v1/orders/{id}/pay", n1.base()), &buyer.token, json!({})).await;
+    let confirm = format!("{}/api/v1/payments/local/{}/confirm", n1.base(), pay["payment"].as_str().unwrap());
+    assert_eq!(post(&http, confirm, &buyer.token, json!({})).await.0, 204);
+    let alert = cs.recv_type("order_alert").await;
+    assert_eq!((alert["order"]["id"].as_str(), alert["order"]["amount_fen"].as_i64()), (Some(id.as_str()), Some(3000)), "{alert}");
+    assert_eq!(alert["order"]["lines"], json!([{"title": "向日葵", "quantity": 2}]));
+    assert_eq!(alert["order"]["recipient"], "李* 139****5678");
+
+    // A refund asked on node 1, approved on node 2: refunded once, the stock back.
+    post(&http, format!("{}/api/v1/orders/{id}/refund", n1.base()), &buyer.token, json!({"reason": "送错了"})).await;
+    let (s, r) = post(&http, format!("{}/api/v1/merchant/orders/{id}/refund/approve", n2.base()), &shop.token, json!({})).await;
+    assert_eq!((s, r["state"].as_str()), (200, Some("refunded")), "{r}");
+    let refunds = || async {
+        let mut n = 0;
+        for node in [&n1, &n2] {
+            let text = reqwest::get(format!("{}/metrics", node.base())).await.unwrap().text().await.unwrap();
+            n += text.lines().find_map(|l| l.strip_prefix("jbk_payment_callbacks_total{outcome=\"refund\"} ")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+        }
+        (n == 1).then_some(())
+    };
+    eventually("the refund asked of the provider once", refunds).await;
+    let page: Value = http.get(format!("{}/api/v1/products/{}", n2.base(), p["id"].as_str().unwrap())).send().await.unwrap().json().await.unwrap();
+    assert_eq!(page["stock"], 3);
 }

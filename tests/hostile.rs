@@ -674,6 +674,20 @@ async fn rest_requests_are_limited_per_ip_and_writes_per_user() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["code"], "rate_limited");
     assert!(v["retry_after_ms"].as_u64().unwrap() >= 1, "{v}");
+    // The OpenAPI document and its page are counted like the rest (a cell that refilled
+    // meanwhile lets one through, not three).
+    for path in ["/openapi.json", "/docs/"] {
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let resp = app.http.get(format!("{base}{path}")).send().await.unwrap();
+            statuses.push(resp.status().as_u16());
+            if resp.status() == 429 {
+                assert!(resp.headers().contains_key("retry-after"), "{path}");
+                break;
+            }
+        }
+        assert_eq!(statuses.last(), Some(&429), "{path} past the address's limit: {statuses:?}");
+    }
     // The probes are not counted.
     for _ in 0..20 {
         assert_eq!(app.http.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);

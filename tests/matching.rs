@@ -1,7 +1,8 @@
 //! Companion matching (结伴) on the embedded default: a request waits or is matched at once;
 //! both travellers' sessions get the proposal with their direct conversation; a new request
 //! replaces the old; cancel; expiry; a traveller who goes offline stops waiting; bad input gets
-//! a typed error with its request id; concurrent requests are each matched once.
+//! a typed error with its request id; concurrent requests are each matched once; turning
+//! matching off in the settings withdraws the waiting request.
 
 mod common;
 use common::*;
@@ -123,6 +124,42 @@ async fn a_new_request_replaces_the_old_and_cancel_withdraws_it() {
     assert_eq!(matched(&mut a1, 8).await.0["matched"], true);
     assert_eq!(c1.recv_type("match_proposal").await["peer"], a.id.as_str());
     b1.expect_silence(Duration::from_millis(200)).await;
+}
+
+/// Turning matching off (`PATCH /api/v1/me/settings {"matchable":false}`) withdraws the
+/// request that waits: a compatible traveller who comes after is not matched with it.
+#[tokio::test]
+async fn turning_matching_off_withdraws_the_waiting_request() {
+    let db = TestDb::new(Db::Sqlite).await.unwrap();
+    let app = spawn_app(&db, |_| {}).await;
+    let (base, http) = (app.base(), &app.http);
+    let (a, b) = (login(http, &base, "wa").await, login(http, &base, "wb").await);
+    let mut a1 = connect(app.addr, &a.token, Proto::Json).await;
+    let mut b1 = connect(app.addr, &b.token, Proto::Json).await;
+    let matchable = |who: &LoggedIn, on: bool| {
+        let (url, token) = (format!("{base}/api/v1/me/settings"), who.token.clone());
+        async move {
+            let r = http.patch(url).bearer_auth(token).json(&json!({"matchable": on})).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.json::<Value>().await.unwrap()["matchable"], on);
+        }
+    };
+
+    a1.send(request(1, "大理", 5, 9)).await;
+    assert_eq!(answer(&mut a1, 1).await["matched"], false);
+    matchable(&a, false).await;
+    b1.send(request(2, "大理", 5, 9)).await;
+    assert_eq!(answer(&mut b1, 2).await["matched"], false, "matched with a traveller who turned matching off");
+    a1.expect_silence(Duration::from_millis(300)).await;
+    a1.send(json!({"type":"match_cancel","id":3})).await;
+    assert_eq!(answer(&mut a1, 3).await["cancelled"], false, "nothing of a's waits any more");
+    // Off, a new request is refused; on again, a asks again and finds b.
+    a1.send(request(4, "大理", 5, 9)).await;
+    assert_eq!(answer(&mut a1, 4).await["code"], "forbidden");
+    matchable(&a, true).await;
+    a1.send(request(5, "大理", 5, 9)).await;
+    assert_eq!(matched(&mut a1, 5).await.0["matched"], true);
+    assert_eq!(b1.recv_type("match_proposal").await["peer"], a.id.as_str());
 }
 
 #[tokio::test]

@@ -202,7 +202,22 @@ fn production_refuses_the_dev_login_and_insecure_settings() {
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     let e = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", "c2hvcnQ=")]].concat()).unwrap_err();
     assert!(e.to_string().contains("32 bytes"), "{e}");
-    let ok = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", key)]].concat()).unwrap();
+    let e = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", key)]].concat()).unwrap_err();
+    assert!(e.to_string().contains("WeChat Pay"), "production needs a real payment provider: {e}");
+    let pay = [
+        ("JBK_WECHATPAY_MCHID", "1900000001"),
+        ("JBK_WECHATPAY_SERIAL", "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"),
+        ("JBK_WECHATPAY_KEY_FILE", "/secrets/apiclient_key.pem"),
+        ("JBK_WECHATPAY_APIV3_KEY", "0123456789abcdef0123456789abcdef"),
+        ("JBK_WECHATPAY_PLATFORM_KEYS", "PUB_KEY_ID_0114232134912410000=/secrets/pub_key.pem"),
+        ("JBK_WECHATPAY_NOTIFY_URL", "https://api.example.cn/api/v1/payments/wechat/notify"),
+    ];
+    let e = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", key)], &pay[..5]].concat()).unwrap_err();
+    assert!(e.to_string().contains("JBK_WECHATPAY_NOTIFY_URL"), "all WeChat Pay settings or none: {e}");
+    let ok = serve_args(&[wechat.as_slice(), &[("JBK_DATA_KEY", key)], &pay[..]].concat()).unwrap();
+    let w = ok.wechat_pay.as_ref().unwrap();
+    assert_eq!((w.settings.appid.as_str(), w.settings.platform_keys.len()), ("a", 1), "the mini-program's app id by default");
+    assert!(!format!("{ok:?}").contains("0123456789abcdef0123456789abcdef"), "the APIv3 key never prints");
     assert!(!format!("{ok:?}").contains(key), "the data key never prints");
     assert!(!ok.dev_login, "dev login is off by default in production");
     assert!(!format!("{ok:?}").contains(secret), "secrets never print");

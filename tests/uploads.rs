@@ -1,6 +1,7 @@
 //! Uploads over real HTTP: photos recognised by their bytes, EXIF/XMP/text metadata stripped,
 //! served back with their content type; stored in the data dir (SQLite), and in S3-compatible
-//! object storage (a real S3 server: moto's `moto_server`, from PyPI, started by the test).
+//! object storage (a real S3 server: moto's `moto_server`, from PyPI, started by the test);
+//! deleted, blobs and rows, when their owner erases their account.
 
 mod common;
 use common::images::{jpeg_with_metadata, png_with_metadata};
@@ -82,9 +83,30 @@ async fn uploads_in_the_data_dir_on(db: Db) {
     let Some(tdb) = TestDb::new(db).await else { return };
     let app = spawn_app(&tdb, |_| {}).await;
     let urls = round_trip(&app).await;
-    let name = urls[0].trim_start_matches("/uploads/");
-    assert!(tdb.dir.0.join("uploads").join(name).is_file(), "stored under the data dir");
+    let files: Vec<_> = urls.iter().map(|u| tdb.dir.0.join("uploads").join(u.trim_start_matches("/uploads/"))).collect();
+    assert!(files.iter().all(|f| f.is_file()), "stored under the data dir");
+    erase_takes_the_uploads(&app, &urls).await;
+    for f in &files {
+        assert!(!f.exists(), "{} left in the data dir", f.display());
+    }
     app.shutdown.cancel();
+}
+
+/// Erases the account of `round_trip`'s user: its uploads answer 404, another user's stays.
+async fn erase_takes_the_uploads(app: &TestApp, urls: &[String]) {
+    let (base, http) = (app.base(), &app.http);
+    let other = login(http, &base, "up-other").await;
+    let (s, kept) = send(http, &base, &other.token, "kept.png", png_with_metadata()).await;
+    assert_eq!(s, 201, "{kept}");
+    let kept = kept["url"].as_str().unwrap().to_owned();
+    let me = login(http, &base, "up-user").await;
+    assert_eq!(delete(http, format!("{base}/api/v1/me"), &me.token).await, 204);
+    for url in urls {
+        let r = http.get(format!("{base}{url}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{url} of an erased account");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
+    }
+    assert_eq!(http.get(format!("{base}{kept}")).send().await.unwrap().status(), 200, "another user's upload stays");
 }
 
 /// A real S3 server for one test: moto's `moto_server` (PyPI `moto[server]`), from
@@ -156,6 +178,11 @@ async fn uploads_in_s3_compatible_storage() {
     let obj = client.get(key).await.unwrap().expect("in the bucket");
     assert!(!String::from_utf8_lossy(&obj).contains("GPS"), "stored stripped");
     assert!(!tdb.dir.0.join(key).exists(), "not in the data dir");
+    // Erased with its account: gone from the bucket too.
+    erase_takes_the_uploads(&app, &urls).await;
+    for url in &urls {
+        assert_eq!(client.get(url.trim_start_matches('/')).await.unwrap(), None, "{url} left in the bucket");
+    }
     // The store gone: the node is degraded, an upload is unavailable (not lost silently).
     drop(s3);
     let (s, ready) = get(&app.http, format!("{}/readyz", app.base()), "").await;

@@ -29,10 +29,12 @@ pub enum AuditAction {
     StaffDisable,
     StaffEnable,
     ModerationResolve,
+    /// An admin gave an order's money back.
+    OrderRefund,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::RoleSet,
         AuditAction::UserBan,
         AuditAction::UserUnban,
@@ -48,6 +50,7 @@ impl AuditAction {
         AuditAction::StaffDisable,
         AuditAction::StaffEnable,
         AuditAction::ModerationResolve,
+        AuditAction::OrderRefund,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +69,7 @@ impl AuditAction {
             AuditAction::StaffDisable => "staff.disable",
             AuditAction::StaffEnable => "staff.enable",
             AuditAction::ModerationResolve => "moderation.resolve",
+            AuditAction::OrderRefund => "order.refund",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {

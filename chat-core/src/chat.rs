@@ -2,9 +2,10 @@
 //! It enforces the rules (membership, ownership, limits) and leaves I/O to the ports.
 
 use crate::commit::Committer;
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, FieldProblem, Result};
 use crate::ids::{ClientMsgId, ConvId, Seq, SessionId, UserId};
 use crate::model::*;
+use crate::moderation::WordFilter;
 use crate::ports::{Bus, Event, PresenceDirectory, Store};
 use crate::presence::{PresenceRegistry, PresenceState};
 use crate::users::Relation;
@@ -20,6 +21,69 @@ pub const RECALL_WINDOW_MS: i64 = 2 * 60 * 1000;
 pub const MAX_HISTORY_LIMIT: u32 = 200;
 /// Most conversations whose member lists are cached; past it the cache starts over.
 const MEMBER_CACHE_CAP: usize = 100_000;
+
+/// A conversation to create, as a client asks for it, checked: every bad field named at once
+/// (`kind`, `title`, `members`), a group's title screened with the banned-word filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewConversation {
+    /// The direct conversation with this other user.
+    Direct(UserId),
+    /// A group `me` will own; `members` are the others.
+    Group { title: Title, members: Vec<UserId> },
+}
+
+impl NewConversation {
+    /// `members` as the edge read them, `None` where an entry is no user id (named
+    /// `members[i]`). A direct conversation takes no title (one given is ignored).
+    pub fn parse(me: UserId, kind: &str, title: Option<&str>, members: &[Option<UserId>], filter: &WordFilter) -> Result<Self> {
+        let mut bad = Vec::new();
+        let kind = ConversationKind::parse(kind).map_err(|e| bad.extend(named(e, "kind"))).ok();
+        let title = match (kind, title) {
+            (Some(ConversationKind::Direct), _) | (None, None) => None,
+            (Some(ConversationKind::Group), None) => {
+                bad.push(FieldProblem::new("title", "a group needs a title of 1-64 characters"));
+                None
+            }
+            (_, Some(t)) => match Title::parse(t) {
+                Ok(t) if !filter.matches(t.as_str()).is_empty() => {
+                    bad.push(FieldProblem::new("title", "contains words that are not allowed (含有不允许的词语)"));
+                    None
+                }
+                Ok(t) => Some(t),
+                Err(e) => {
+                    bad.extend(named(e, "title"));
+                    None
+                }
+            },
+        };
+        for (i, m) in members.iter().enumerate() {
+            if m.is_none() {
+                bad.push(FieldProblem::new(format!("members[{i}]"), "must be a user id"));
+            }
+        }
+        let ids: Vec<UserId> = members.iter().flatten().copied().collect();
+        if kind == Some(ConversationKind::Direct) && ids.len() == members.len() {
+            match ids.as_slice() {
+                [other] if *other == me => bad.push(FieldProblem::new("members", "must name another user than yourself")),
+                [_] => {}
+                _ => bad.push(FieldProblem::new("members", "a direct conversation has exactly one other member")),
+            }
+        }
+        match (kind, title) {
+            _ if !bad.is_empty() => Err(CoreError::Fields(bad)),
+            (Some(ConversationKind::Group), Some(title)) => Ok(NewConversation::Group { title, members: ids }),
+            _ => Ok(NewConversation::Direct(ids[0])),
+        }
+    }
+}
+
+/// The problems of `e`, a parse error of `field`.
+fn named(e: CoreError, field: &str) -> Vec<FieldProblem> {
+    match e {
+        CoreError::Fields(f) => f,
+        other => vec![FieldProblem::new(field, other.to_string())],
+    }
+}
 
 pub struct ChatService {
     store: Arc<dyn Store>,
@@ -77,9 +141,17 @@ impl ChatService {
         self.store.user(id).await?.ok_or_else(|| CoreError::NotFound("user".into()))
     }
 
+    /// Opens the direct conversation or creates the group that `new` asks for.
+    pub async fn create(&self, me: UserId, new: NewConversation) -> Result<Conversation> {
+        match new {
+            NewConversation::Direct(other) => self.open_direct(me, other).await,
+            NewConversation::Group { title, members } => self.create_group(me, &title, &members).await,
+        }
+    }
+
     pub async fn open_direct(&self, me: UserId, other: UserId) -> Result<Conversation> {
         if me == other {
-            return Err(CoreError::invalid("a direct conversation needs another user"));
+            return Err(CoreError::Fields(vec![FieldProblem::new("members", "must name another user than yourself")]));
         }
         self.require_users(&[other]).await?;
         let rel = self.relation(me, other).await?;
@@ -173,7 +245,7 @@ impl ChatService {
         all.sort();
         all.dedup();
         if all.len() + 1 > self.max_group {
-            return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
+            return Err(CoreError::Fields(vec![FieldProblem::new("members", format!("a group has at most {} members", self.max_group))]));
         }
         self.require_users(&all).await?;
         self.check_group_adds(me, &all).await?;
@@ -196,7 +268,7 @@ impl ChatService {
         new.sort();
         new.dedup();
         if conv.members.len() + new.len() > self.max_group {
-            return Err(CoreError::invalid(format!("a group has at most {} members", self.max_group)));
+            return Err(CoreError::Fields(vec![FieldProblem::new("members", format!("a group has at most {} members", self.max_group))]));
         }
         self.require_users(&new).await?;
         self.check_group_adds(me, &new).await?;
@@ -476,4 +548,39 @@ impl ChatService {
 fn default_nickname(identity: &Identity) -> String {
     let tail: String = identity.subject.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
     format!("旅行者{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(n: i64) -> UserId {
+        UserId::new(n).unwrap()
+    }
+
+    fn named(r: Result<NewConversation>) -> Vec<String> {
+        match r {
+            Err(CoreError::Fields(f)) => f.into_iter().map(|p| p.field).collect(),
+            other => panic!("not a list of fields: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_conversation_names_every_bad_field_and_screens_the_title() {
+        let f = WordFilter::new(vec!["赌博".into()]).unwrap();
+        let me = u(1);
+        assert_eq!(NewConversation::parse(me, "direct", None, &[Some(u(2))], &f), Ok(NewConversation::Direct(u(2))));
+        assert_eq!(
+            NewConversation::parse(me, "group", Some(" 大理 "), &[Some(u(2)), Some(u(3))], &f),
+            Ok(NewConversation::Group { title: Title::parse("大理").unwrap(), members: vec![u(2), u(3)] })
+        );
+        assert_eq!(named(NewConversation::parse(me, "group", Some("一起赌博"), &[], &f)), vec!["title"]);
+        assert_eq!(named(NewConversation::parse(me, "group", None, &[], &f)), vec!["title"]);
+        assert_eq!(named(NewConversation::parse(me, "group", Some(&"长".repeat(65)), &[], &f)), vec!["title"]);
+        assert_eq!(named(NewConversation::parse(me, "channel", Some("赌博"), &[None, Some(u(2))], &f)), vec!["kind", "title", "members[0]"]);
+        assert_eq!(named(NewConversation::parse(me, "direct", None, &[], &f)), vec!["members"]);
+        assert_eq!(named(NewConversation::parse(me, "direct", None, &[Some(u(2)), Some(u(3))], &f)), vec!["members"]);
+        assert_eq!(named(NewConversation::parse(me, "direct", None, &[Some(me)], &f)), vec!["members"]);
+        assert_eq!(named(NewConversation::parse(me, "direct", None, &[None], &f)), vec!["members[0]"]);
+    }
 }

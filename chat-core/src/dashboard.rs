@@ -22,6 +22,11 @@ pub struct DashboardCounts {
     pub pending_applications: u64,
     pub open_leads: u64,
     pub open_moderation: u64,
+    /// Orders placed today (flowers and claims).
+    pub orders_today: u64,
+    /// The gross merchandise value of today: the amounts of orders paid today, fen (late
+    /// payments, which are given back, not counted).
+    pub gmv_today_fen: u64,
 }
 
 /// The dashboard as staff see it.

@@ -30,6 +30,12 @@ pub enum CoreError {
     /// Named fields of the input are not acceptable (each with what is wrong with it).
     #[error("invalid: {}", fields_text(.0))]
     Fields(Vec<FieldProblem>),
+    /// Not enough of a product (or no free slot of an animal) is left.
+    #[error("out of stock: {0}")]
+    OutOfStock(String),
+    /// The thing's state does not allow what was asked; `state` is where it stands now.
+    #[error("conflict: {message}")]
+    StateConflict { state: &'static str, message: String },
 }
 
 /// One bad field of an input and what is wrong with it.
@@ -62,6 +68,8 @@ impl CoreError {
             CoreError::Banned => "banned",
             CoreError::Fields(_) => "invalid",
             CoreError::Locked { .. } => "locked",
+            CoreError::OutOfStock(_) => "out_of_stock",
+            CoreError::StateConflict { .. } => "conflict",
         }
     }
 

@@ -26,11 +26,19 @@ pub const MAX_PENDING_ON_CONNECT: u32 = 500;
 pub struct EventHandler {
     store: Arc<dyn AlertStore>,
     bus: Arc<dyn Bus>,
+    /// Gives refunded orders' money back (`order.refunded`, `order.late_payment`); without it
+    /// (tests of other areas) those events are only acknowledged.
+    orders: Option<Arc<crate::commerce::orders::OrderService>>,
 }
 
 impl EventHandler {
     pub fn new(store: Arc<dyn AlertStore>, bus: Arc<dyn Bus>) -> Self {
-        Self { store, bus }
+        Self { store, bus, orders: None }
+    }
+    /// The handler that also refunds through `orders`' payment provider.
+    pub fn with_orders(mut self, orders: Arc<crate::commerce::orders::OrderService>) -> Self {
+        self.orders = Some(orders);
+        self
     }
 
     /// Handles one event. `Err(Unavailable)` means try again later; any other error means the
@@ -50,6 +58,18 @@ impl EventHandler {
             // Told to the applicant's open sessions (at most once: `GET /me/merchant` has it).
             DurableEvent::MerchantReviewed(notice) => {
                 self.bus.publish(Event::MerchantReviewed { notice: Arc::new(notice.clone()) });
+            }
+            // Told to the claimants' open sessions (they read the rest with `GET …/updates`).
+            DurableEvent::AnimalUpdated(notice) => {
+                self.bus.publish(Event::ClaimUpdate { notice: Arc::new(notice.clone()) });
+            }
+            // The money goes back once: the provider refunds once per refund id, however often
+            // the event is delivered; until it answers, the event is retried (`unavailable`).
+            DurableEvent::OrderChanged(change) => {
+                use crate::commerce::OrderEvent::{LatePayment, Refunded};
+                if let (Refunded | LatePayment, Some(orders)) = (change.event, &self.orders) {
+                    orders.refund_money(change).await?;
+                }
             }
         }
         Ok(())

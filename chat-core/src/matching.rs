@@ -454,6 +454,13 @@ pub struct MatchService {
     next: AtomicU64,
 }
 
+#[async_trait]
+impl crate::users::MatchWithdrawal for MatchService {
+    async fn withdraw(&self, user: UserId) -> Result<()> {
+        self.cancel(user).await.map(|_| ())
+    }
+}
+
 /// Batches of conversations being made at once (on MySQL they commit in parallel; on SQLite
 /// they queue for the one writer, while the next batch forms).
 const CONVERSATION_WRITERS: usize = 4;

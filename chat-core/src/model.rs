@@ -1,6 +1,6 @@
 //! Users, conversations and messages as the domain sees them.
 
-use crate::error::CoreError;
+use crate::error::{CoreError, FieldProblem};
 use crate::ids::{ClientMsgId, ConvId, EventId, ModerationId, OrderId, Seq, UserId};
 use std::sync::Arc;
 
@@ -83,12 +83,13 @@ impl ConversationKind {
         match s {
             "direct" => Ok(Self::Direct),
             "group" => Ok(Self::Group),
-            _ => Err(CoreError::invalid("kind must be direct or group")),
+            _ => Err(CoreError::Fields(vec![FieldProblem::new("kind", "must be direct or group")])),
         }
     }
 }
 
-/// A group title: 1 to 64 characters after trimming.
+/// A group title: 1 to 64 characters after trimming, no control characters. (Screening it for
+/// banned words is `chat::NewConversation`'s, which has the filter.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Title(String);
 
@@ -103,8 +104,18 @@ fn trimmed(s: &str, max: usize, what: &str) -> Result<String, CoreError> {
 }
 
 impl Title {
+    /// `invalid` naming the field `title`.
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        trimmed(s, 64, "title").map(Self)
+        let t = s.trim();
+        let n = t.chars().count();
+        let problem = if n == 0 || n > 64 {
+            "must be 1-64 characters"
+        } else if t.chars().any(char::is_control) {
+            "must not contain control characters"
+        } else {
+            return Ok(Self(t.to_owned()));
+        };
+        Err(CoreError::Fields(vec![FieldProblem::new("title", problem)]))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -254,6 +265,21 @@ pub struct Order {
     pub item: String,
     pub amount_fen: i64,
     pub paid_at: i64,
+    /// What the merchant needs to prepare it (empty for orders recorded by hand).
+    pub details: OrderDetails,
+}
+
+/// What a merchant's alert shows of an order beyond its total.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderDetails {
+    /// (title, quantity) of each line.
+    pub lines: Vec<(String, u32)>,
+    /// The recipient, masked (`王* 138****5678`).
+    pub recipient: Option<String>,
+    /// The delivery day, `YYYY-MM-DD` in the business zone.
+    pub deliver_on: Option<String>,
+    /// `morning`, `afternoon` or `evening`.
+    pub slot: Option<String>,
 }
 
 /// An order about to be recorded as paid.
@@ -310,7 +336,7 @@ pub struct ReportReason(String);
 
 impl ReportReason {
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        trimmed(s, 200, "reason").map(Self)
+        trimmed(s, 200, "reason").map(Self).map_err(|_| CoreError::Fields(vec![FieldProblem::new("reason", "must be 1-200 characters")]))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -461,6 +487,12 @@ pub enum DurableEvent {
     ModerationCreated(ModerationItem),
     /// `merchant.reviewed`: the applicant's sessions are told (`merchant_review`).
     MerchantReviewed(crate::merchants::ReviewNotice),
+    /// `order.created`, `order.cancelled`, `order.fulfilled`, ...: every other transition of an
+    /// order; `order.refunded` and `order.late_payment` give the money back through the
+    /// provider.
+    OrderChanged(crate::commerce::orders::OrderChange),
+    /// `animal.updated`: a merchant posted about an animal; every active claimant is told.
+    AnimalUpdated(crate::commerce::claims::UpdateNotice),
 }
 
 impl DurableEvent {
@@ -470,6 +502,8 @@ impl DurableEvent {
             DurableEvent::OrderPaid(_) => "order.paid",
             DurableEvent::ModerationCreated(_) => "moderation.created",
             DurableEvent::MerchantReviewed(_) => "merchant.reviewed",
+            DurableEvent::OrderChanged(c) => c.event.topic(),
+            DurableEvent::AnimalUpdated(_) => "animal.updated",
         }
     }
 }
@@ -498,11 +532,13 @@ mod tests {
         assert_eq!(Title::parse("  云南行 ").unwrap().as_str(), "云南行");
         assert!(Title::parse("").is_err());
         assert!(Title::parse(&"a".repeat(65)).is_err());
+        let Err(CoreError::Fields(f)) = Title::parse("云南\u{7}行") else { panic!("a control character") };
+        assert_eq!(f, vec![FieldProblem::new("title", "must not contain control characters")]);
     }
 
     #[test]
     fn kind_parse() {
         assert_eq!(ConversationKind::parse("direct").unwrap(), ConversationKind::Direct);
-        assert!(ConversationKind::parse("channel").is_err());
+        assert_eq!(ConversationKind::parse("channel"), Err(CoreError::Fields(vec![FieldProblem::new("kind", "must be direct or group")])));
     }
 }

@@ -6,7 +6,7 @@
 //! node through the outbox (see `events`).
 
 use crate::audit::{Actor, AuditAction, AuditEntry, AuditLog, NewAudit};
-use crate::error::{CoreError, Result};
+use crate::error::{CoreError, FieldProblem, Result};
 use crate::ids::{ConvId, ModerationId, Seq, UserId};
 use crate::model::*;
 use crate::ports::{Bus, Event, ItemFilter, ModerationStore, Store};
@@ -101,6 +101,43 @@ pub fn parse_word_list(text: &str) -> Vec<String> {
         out.push(w.to_owned());
     }
     out
+}
+
+/// A report's reason as the reporter wrote it: 1-200 characters, free of banned words (staff
+/// read it). `invalid` naming `reason`.
+pub fn report_reason(raw: &str, filter: &WordFilter) -> Result<ReportReason> {
+    let reason = ReportReason::parse(raw)?;
+    if !filter.matches(reason.as_str()).is_empty() {
+        return Err(CoreError::Fields(vec![FieldProblem::new("reason", "contains words that are not allowed (含有不允许的词语)")]));
+    }
+    Ok(reason)
+}
+
+/// A report of a user as the edge received it: its reason (`report_reason`) and what it is
+/// about, `user` (the default: the person's behaviour) or `profile` (true). Every bad field
+/// named at once.
+pub fn user_report(reason: &str, about: Option<&str>, filter: &WordFilter) -> Result<(ReportReason, bool)> {
+    let mut bad = Vec::new();
+    let reason = match report_reason(reason, filter) {
+        Ok(r) => Some(r),
+        Err(CoreError::Fields(f)) => {
+            bad.extend(f);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let about_profile = match about {
+        None | Some("user") => false,
+        Some("profile") => true,
+        Some(_) => {
+            bad.push(FieldProblem::new("about", "must be user or profile"));
+            false
+        }
+    };
+    match reason {
+        Some(r) if bad.is_empty() => Ok((r, about_profile)),
+        _ => Err(CoreError::Fields(bad)),
+    }
 }
 
 /// The moderation use cases.
@@ -215,6 +252,25 @@ impl ModerationService {
         self.create(item).await
     }
 
+    /// A user reports a product or a review (`subject`), written by `author`, with `excerpt`
+    /// (its text) for staff. Not one's own; the reason screened.
+    pub async fn report_content(&self, me: UserId, subject: Subject, author: UserId, reason: &str, excerpt_text: &str) -> Result<ModerationItem> {
+        let reason = report_reason(reason, &self.filter)?;
+        if me == author {
+            return Err(CoreError::invalid("you cannot report your own"));
+        }
+        let item = NewModerationItem {
+            kind: ModerationKind::Report,
+            subject,
+            author,
+            reporter: Some(me),
+            reason: reason.as_str().to_owned(),
+            words: Vec::new(),
+            excerpt: excerpt(excerpt_text),
+        };
+        self.create(item).await
+    }
+
     /// A banned user appeals their ban (with the one-purpose token of their refused login).
     /// One open appeal at a time; the text passes the banned-word screen.
     pub async fn appeal(&self, user: UserId, text: &str) -> Result<ModerationItem> {
@@ -246,7 +302,8 @@ impl ModerationService {
     }
 
     /// Resolves an open item (staff; `ban` and `unban` admins only): `dismiss` does nothing
-    /// else; `delete` removes the content (a message becomes a tombstone, a profile is reset);
+    /// else; `delete` removes the content (a message becomes a tombstone, a profile is reset, a
+    /// product or a review is hidden);
     /// `ban` bans the author; `unban` lifts the author's ban (an appeal granted). The status,
     /// the effect and the audit entry are one transaction. `conflict` if resolved already.
     pub async fn resolve(&self, actor: &Actor, id: ModerationId, action: ResolveAction) -> Result<ModerationItem> {
@@ -255,7 +312,7 @@ impl ModerationService {
             ResolveAction::Dismiss | ResolveAction::Delete => self.require_staff(actor.user).await?,
         };
         let item = self.ops.moderation_item(id).await?.ok_or_else(|| CoreError::NotFound("moderation item".into()))?;
-        if action == ResolveAction::Delete && !matches!(item.subject, Subject::Message { .. } | Subject::Profile(_)) {
+        if action == ResolveAction::Delete && !matches!(item.subject, Subject::Message { .. } | Subject::Profile(_) | Subject::Product(_) | Subject::Review(_)) {
             return Err(CoreError::Fields(vec![crate::error::FieldProblem::new(
                 "action",
                 format!("a {} has no content to delete: dismiss, ban or unban", item.subject.kind()),
@@ -300,6 +357,11 @@ impl ModerationService {
             Some(u) if u.role.is_staff() && !u.banned && !u.erased => Ok(u),
             _ => Err(CoreError::Forbidden("staff only".into())),
         }
+    }
+
+    /// The reports I made and the appeals I wrote, oldest first (my export).
+    pub async fn filed_by(&self, me: UserId) -> Result<Vec<ModerationItem>> {
+        self.ops.filed_by(me).await
     }
 
     /// The queue (staff), oldest first: open or resolved items, of one subject kind or all.
@@ -403,5 +465,24 @@ mod tests {
         let f = WordFilter::new(vec!["ok".into()]).unwrap();
         assert!(f.replace(vec![String::new()]).is_err());
         assert_eq!(f.matches("ok"), vec!["ok".to_owned()], "a refused list leaves the old one");
+    }
+
+    fn named(r: Result<impl std::fmt::Debug>) -> Vec<String> {
+        match r {
+            Err(CoreError::Fields(f)) => f.into_iter().map(|p| p.field).collect(),
+            other => panic!("not a list of fields: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn report_reasons_are_screened_and_every_bad_field_named() {
+        let f = WordFilter::new(vec!["赌博".into()]).unwrap();
+        assert_eq!(report_reason(" 骚扰 ", &f).unwrap().as_str(), "骚扰");
+        assert_eq!(named(report_reason("他在群里拉人赌博", &f)), vec!["reason"]);
+        assert_eq!(named(report_reason("", &f)), vec!["reason"]);
+        assert_eq!(user_report("骚扰", Some("profile"), &f).unwrap().1, true);
+        assert_eq!(user_report("骚扰", None, &f).unwrap().1, false);
+        assert_eq!(named(user_report("赌博", Some("other"), &f)), vec!["reason", "about"]);
+        assert_eq!(named(user_report(&"x".repeat(201), Some("user"), &f)), vec!["reason"]);
     }
 }

@@ -124,6 +124,8 @@ pub trait ModerationStore: Send + Sync + 'static {
     /// Items matching `filter` with an id above `after`, oldest first, at most `limit`.
     async fn moderation_items(&self, filter: &ItemFilter, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;
     async fn moderation_item(&self, id: ModerationId) -> Result<Option<ModerationItem>>;
+    /// The reports `user` made and the appeals they wrote, oldest first (for their export).
+    async fn filed_by(&self, user: UserId) -> Result<Vec<ModerationItem>>;
     /// The open item about `subject`, if there is one.
     async fn open_item_about(&self, subject: &Subject) -> Result<Option<ModerationId>>;
     /// Resolves an open item in ONE transaction: its status, the action's effect (`delete`: a
@@ -227,6 +229,8 @@ pub enum Event {
     OrderAlert { alert: Arc<OrderAlert> },
     /// An application was reviewed: every session of the applicant is told.
     MerchantReviewed { notice: Arc<crate::merchants::ReviewNotice> },
+    /// A merchant posted about an animal: every session of each active claimant is told.
+    ClaimUpdate { notice: Arc<crate::commerce::claims::UpdateNotice> },
     /// A moderation item for every staff session, on every node.
     Moderation { item: Arc<ModerationItem> },
     /// An admin deleted a message, or (`recalled`) its sender recalled it: the members replace

@@ -467,6 +467,7 @@ impl RedisCluster {
             | Event::MatchProposal { .. }
             | Event::MatchExpired { .. }
             | Event::MerchantReviewed { .. }
+            | Event::ClaimUpdate { .. }
             | Event::Erased { .. }
             | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
@@ -755,6 +756,7 @@ impl RedisCluster {
                 | Event::MatchProposal { .. }
                 | Event::MatchExpired { .. }
                 | Event::MerchantReviewed { .. }
+                | Event::ClaimUpdate { .. }
                 | Event::Erased { .. }
             | Event::PresenceHidden { .. }
             | Event::Banned { .. } => {
@@ -905,6 +907,7 @@ fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
         Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
         Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),
         Event::MerchantReviewed { notice } => Cow::Borrowed(std::slice::from_ref(&notice.user)),
+        Event::ClaimUpdate { notice } => Cow::Owned(notice.claims.iter().map(|(u, _)| *u).collect()),
         _ => Cow::Borrowed(&[]),
     }
 }

@@ -26,7 +26,25 @@ pub enum WireEvent {
     Typing { to: Vec<i64>, conv: i64, user: i64 },
     Presence { user: i64, online: bool, last_seen: Option<i64> },
     Members { conv: i64 },
-    Alert { alert: i64, created_at: i64, order: i64, merchant: i64, buyer: Option<i64>, item: String, amount_fen: i64, paid_at: i64 },
+    /// An order alert. `lines`, `recipient`, `deliver_on`, `slot` are absent from older nodes.
+    Alert {
+        alert: i64,
+        created_at: i64,
+        order: i64,
+        merchant: i64,
+        buyer: Option<i64>,
+        item: String,
+        amount_fen: i64,
+        paid_at: i64,
+        #[serde(default)]
+        lines: Vec<(String, u32)>,
+        #[serde(default)]
+        recipient: Option<String>,
+        #[serde(default)]
+        deliver_on: Option<String>,
+        #[serde(default)]
+        slot: Option<String>,
+    },
     /// A new item for the staff's live feed. `conv` and `seq` are a message subject's (0 for
     /// others); `subject_kind`/`subject_id` name any subject (absent from older nodes: a
     /// message).
@@ -54,6 +72,8 @@ pub enum WireEvent {
     Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
     MatchExpired { request: WireMatchRequest },
     Reviewed { application: i64, user: i64, status: String, reason: Option<String>, at: i64 },
+    /// A merchant's update of an animal, to its active claimants (user, claim).
+    ClaimUpdate { update: i64, animal: i64, merchant: i64, text: String, photos: Vec<String>, created_at: i64, claims: Vec<(i64, i64)> },
 }
 
 /// A companion match request, on the bus and in the Redis match pool.
@@ -125,6 +145,10 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
             item: alert.order.item.clone(),
             amount_fen: alert.order.amount_fen,
             paid_at: alert.order.paid_at,
+            lines: alert.order.details.lines.clone(),
+            recipient: alert.order.details.recipient.clone(),
+            deliver_on: alert.order.details.deliver_on.clone(),
+            slot: alert.order.details.slot.clone(),
         },
         Event::Moderation { item } => WireEvent::Moderation {
             id: item.id.get(),
@@ -166,6 +190,15 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
             status: n.status.clone(),
             reason: n.reason.clone(),
             at: n.at,
+        },
+        Event::ClaimUpdate { notice: n } => WireEvent::ClaimUpdate {
+            update: n.update.id,
+            animal: n.update.animal,
+            merchant: n.update.merchant.get(),
+            text: n.update.text.clone(),
+            photos: n.update.photos.clone(),
+            created_at: n.update.created_at,
+            claims: n.claims.iter().map(|(u, c)| (u.get(), *c)).collect(),
         },
         Event::Resync => return None,
     };
@@ -209,7 +242,7 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
         WireEvent::Typing { to, conv: c, user: u } => Event::Typing { members: users(&to)?, conv: conv(c)?, user: user(u)? },
         WireEvent::Presence { user: u, online, last_seen } => Event::Presence { user: user(u)?, online, last_seen },
         WireEvent::Members { conv: c } => Event::MembersChanged { conv: conv(c)? },
-        WireEvent::Alert { alert, created_at, order, merchant, buyer, item, amount_fen, paid_at } => {
+        WireEvent::Alert { alert, created_at, order, merchant, buyer, item, amount_fen, paid_at, lines, recipient, deliver_on, slot } => {
             let merchant = user(merchant)?;
             Event::OrderAlert {
                 alert: Arc::new(OrderAlert {
@@ -222,6 +255,7 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
                         item,
                         amount_fen,
                         paid_at,
+                        details: jiebanke_chat_core::OrderDetails { lines, recipient, deliver_on, slot },
                     },
                     created_at,
                     acked: false,
@@ -269,6 +303,12 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
                 status,
                 reason,
                 at,
+            }),
+        },
+        WireEvent::ClaimUpdate { update, animal, merchant, text, photos, created_at, claims } => Event::ClaimUpdate {
+            notice: Arc::new(jiebanke_chat_core::commerce::claims::UpdateNotice {
+                update: jiebanke_chat_core::commerce::claims::AnimalUpdate { id: update, animal, merchant: user(merchant)?, text, photos, created_at },
+                claims: claims.into_iter().map(|(u, c)| Ok::<_, String>((user(u)?, c))).collect::<Result<_, _>>()?,
             }),
         },
     };
@@ -340,6 +380,20 @@ mod tests {
         let bytes = encode("n1", &Event::MerchantReviewed { notice: Arc::new(n.clone()) }, &[]).unwrap();
         match decode(&bytes).unwrap().event {
             Event::MerchantReviewed { notice } => assert_eq!(*notice, n),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_claim_update_survives_the_trip() {
+        use jiebanke_chat_core::commerce::claims::{AnimalUpdate, UpdateNotice};
+        let n = UpdateNotice {
+            update: AnimalUpdate { id: 3, animal: 4, merchant: UserId::new(5).unwrap(), text: "剪毛了".into(), photos: vec!["/uploads/a.jpg".into()], created_at: 6 },
+            claims: vec![(UserId::new(7).unwrap(), 8), (UserId::new(9).unwrap(), 10)],
+        };
+        let bytes = encode("n1", &Event::ClaimUpdate { notice: Arc::new(n.clone()) }, &[]).unwrap();
+        match decode(&bytes).unwrap().event {
+            Event::ClaimUpdate { notice } => assert_eq!(*notice, n),
             other => panic!("{other:?}"),
         }
     }

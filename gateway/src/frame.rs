@@ -243,6 +243,25 @@ pub struct WireOrder {
     pub item: String,
     pub amount_fen: i64,
     pub paid_at: i64,
+    /// What to prepare: each line's title and quantity (empty for orders recorded by hand).
+    #[serde(default)]
+    pub lines: Vec<WireOrderLine>,
+    /// The recipient, masked (`王* 138****5678`).
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// The delivery day, `YYYY-MM-DD`.
+    #[serde(default)]
+    pub deliver_on: Option<String>,
+    /// `morning`, `afternoon` or `evening`.
+    #[serde(default)]
+    pub slot: Option<String>,
+}
+
+/// One line of an order in an alert.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WireOrderLine {
+    pub title: String,
+    pub quantity: u32,
 }
 
 impl From<&core::Order> for WireOrder {
@@ -254,6 +273,10 @@ impl From<&core::Order> for WireOrder {
             item: o.item.clone(),
             amount_fen: o.amount_fen,
             paid_at: o.paid_at,
+            lines: o.details.lines.iter().map(|(title, quantity)| WireOrderLine { title: title.clone(), quantity: *quantity }).collect(),
+            recipient: o.details.recipient.clone(),
+            deliver_on: o.details.deliver_on.clone(),
+            slot: o.details.slot.clone(),
         }
     }
 }
@@ -393,6 +416,8 @@ pub enum ServerFrame {
         reason: Option<String>,
         at: i64,
     },
+    /// The merchant posted about the animal of my active claim.
+    ClaimUpdate { claim: String, update: WireAnimalUpdate },
     Error {
         id: Option<ReqId>,
         code: String,
@@ -400,6 +425,23 @@ pub enum ServerFrame {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         retry_after_ms: Option<u64>,
     },
+}
+
+/// What a merchant posted about an animal (the `claim_update` frame's `update`, and each item of
+/// `GET /api/v1/claims/{id}/updates`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct WireAnimalUpdate {
+    pub id: String,
+    pub animal: String,
+    pub text: String,
+    pub photos: Vec<String>,
+    pub created_at: i64,
+}
+
+impl From<&jiebanke_chat_core::commerce::claims::AnimalUpdate> for WireAnimalUpdate {
+    fn from(u: &jiebanke_chat_core::commerce::claims::AnimalUpdate) -> Self {
+        WireAnimalUpdate { id: u.id.to_string(), animal: u.animal.to_string(), text: u.text.clone(), photos: u.photos.clone(), created_at: u.created_at }
+    }
 }
 
 impl ServerFrame {
@@ -425,6 +467,7 @@ impl ServerFrame {
             ServerFrame::MatchProposal { .. } => "match_proposal",
             ServerFrame::MatchExpired { .. } => "match_expired",
             ServerFrame::MerchantReview { .. } => "merchant_review",
+            ServerFrame::ClaimUpdate { .. } => "claim_update",
             ServerFrame::Error { .. } => "error",
         }
     }

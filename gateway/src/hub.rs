@@ -2,7 +2,7 @@
 //! presence. It is the bus's `EventSink`: it turns domain events into frames and queues them on
 //! the sessions that should see them. It never blocks and never awaits.
 
-use crate::frame::{Outbound, ServerFrame, WireMessage, WireModerationItem};
+use crate::frame::{Outbound, ServerFrame, WireAnimalUpdate, WireMessage, WireModerationItem};
 use crate::metrics::Metrics;
 use dashmap::DashMap;
 use jiebanke_chat_core::ports::{Event, EventSink};
@@ -509,6 +509,13 @@ impl EventSink for Hub {
                     at: notice.at,
                 }));
                 self.to_user(notice.user, &frame, None);
+            }
+            Event::ClaimUpdate { notice } => {
+                let update = WireAnimalUpdate::from(&notice.update);
+                for (user, claim) in &notice.claims {
+                    let frame = Arc::new(Outbound::new(ServerFrame::ClaimUpdate { claim: claim.to_string(), update: update.clone() }));
+                    self.to_user(*user, &frame, None);
+                }
             }
             Event::MatchExpired { request } => {
                 let frame = Arc::new(Outbound::new(ServerFrame::MatchExpired {

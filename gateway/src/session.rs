@@ -21,7 +21,7 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jiebanke_chat_core::matching::{Day, Destination, MatchOutcome};
-use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, ReportReason, Seq, SessionId, UserId};
+use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, Seq, SessionId, UserId};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -638,7 +638,7 @@ impl Session {
             } => {
                 let conv = conv.conv().map_err(fail)?;
                 let seq = Seq::parse(seq).map_err(fail)?;
-                let reason = ReportReason::parse(&reason).map_err(fail)?;
+                let reason = jiebanke_chat_core::moderation::report_reason(&reason, self.gw.moderation.filter()).map_err(fail)?;
                 let moderation = self.gw.moderation.clone();
                 self.start(async move {
                     vec![
@@ -664,15 +664,22 @@ impl Session {
                 let gw = self.gw.clone();
                 self.start(async move {
                     gw.metrics.match_requests.inc();
+                    let off = || CoreError::Forbidden("matching is off in your settings (设置中已关闭结伴匹配)".into());
                     match chat.matchable(me).await {
                         Ok(true) => {}
-                        Ok(false) => {
-                            let off = CoreError::Forbidden("matching is off in your settings (设置中已关闭结伴匹配)".into());
-                            return vec![error_frame(id, &off)];
-                        }
+                        Ok(false) => return vec![error_frame(id, &off())],
                         Err(e) => return vec![error_frame(id, &e)],
                     }
-                    vec![match matching.request(req).await {
+                    let outcome = matching.request(req).await;
+                    // Matching turned off while this request was being offered: the settings
+                    // change withdrew what waited before it; this one goes too.
+                    if matches!(outcome, Ok(MatchOutcome::Waiting { .. })) && matches!(chat.matchable(me).await, Ok(false)) {
+                        return match matching.cancel(me).await {
+                            Ok(_) => vec![error_frame(id, &off())],
+                            Err(e) => vec![error_frame(id, &e)],
+                        };
+                    }
+                    vec![match outcome {
                         Ok(MatchOutcome::Waiting { expires_at }) => ServerFrame::MatchRequested {
                             id,
                             matched: false,

@@ -212,6 +212,30 @@ impl Target {
         bail!("PATCH {path}: rate limited")
     }
 
+    /// A POST that answers its status and body whatever they are (retrying a 429).
+    pub async fn post_status(&self, path: &str, token: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        for attempt in 0..20 {
+            let resp = self.http.post(format!("{}{path}", self.base())).bearer_auth(token).json(body).send().await?;
+            let status = resp.status().as_u16();
+            if status == 429 && attempt < 19 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(5))).await;
+                continue;
+            }
+            return Ok((status, resp.json().await.unwrap_or(Value::Null)));
+        }
+        bail!("POST {path}: rate limited")
+    }
+
+    pub async fn get_json(&self, path: &str, token: &str) -> anyhow::Result<Value> {
+        let resp = self.http.get(format!("{}{path}", self.base())).bearer_auth(token).send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET {path}: HTTP {status}: {v}");
+        }
+        Ok(v)
+    }
+
     pub async fn post(&self, path: &str, token: &str, body: Value) -> anyhow::Result<Value> {
         let resp = self.http.post(format!("{}{path}", self.base())).bearer_auth(token).json(&body).send().await?;
         let status = resp.status();
@@ -273,6 +297,14 @@ impl Target {
         Ok(ws)
     }
 
+    /// Any frame, in the session's codec.
+    pub fn frame(&self, v: &Value) -> Message {
+        match self.codec {
+            Codec::Json => Message::Text(v.to_string().into()),
+            Codec::Msgpack => Message::Binary(rmp_serde::to_vec_named(v).expect("encode").into()),
+        }
+    }
+
     /// A `send` frame. `text` must need no JSON escaping (the scenarios use ASCII filler).
     pub fn send_frame(&self, id: u64, conv: &str, cmid: &str, text: &str) -> Message {
         match self.codec {
@@ -303,6 +335,16 @@ pub struct Frame {
     #[serde(rename = "match")]
     pub match_id: Option<String>,
     pub peer: Option<String>,
+    /// An `order_alert`'s id and order.
+    pub alert: Option<String>,
+    pub order: Option<FrameOrder>,
+}
+
+/// The order of an `order_alert`, as far as the scenarios look.
+#[derive(Debug, Deserialize)]
+pub struct FrameOrder {
+    pub id: String,
+    pub merchant: String,
 }
 
 impl Frame {

@@ -2,7 +2,7 @@
 //! protocol subset) with real sessions and reports throughput, latency, memory and CPU, with
 //! every message checked for loss, duplication and order.
 //!
-//! Layout: `client` (REST and WebSocket), `scenario::*` (connect, chat, room, match, rest), `stats`
+//! Layout: `client` (REST and WebSocket), `scenario::*` (connect, chat, room, match, rest, shop), `stats`
 //! (HDR histograms, timelines, the JSON report), `sys` (CPU and memory from /proc), `plot` (SVG).
 
 pub mod client;
@@ -66,6 +66,9 @@ pub enum Scenario {
     Match(scenario::matching::MatchArgs),
     /// A mixed read/write load on the REST API.
     Rest(scenario::rest::RestArgs),
+    /// Buyers browse, order and pay flowers (a hot product with little stock among many);
+    /// merchants' sessions get the alerts. Orders/s and paid/s, no oversell, every alert, checked.
+    Shop(scenario::shop::ShopArgs),
 }
 
 /// A snapshot at a window edge: the load generator's CPU, the server's CPU and RSS (KiB).
@@ -103,6 +106,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
         Scenario::Room(a) => ("room", serde_json::to_value(&a)?, scenario::room::run(target.clone(), a, &prefix, probe).await?),
         Scenario::Rest(a) => ("rest", serde_json::to_value(&a)?, scenario::rest::run(target.clone(), a, &prefix, probe).await?),
         Scenario::Match(a) => ("match", serde_json::to_value(&a)?, scenario::matching::run(target.clone(), a, &prefix, probe).await?),
+        Scenario::Shop(a) => ("shop", serde_json::to_value(&a)?, scenario::shop::run(target.clone(), a, &prefix, probe).await?),
     };
     let marks = marks.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let (first, last) = (marks.first().cloned(), marks.last().cloned());
@@ -118,7 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Report> {
     };
     let mut results = outcome.results;
     // CPU per unit of work, the figure that compares servers independently of the load level.
-    let unit = ["delivered", "acked", "proposals", "requests"]
+    let unit = ["delivered", "acked", "proposals", "requests", "orders_created"]
         .iter()
         .find_map(|k| results.get(*k).and_then(|v| v.as_u64()).filter(|n| *n > 0).map(|n| (*k, n)));
     if let (Some(s), Some((what, n))) = (&server, unit) {

@@ -64,6 +64,59 @@ pub fn pem_to_der(text: &[u8]) -> Result<Vec<u8>, WechatError> {
     B64.decode(body).map_err(|_| WechatError::BadKey)
 }
 
+/// A PEM block of `der` under `label` (`PRIVATE KEY`, `PUBLIC KEY`), lines of 64 characters.
+pub fn der_to_pem(label: &str, der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let mut pem = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str(&format!("-----END {label}-----\n"));
+    pem
+}
+
+/// One DER element at the start of `der`: its tag, the whole element, its content, what follows.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (first as usize, rest)
+    } else {
+        let n = (first & 0x7f) as usize;
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |len, &b| (len << 8) | b as usize), &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let header = der.len() - rest.len();
+    Some((tag, &der[..header + len], &rest[..len], &rest[len..]))
+}
+
+/// The SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 §4.1), `None` if `der` is not
+/// one. Merchants of the older mode verify with platform certificates; only the key matters
+/// (WeChat Pay names the certificate by serial, and the operator replaces it before it expires).
+fn certificate_spki(der: &[u8]) -> Option<Vec<u8>> {
+    let (0x30, _, certificate, _) = der_element(der)? else { return None };
+    let (0x30, _, mut tbs, _) = der_element(certificate)? else { return None };
+    if let (0xa0, _, _, after_version) = der_element(tbs)? {
+        tbs = after_version;
+    }
+    // serialNumber, signature, issuer, validity, subject; then the key.
+    for expected in [0x02, 0x30, 0x30, 0x30, 0x30] {
+        let (tag, _, _, after) = der_element(tbs)?;
+        if tag != expected {
+            return None;
+        }
+        tbs = after;
+    }
+    let (0x30, spki, _, _) = der_element(tbs)? else { return None };
+    Some(spki.to_vec())
+}
+
 /// The merchant's API key (or, for the local provider, its stand-in platform key): signs.
 pub struct SigningKey {
     pair: RsaKeyPair,
@@ -119,9 +172,13 @@ pub struct PlatformKeys {
 }
 
 impl PlatformKeys {
-    /// Adds a public key (SubjectPublicKeyInfo or PKCS#1 `RSAPublicKey`, PEM or DER).
+    /// Adds a public key (SubjectPublicKeyInfo or PKCS#1 `RSAPublicKey`) or a platform
+    /// certificate (X.509, its key is taken), PEM or DER.
     pub fn add(&mut self, serial: impl Into<String>, pem_or_der: &[u8]) -> Result<(), WechatError> {
-        let der = pem_to_der(pem_or_der)?;
+        let mut der = pem_to_der(pem_or_der)?;
+        if let Some(spki) = certificate_spki(&der) {
+            der = spki;
+        }
         // Parsed now, so that a bad key fails at start-up, not at the first callback.
         let bits = match aws_lc_rs::rsa::PublicEncryptingKey::from_der(&der) {
             Ok(k) => k.key_size_bits() as u32,
@@ -254,6 +311,44 @@ a7UAdb1c08hEQFVRbF14AR73xbnd8N0obCWJPCbzMCtkaSef4FdEEgEXJiw0VAJT
         "1aJGH6/L+hdwfLpUtJm4QYVazzW7DFD27EpSQEqA8bX9+8m1rLg=="
     );
 
+    // A self-signed certificate, its public key, and its private key's signature of "source",
+    // made with OpenSSL 3.0 (`openssl req -x509 -newkey rsa:2048`, `openssl dgst -sha256 -sign`).
+    const OPENSSL_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----
+MIIDQTCCAimgAwIBAgIUUVfwnv3Alt4V6+gaRwV6cjL5os4wDQYJKoZIhvcNAQEL
+BQAwMDEfMB0GA1UEAwwWSmllYmFua2UgdGVzdCBwbGF0Zm9ybTENMAsGA1UECgwE
+VGVzdDAeFw0yNjEyMDQwNzMwMTVaFw0zNjEyMDEwNzMwMTVaMDAxHzAdBgNVBAMM
+FkppZWJhbmtlIHRlc3QgcGxhdGZvcm0xDTALBgNVBAoMBFRlc3QwggEiMA0GCSqG
+SIb3DQEBAQUAA4IBDwAwggEKAoIBAQDkbbSevFg/Ab+po+5+fN3zri34AYMbL1Ds
+an8D82GbCZDhxw5nDU50/jEvqx7Odm3Gs5i8QzWOLNrydWJRGnR5YvUdrWo+xAMG
+PGoqy2kCd1SkxLZLxnXYl5xKckwCG852Mhnmxwlik9FUlGFOx2rUSDfOl0jl/EKd
+bhk6kfsnjhU4+MdWoIozCGWYw2zcNp/v1YQxvRqDhI+CRYYMUCF5cY/xbzBsSuxB
+b6hNR15bIVNHINvWcO8KighWnS396VrE20llcX2MNV/8uvcaiEFBRSi/hIvJjBrq
+sgWmz8gfkqsxBBxpOX15X+ZtKYdRgQ0l/LYka7zezjgnebWJLnHvAgMBAAGjUzBR
+MB0GA1UdDgQWBBTyp+GD68gHnxx8+ECWlabBWaE6WjAfBgNVHSMEGDAWgBTyp+GD
+68gHnxx8+ECWlabBWaE6WjAPBgNVHRMBAf8EBTADAQH/MA0GCSqGSIb3DQEBCwUA
+A4IBAQDNQSgECS30+z7W1jcDDJuEJppTOoDVBP7NV1FxscaVC/pfMMNful+m1ynr
+LDx1Bg+biIy4ZzSftQH7bN1vCrYWbALrIyPNeqnLa/3DeMMiJGSEPRHBaej6n6sJ
+J5R74NKEQOFXmkuyQkOPwkChoyfKFL/vNq7aA/gbGcBaZixAunfCj4PSqFsT2I3p
+m4ynlo+Ej4ykap2sVJq+tUr2twfdk6NCqNSsP1zA+1B5m7kLKp6lY9YATrErLy0q
+E8pHpkhzjV/IoHbZM5dLUgreDVnfhAfYVRM5Sb+h2GJrnHP+2+HA3ZqYr+1pCwP8
+HfcxWTE5nnfNLeY6P30uKl3WQg4R
+-----END CERTIFICATE-----";
+    const OPENSSL_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA5G20nrxYPwG/qaPufnzd
+864t+AGDGy9Q7Gp/A/NhmwmQ4ccOZw1OdP4xL6seznZtxrOYvEM1jiza8nViURp0
+eWL1Ha1qPsQDBjxqKstpAndUpMS2S8Z12JecSnJMAhvOdjIZ5scJYpPRVJRhTsdq
+1Eg3zpdI5fxCnW4ZOpH7J44VOPjHVqCKMwhlmMNs3Daf79WEMb0ag4SPgkWGDFAh
+eXGP8W8wbErsQW+oTUdeWyFTRyDb1nDvCooIVp0t/elaxNtJZXF9jDVf/Lr3GohB
+QUUov4SLyYwa6rIFps/IH5KrMQQcaTl9eV/mbSmHUYENJfy2JGu83s44J3m1iS5x
+7wIDAQAB
+-----END PUBLIC KEY-----";
+    const OPENSSL_SIGNATURE_OF_SOURCE: &str = concat!(
+        "rlZ9vpfm0VK3pmfzDYB2w4lUU6+EcS16hre/w3JRJkz7W3/+vZnpohRRamS1TyVfCP9Es5muK7ml6zu3+qRhjAQUpVo7Go17qXh6fK3h",
+        "gLS5hDFGFlSFshYjnW+jyXdS4OlR1ewkABDcVUxcSNNW0r68ZyyxVgJSzKpYvshFi6P50X31BwWLQ+P7mX9Lr1ankX/fAlQ+iHTlzckP",
+        "yr/Cd2slQiQLBso+0ESKe2nSPSF6RojDwRRkxZ73r2sqpCmqA7aEPuWn80LySFa6WebtIG0sFckXv7fTcuwHc2yq3DpISGSgD4ZcNZML",
+        "m/L9PJFuW1sV5mnG4fqf8mpiS+0gLg=="
+    );
+
     fn sdk_key() -> SigningKey {
         SigningKey::from_pkcs8(SDK_PRIVATE_KEY.as_bytes(), "sdk").unwrap()
     }
@@ -270,6 +365,24 @@ a7UAdb1c08hEQFVRbF14AR73xbnd8N0obCWJPCbzMCtkaSef4FdEEgEXJiw0VAJT
         assert_eq!(keys.verify("F5765756002FDD77", "source", "not base64!"), Err(WechatError::BadSignature));
         // The key's own public half is the SDK's public key.
         assert_eq!(sdk_key().public_key_der().unwrap(), pem_to_der(SDK_PUBLIC_KEY.as_bytes()).unwrap());
+    }
+
+    #[test]
+    fn platform_certificates_give_their_key() {
+        let cert = pem_to_der(OPENSSL_CERTIFICATE.as_bytes()).unwrap();
+        assert_eq!(certificate_spki(&cert).unwrap(), pem_to_der(OPENSSL_PUBLIC_KEY.as_bytes()).unwrap());
+        // A key is not a certificate.
+        assert_eq!(certificate_spki(&pem_to_der(OPENSSL_PUBLIC_KEY.as_bytes()).unwrap()), None);
+        let mut keys = PlatformKeys::default();
+        keys.add("5157F09EFDC096DE15EBE81A47057A7232F9A2CE", OPENSSL_CERTIFICATE.as_bytes()).unwrap();
+        keys.verify("5157F09EFDC096DE15EBE81A47057A7232F9A2CE", "source", OPENSSL_SIGNATURE_OF_SOURCE).unwrap();
+        assert_eq!(keys.verify("5157F09EFDC096DE15EBE81A47057A7232F9A2CE", "sourc", OPENSSL_SIGNATURE_OF_SOURCE), Err(WechatError::BadSignature));
+        // A truncated certificate is refused, not half-read.
+        assert_eq!(PlatformKeys::default().add("x", &cert[..cert.len() / 2]), Err(WechatError::BadKey));
+        // PEM written by der_to_pem reads back.
+        let pem = der_to_pem("CERTIFICATE", &cert);
+        assert!(pem.lines().all(|l| l.len() <= 64), "{pem}");
+        assert_eq!(pem_to_der(pem.as_bytes()).unwrap(), cert);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 pub struct ErrorBody {
     /// A stable snake_case code: `invalid`, `unauthorized`, `forbidden`, `not_found`,
     /// `conflict`, `rate_limited`, `banned`, `too_large`, `bad_request`, `timeout`,
-    /// `unsupported_media_type`, `method_not_allowed`, `unavailable`, `overloaded`.
+    /// `unsupported_media_type`, `method_not_allowed`, `unavailable`, `overloaded`,
+    /// `out_of_stock`.
     pub code: String,
     /// What went wrong, for people (may be Chinese).
     pub message: String,
@@ -25,6 +26,10 @@ pub struct ErrorBody {
     /// ban (`POST /api/v1/appeals`), for 7 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub appeal_token: Option<String>,
+    /// Only on a 409 `conflict` about an order's state: the state it is in now (`created`,
+    /// `paid`, `fulfilled`, `completed`, `cancelled`, `refunding`, `refunded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use jiebanke_chat_core::ports::TokenVerifier;
-use jiebanke_chat_core::{CoreError, Identity, UserId};
+use jiebanke_chat_core::{CoreError, FieldProblem, Identity, UserId};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -34,9 +34,10 @@ impl std::fmt::Debug for Secret {
 pub struct LoginCode(String);
 
 impl LoginCode {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    /// The problem names the field `code`.
+    pub fn parse(s: &str) -> Result<Self, FieldProblem> {
         if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::invalid("code must be 1 to 128 visible ASCII characters"));
+            return Err(FieldProblem::new("code", "must be 1 to 128 visible ASCII characters"));
         }
         Ok(LoginCode(s.to_owned()))
     }

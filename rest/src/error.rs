@@ -18,11 +18,13 @@ pub struct ApiError {
     pub fields: Vec<jiebanke_chat_core::FieldProblem>,
     /// Only on the 403 `banned` of a login: the one-purpose token for `POST /api/v1/appeals`.
     pub appeal_token: Option<String>,
+    /// Only on a 409 `conflict` about a thing's state (an order): where it stands now.
+    pub state: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after_ms: None, fields: Vec::new(), appeal_token: None }
+        ApiError { status, code, message: message.into(), retry_after_ms: None, fields: Vec::new(), appeal_token: None, state: None }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
@@ -44,6 +46,7 @@ impl From<CoreError> for ApiError {
             CoreError::Banned => StatusCode::FORBIDDEN,
             CoreError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
             CoreError::Locked { .. } => StatusCode::LOCKED,
+            CoreError::OutOfStock(_) | CoreError::StateConflict { .. } => StatusCode::CONFLICT,
         };
         let message = match &e {
             CoreError::Unavailable(_) => "temporarily unavailable, retry later".to_owned(),
@@ -58,7 +61,11 @@ impl From<CoreError> for ApiError {
             CoreError::Locked { retry_after_ms } => Some((*retry_after_ms).max(1)),
             _ => None,
         };
-        ApiError { status, code: e.code(), message, retry_after_ms, fields, appeal_token: None }
+        let state = match &e {
+            CoreError::StateConflict { state, .. } => Some(*state),
+            _ => None,
+        };
+        ApiError { status, code: e.code(), message, retry_after_ms, fields, appeal_token: None, state }
     }
 }
 
@@ -103,6 +110,7 @@ impl IntoResponse for ApiError {
             }),
             retry_after_ms: self.retry_after_ms,
             appeal_token: self.appeal_token,
+            state: self.state.map(str::to_owned),
         };
         let mut resp = (self.status, Json(body)).into_response();
         if let Some(ms) = self.retry_after_ms {

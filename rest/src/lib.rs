@@ -7,7 +7,8 @@
 //! - `auth`: login providers (WeChat, dev) and JWT bearer tokens.
 //! - `error`: `ApiError`. `extract`: `StrictJson`.
 //! - `merchants`: applications, their review, merchants' public pages, suspensions, leads.
-//! - `shop`: the catalog (merchants' products, public product pages).
+//! - `shop`: the catalog (merchants' products, public product pages); `shop::orders`: orders,
+//!   their payment and the payment callbacks; `shop::claims`: claims of farm animals; `shop::reviews`: reviews.
 //! - `staff`: the console login (username, password, TOTP) and staff accounts.
 //! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
@@ -64,6 +65,12 @@ pub struct RestState {
     pub uploads: Arc<jiebanke_chat_core::uploads::UploadService>,
     pub merchants: Arc<jiebanke_chat_core::merchants::MerchantsService>,
     pub catalog: Arc<jiebanke_chat_core::commerce::catalog::CatalogService>,
+    pub orders: Arc<jiebanke_chat_core::commerce::orders::OrderService>,
+    pub claims: Arc<jiebanke_chat_core::commerce::claims::ClaimService>,
+    pub reviews: Arc<jiebanke_chat_core::commerce::reviews::ReviewService>,
+    /// The local payment provider, when it is the one in use (development): its confirm route
+    /// builds callbacks as WeChat Pay would.
+    pub local_pay: Option<Arc<jiebanke_payments::local::LocalProvider>>,
     pub staff: Arc<jiebanke_chat_core::staff::StaffService>,
     pub qr: Arc<jiebanke_chat_core::logins::QrLoginService>,
     /// Marks users active for the day (logins; the gateway marks session opens).
@@ -157,10 +164,13 @@ pub fn router(state: RestState) -> Router {
         .split_for_parts();
     // The probes are not rate limited: a load balancer polls them from one address.
     let (health, _) = routes::health::router().split_for_parts();
-    let doc = openapi();
+    // The document and its page are counted per address like the business routes: they are
+    // the largest answers the shell serves.
+    let docs = Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip));
     business
         .merge(health)
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .merge(docs)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

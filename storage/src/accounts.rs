@@ -290,6 +290,12 @@ impl AccountStore for SqlStore {
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE merchants SET status = 'closed' WHERE id = ?").bind(user.get()).execute(&mut *tx).await?;
+            // Orders stay (the merchant's accounts need them); the recipient I named and my note
+            // go.
+            sqlx::query("UPDATE orders SET recipient_sealed = NULL, recipient_masked = NULL, note = '' WHERE buyer_id = ?")
+                .bind(user.get())
+                .execute(&mut *tx)
+                .await?;
             // A staff account's credentials go with it (its username is free again).
             sqlx::query("DELETE FROM staff_accounts WHERE user_id = ?").bind(user.get()).execute(&mut *tx).await?;
             if let Some(index) = banned_identity {

@@ -78,6 +78,13 @@ impl BlobStore for ObjectBlobs {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn ping(&self) -> bool {
         // A key that is never written: "not found" means the store answered.
         match self.store.head(&Path::from("uploads/.ping")).await {
@@ -121,17 +128,36 @@ impl UploadStore for SqlStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(StorageError::from)?;
-        let Some(r) = row else { return Ok(None) };
-        let up = (|| {
-            Ok::<_, StorageError>(Upload {
-                id: r.try_get("id")?,
-                owner: UserId::new(r.try_get("owner_id")?).map_err(|_| StorageError::Corrupt("owner id".into()))?,
-                name: r.try_get("name")?,
-                kind: kind_of(&r.try_get::<String, _>("kind")?)?,
-                size: r.try_get::<i64, _>("size")? as u64,
-                created_at: r.try_get("created_at")?,
-            })
-        })()?;
-        Ok(Some(up))
+        Ok(row.as_ref().map(upload_from).transpose()?)
     }
+
+    async fn owned_by(&self, owner: UserId) -> Result<Vec<Upload>> {
+        let rows = sqlx::query("SELECT id, owner_id, name, kind, size, created_at FROM uploads WHERE owner_id = ? ORDER BY id")
+            .bind(owner.get())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(rows.iter().map(upload_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn forget(&self, id: i64) -> Result<bool> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            let done = sqlx::query("DELETE FROM uploads WHERE id = ?").bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(done.rows_affected() > 0)
+        };
+        Ok(run.await?)
+    }
+}
+
+fn upload_from(r: &sqlx::any::AnyRow) -> Result<Upload, StorageError> {
+    Ok(Upload {
+        id: r.try_get("id")?,
+        owner: UserId::new(r.try_get("owner_id")?).map_err(|_| StorageError::Corrupt("owner id".into()))?,
+        name: r.try_get("name")?,
+        kind: kind_of(&r.try_get::<String, _>("kind")?)?,
+        size: r.try_get::<i64, _>("size")? as u64,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -31,7 +31,7 @@ fn product_from(row: &AnyRow) -> Result<Product, StorageError> {
     })
 }
 
-const ANIMAL_COLS: &str = "a.id, a.merchant_id, a.species, a.name, a.story, a.photos, a.price_fen, a.period_days, a.slots, a.created_at, a.hidden_at";
+const ANIMAL_COLS: &str = "a.id, a.merchant_id, a.species, a.name, a.story, a.photos, a.price_fen, a.period_days, a.slots, a.slots_free, a.created_at, a.hidden_at";
 
 fn animal_from(row: &AnyRow) -> Result<Animal, StorageError> {
     let photos: String = row.try_get("photos")?;
@@ -47,6 +47,7 @@ fn animal_from(row: &AnyRow) -> Result<Animal, StorageError> {
             period_days: row.try_get::<i64, _>("period_days")?.clamp(0, i64::from(u16::MAX)) as u16,
             slots: row.try_get::<i64, _>("slots")?.max(0) as u32,
         },
+        slots_free: row.try_get::<i64, _>("slots_free")?.max(0) as u32,
         created_at: row.try_get("created_at")?,
         hidden: row.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
     })
@@ -62,8 +63,8 @@ impl CatalogStore for SqlStore {
         let run = async {
             let mut tx = self.begin_write().await?;
             let res = sqlx::query(
-                "INSERT INTO animals (merchant_id, species, name, story, photos, price_fen, period_days, slots, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO animals (merchant_id, species, name, story, photos, price_fen, period_days, slots, slots_free, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(merchant.get())
             .bind(spec.species.clone())
@@ -73,12 +74,13 @@ impl CatalogStore for SqlStore {
             .bind(spec.price_fen)
             .bind(i64::from(spec.period_days))
             .bind(i64::from(spec.slots))
+            .bind(i64::from(spec.slots))
             .bind(now)
             .execute(&mut *tx)
             .await?;
             let id = self.insert_id(&mut tx, res).await?;
             tx.commit().await?;
-            Ok::<_, StorageError>(Animal { id, merchant, spec: spec.clone(), created_at: now, hidden: false })
+            Ok::<_, StorageError>(Animal { id, merchant, spec: spec.clone(), slots_free: spec.slots, created_at: now, hidden: false })
         };
         Ok(run.await?)
     }

@@ -32,6 +32,16 @@ impl DashboardStore for SqlStore {
                 pending_applications: self.count("SELECT COUNT(*) FROM merchant_applications WHERE status = 'pending'", &[]).await?,
                 open_leads: self.count("SELECT COUNT(*) FROM merchant_leads WHERE handled_at IS NULL", &[]).await?,
                 open_moderation: self.count("SELECT COUNT(*) FROM moderation_items WHERE status = 'open'", &[]).await?,
+                orders_today: self.count("SELECT COUNT(*) FROM orders WHERE created_at >= ? AND kind <> 'manual'", &[day_start]).await?,
+                gmv_today_fen: self
+                    .count(
+                        match self.dialect {
+                            crate::Dialect::Sqlite => "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS INTEGER) FROM orders WHERE paid_at >= ? AND late_paid_at IS NULL",
+                            crate::Dialect::MySql => "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS SIGNED) FROM orders WHERE paid_at >= ? AND late_paid_at IS NULL",
+                        },
+                        &[day_start],
+                    )
+                    .await?,
             })
         };
         Ok(run.await?)

@@ -14,6 +14,9 @@
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
 //! - `catalog`: `CatalogStore` (merchants' products).
+//! - `claims`: `ClaimStore` (claims of farm animals, their slots and orders, merchants' updates).
+//! - `reviews`: `ReviewStore` (one review per completed order, the merchant's rating with it).
+//! - `shop_orders`: `ShopOrderStore` (orders placed and moved, the stock they take, job leases).
 //! - `dashboard`: `DashboardStore` (the staff dashboard's counts, users' active day).
 //! - `merchants`: `MerchantStore` and `LeadStore` (the merchants area).
 //! - `qr`: `QrTicketStore` (QR login tickets by their hash).
@@ -25,12 +28,15 @@ mod audit;
 mod dashboard;
 mod blobs;
 mod catalog;
+mod claims;
 mod db;
 mod merchants;
 mod moderation;
 mod orders;
 mod outbox;
 mod qr;
+mod reviews;
+mod shop_orders;
 mod staff;
 mod store;
 pub mod testing;

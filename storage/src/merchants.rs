@@ -147,6 +147,12 @@ impl MerchantStore for SqlStore {
         Ok(row.as_ref().map(app_from).transpose()?)
     }
 
+    async fn applications_of(&self, user: UserId) -> Result<Vec<ApplicationRecord>> {
+        let sql = format!("SELECT {APP_COLS} FROM merchant_applications WHERE user_id = ? ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user.get()).fetch_all(&self.pool).await.map_err(StorageError::from)?;
+        Ok(rows.iter().map(app_from).collect::<Result<_, _>>()?)
+    }
+
     async fn applications(&self, state: Option<&str>, after: Option<RecordId>, limit: u32) -> Result<Vec<ApplicationRecord>> {
         let filter = if state.is_some() { " AND status = ?" } else { "" };
         let sql = format!("SELECT {APP_COLS} FROM merchant_applications WHERE id > ?{filter} ORDER BY id LIMIT ?");

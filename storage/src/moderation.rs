@@ -71,6 +71,13 @@ impl ModerationStore for SqlStore {
         Ok(row.as_ref().map(message_from).transpose()?)
     }
 
+    async fn filed_by(&self, user: UserId) -> Result<Vec<ModerationItem>> {
+        // No index serves `reporter_id`: exports are rare, and the table is the staff's queue.
+        let sql = format!("SELECT {ITEM_COLS} FROM moderation_items WHERE reporter_id = ? OR (kind = 'appeal' AND author_id = ?) ORDER BY id");
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user.get()).bind(user.get()).fetch_all(&self.pool).await.map_err(StorageError::from)?;
+        Ok(rows.iter().map(item_from).collect::<Result<_, _>>()?)
+    }
+
     async fn create_moderation_item(&self, item: &NewModerationItem, now: i64) -> Result<ModerationItem> {
         let run = async {
             let mut tx = self.begin_write().await?;
@@ -186,6 +193,24 @@ impl ModerationStore for SqlStore {
                         .bind(user.get())
                         .execute(&mut *tx)
                         .await?;
+                }
+                // A reported product is hidden (orders keep their snapshot of it).
+                (ResolveAction::Delete, Subject::Product(id)) => {
+                    sqlx::query("UPDATE products SET hidden_at = COALESCE(hidden_at, ?) WHERE id = ?").bind(now).bind(id).execute(&mut *tx).await?;
+                }
+                // A reported review is hidden and no longer counts in its merchant's rating.
+                (ResolveAction::Delete, Subject::Review(id)) => {
+                    let hidden = sqlx::query("UPDATE reviews SET hidden_at = ? WHERE id = ? AND hidden_at IS NULL").bind(now).bind(id).execute(&mut *tx).await?;
+                    if hidden.rows_affected() == 1 {
+                        sqlx::query(
+                            "UPDATE merchants SET rating_sum = rating_sum - (SELECT rating FROM reviews WHERE id = ?), reviews = reviews - 1 \
+                             WHERE id = (SELECT merchant_id FROM reviews WHERE id = ?)",
+                        )
+                        .bind(id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
                 (ResolveAction::Ban, _) => {
                     sqlx::query("UPDATE users SET banned_at = COALESCE(banned_at, ?) WHERE id = ?").bind(now).bind(item.author.get()).execute(&mut *tx).await?;

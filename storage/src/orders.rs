@@ -18,12 +18,31 @@ fn order_from(row: &AnyRow) -> Result<Order, StorageError> {
         buyer: buyer.map(UserId::new).transpose().map_err(|_| corrupt("buyer id"))?,
         item: row.try_get("item")?,
         amount_fen: row.try_get("amount_fen")?,
-        paid_at: row.try_get("paid_at")?,
+        paid_at: row.try_get::<Option<i64>, _>("paid_at")?.unwrap_or(0),
+        details: details_from(row)?,
+    })
+}
+
+/// What an alert shows of the order beyond its total.
+fn details_from(row: &AnyRow) -> Result<OrderDetails, StorageError> {
+    let lines: Option<String> = row.try_get("order_lines")?;
+    let lines: Vec<jiebanke_chat_core::commerce::orders::OrderLine> = match lines.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("order lines"))?,
+    };
+    Ok(OrderDetails {
+        lines: lines.into_iter().map(|l| (l.title, l.quantity)).collect(),
+        recipient: row.try_get("recipient_masked")?,
+        deliver_on: row
+            .try_get::<Option<i64>, _>("deliver_on")?
+            .map(|d| jiebanke_chat_core::matching::Day::from_days(d as i32).to_string()),
+        slot: row.try_get("slot")?,
     })
 }
 
 const ALERT_SELECT: &str = "SELECT a.id, a.created_at, a.acked_at, o.id AS order_id, o.merchant_id, o.buyer_id, \
-     o.item, o.amount_fen, o.paid_at FROM order_alerts a JOIN orders o ON o.id = a.order_id";
+     o.item, o.amount_fen, o.paid_at, o.order_lines, o.recipient_masked, o.deliver_on, o.slot \
+     FROM order_alerts a JOIN orders o ON o.id = a.order_id";
 
 fn alert_from(row: &AnyRow) -> Result<OrderAlert, StorageError> {
     let order = order_from(row)?;
@@ -42,12 +61,17 @@ impl OrderStore for SqlStore {
     async fn create_paid_order(&self, order: &NewOrder, now: i64) -> Result<Order> {
         let run = async {
             let mut tx = self.begin_write().await?;
-            let res = sqlx::query("INSERT INTO orders (merchant_id, buyer_id, item, amount_fen, paid_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(order.merchant.get())
-                .bind(order.buyer.map(|b| b.get()))
-                .bind(order.item.as_str().to_owned())
-                .bind(order.amount.get())
-                .bind(now)
+            let res = sqlx::query(
+                "INSERT INTO orders (merchant_id, buyer_id, kind, state, item, amount_fen, order_lines, created_at, updated_at, paid_at) \
+                 VALUES (?, ?, 'manual', 'paid', ?, ?, '[]', ?, ?, ?)",
+            )
+            .bind(order.merchant.get())
+            .bind(order.buyer.map(|b| b.get()))
+            .bind(order.item.as_str().to_owned())
+            .bind(order.amount.get())
+            .bind(now)
+            .bind(now)
+            .bind(now)
                 .execute(&mut *tx)
                 .await?;
             let id = self.insert_id(&mut tx, res).await?;
@@ -58,6 +82,7 @@ impl OrderStore for SqlStore {
                 item: order.item.as_str().to_owned(),
                 amount_fen: order.amount.get(),
                 paid_at: now,
+                details: OrderDetails::default(),
             };
             self.write_event(&mut tx, &DurableEvent::OrderPaid(paid.clone()), now).await?;
             tx.commit().await?;

@@ -22,6 +22,17 @@ pub fn encode_event(ev: &DurableEvent) -> String {
         DurableEvent::OrderPaid(o) => json!({
             "order": o.id.get(), "merchant": o.merchant.get(), "buyer": o.buyer.map(|b| b.get()),
             "item": o.item, "amount_fen": o.amount_fen, "paid_at": o.paid_at,
+            "lines": o.details.lines, "recipient": o.details.recipient,
+            "deliver_on": o.details.deliver_on, "slot": o.details.slot,
+        }),
+        DurableEvent::AnimalUpdated(n) => json!({
+            "update": n.update.id, "animal": n.update.animal, "merchant": n.update.merchant.get(),
+            "text": n.update.text, "photos": n.update.photos, "created_at": n.update.created_at,
+            "claims": n.claims.iter().map(|(u, c)| json!([u.get(), c])).collect::<Vec<_>>(),
+        }),
+        DurableEvent::OrderChanged(c) => json!({
+            "order": c.order.get(), "merchant": c.merchant.get(), "buyer": c.buyer.map(|b| b.get()),
+            "state": c.state, "amount_fen": c.amount_fen, "at": c.at,
         }),
         DurableEvent::ModerationCreated(m) => json!({
             "item": m.id.get(), "kind": m.kind.as_str(), "subject_kind": m.subject.kind(), "subject_id": m.subject.id(),
@@ -51,6 +62,13 @@ pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> 
             item: text("item")?,
             amount_fen: int("amount_fen")?,
             paid_at: int("paid_at")?,
+            // Payloads written before orders had details have none of these.
+            details: OrderDetails {
+                lines: v.get("lines").map(|l| serde_json::from_value(l.clone())).transpose().map_err(|e| format!("`lines`: {e}"))?.unwrap_or_default(),
+                recipient: v.get("recipient").and_then(Value::as_str).map(str::to_owned),
+                deliver_on: v.get("deliver_on").and_then(Value::as_str).map(str::to_owned),
+                slot: v.get("slot").and_then(Value::as_str).map(str::to_owned),
+            },
         })),
         "moderation.created" => Ok(DurableEvent::ModerationCreated(ModerationItem {
             id: ModerationId::new(int("item")?).map_err(|e| e.to_string())?,
@@ -80,7 +98,42 @@ pub fn decode_event(topic: &str, payload: &str) -> Result<DurableEvent, String> 
             reason: v.get("reason").and_then(Value::as_str).map(str::to_owned),
             at: int("at")?,
         })),
-        other => Err(format!("unknown topic {other}")),
+        "animal.updated" => {
+            let claims = v
+                .get("claims")
+                .and_then(Value::as_array)
+                .ok_or("`claims` missing")?
+                .iter()
+                .map(|pair| {
+                    let u = pair.get(0).and_then(Value::as_i64).ok_or("a claim's user is missing")?;
+                    let c = pair.get(1).and_then(Value::as_i64).ok_or("a claim's id is missing")?;
+                    Ok::<_, String>((user(u)?, c))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(DurableEvent::AnimalUpdated(jiebanke_chat_core::commerce::claims::UpdateNotice {
+                update: jiebanke_chat_core::commerce::claims::AnimalUpdate {
+                    id: int("update")?,
+                    animal: int("animal")?,
+                    merchant: user(int("merchant")?)?,
+                    text: text("text")?,
+                    photos: v.get("photos").map(|p| serde_json::from_value(p.clone())).transpose().map_err(|e| format!("`photos`: {e}"))?.unwrap_or_default(),
+                    created_at: int("created_at")?,
+                },
+                claims,
+            }))
+        }
+        other => match jiebanke_chat_core::commerce::OrderEvent::from_topic(other) {
+            Some(event) => Ok(DurableEvent::OrderChanged(jiebanke_chat_core::commerce::orders::OrderChange {
+                order: OrderId::new(int("order")?).map_err(|e| e.to_string())?,
+                merchant: user(int("merchant")?)?,
+                buyer: opt("buyer").map(user).transpose()?,
+                event,
+                state: text("state")?,
+                amount_fen: int("amount_fen")?,
+                at: int("at")?,
+            })),
+            None => Err(format!("unknown topic {other}")),
+        },
     }
 }
 
@@ -234,8 +287,52 @@ mod tests {
             item: "玫瑰 x 9".into(),
             amount_fen: 9900,
             paid_at: 17,
+            details: OrderDetails::default(),
         });
         assert_eq!(decode_event(order.topic(), &encode_event(&order)).unwrap(), order);
+        // A payload from before orders had details still decodes, without them.
+        let old = r#"{"order":7,"merchant":3,"buyer":null,"item":"玫瑰 x 9","amount_fen":9900,"paid_at":17}"#;
+        assert_eq!(decode_event("order.paid", old).unwrap(), order);
+        let detailed = DurableEvent::OrderPaid(Order {
+            details: OrderDetails {
+                lines: vec![("红玫瑰".into(), 2), ("百合".into(), 1)],
+                recipient: Some("王* 138****5678".into()),
+                deliver_on: Some("2026-12-05".into()),
+                slot: Some("morning".into()),
+            },
+            ..match &order {
+                DurableEvent::OrderPaid(o) => o.clone(),
+                _ => unreachable!(),
+            }
+        });
+        assert_eq!(decode_event(detailed.topic(), &encode_event(&detailed)).unwrap(), detailed);
+        let updated = DurableEvent::AnimalUpdated(jiebanke_chat_core::commerce::claims::UpdateNotice {
+            update: jiebanke_chat_core::commerce::claims::AnimalUpdate {
+                id: 3,
+                animal: 4,
+                merchant: UserId::new(5).unwrap(),
+                text: "咩咩今天剪毛了".into(),
+                photos: vec!["/uploads/a.jpg".into()],
+                created_at: 19,
+            },
+            claims: vec![(UserId::new(6).unwrap(), 7), (UserId::new(8).unwrap(), 9)],
+        });
+        assert_eq!(decode_event(updated.topic(), &encode_event(&updated)).unwrap(), updated);
+        for event in jiebanke_chat_core::commerce::OrderEvent::ALL {
+            let changed = DurableEvent::OrderChanged(jiebanke_chat_core::commerce::orders::OrderChange {
+                order: OrderId::new(7).unwrap(),
+                merchant: UserId::new(3).unwrap(),
+                buyer: Some(UserId::new(4).unwrap()),
+                event,
+                state: "cancelled".into(),
+                amount_fen: 9900,
+                at: 18,
+            });
+            assert_eq!(changed.topic(), event.topic());
+            if event != jiebanke_chat_core::commerce::OrderEvent::Paid {
+                assert_eq!(decode_event(changed.topic(), &encode_event(&changed)).unwrap(), changed);
+            }
+        }
         let message_item = ModerationItem {
             id: ModerationId::new(1).unwrap(),
             kind: ModerationKind::Flagged,

@@ -216,6 +216,46 @@ class MemoryStore {
     this.sent.set(key, { conv: c.id, seq, ts });
     return { conv: c.id, seq, ts, duplicate: false };
   }
+
+  // The shop, in memory: the same checks, one event-loop turn per order (no other writer).
+  async seedShop(merchants, perMerchant, stock, hotStock) {
+    this.shop = this.shop || { products: new Map(), orders: 0 };
+    const out = [];
+    for (let m = 0; m < merchants; m++) {
+      for (let k = 0; k < perMerchant + (m === 0 ? 1 : 0); k++) {
+        const hot = m === 0 && k === perMerchant;
+        const id = this.shop.products.size + 1;
+        const p = { id, merchant: m, title: hot ? '限量玫瑰' : `花束${m}-${k}`, price_fen: hot ? 5200 : 990 + k, stock: hot ? hotStock : stock };
+        this.shop.products.set(id, p);
+        out.push({ id: String(id), merchant: m, stock: p.stock });
+      }
+    }
+    return out;
+  }
+
+  async products(merchant, limit) {
+    const all = this.shop ? [...this.shop.products.values()] : [];
+    return all.filter((p) => p.merchant === merchant).slice(0, limit).map((p) => ({ ...p, id: String(p.id), merchant: String(p.merchant) }));
+  }
+
+  async product(id) {
+    const p = this.shop && this.shop.products.get(id);
+    return p ? { ...p, id: String(p.id), merchant: String(p.merchant) } : null;
+  }
+
+  async createOrder(buyer, items, recipient, deliverOn, slot, now) {
+    const ps = items.map((i) => this.shop && this.shop.products.get(i.id));
+    if (ps.some((p) => !p)) return { missing: true };
+    if (items.some((it, i) => ps[i].stock < it.quantity)) return { outOfStock: true };
+    let amount = 0;
+    items.forEach((it, i) => {
+      ps[i].stock -= it.quantity;
+      amount += ps[i].price_fen * it.quantity;
+    });
+    this.shop.orders += 1;
+    return { id: String(this.shop.orders), state: 'created', amount_fen: amount, merchant: String(ps[0].merchant), created_at: now };
+  }
+
 }
 
 class MysqlStore {
@@ -282,8 +322,106 @@ class MysqlStore {
         PRIMARY KEY (conv_id, seq),
         UNIQUE KEY messages_cmid (sender_id, cmid)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS peer_products (
+        id          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        merchant_id BIGINT       NOT NULL,
+        title       VARCHAR(255) NOT NULL,
+        price_fen   BIGINT       NOT NULL,
+        stock       BIGINT       NOT NULL,
+        created_at  BIGINT       NOT NULL,
+        KEY peer_products_by_merchant (merchant_id, id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS peer_orders (
+        id          BIGINT       NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        buyer_id    BIGINT       NOT NULL,
+        merchant_id BIGINT       NOT NULL,
+        state       VARCHAR(16)  NOT NULL,
+        amount_fen  BIGINT       NOT NULL,
+        recipient   TEXT         NOT NULL,
+        deliver_on  VARCHAR(10)  NOT NULL,
+        slot        VARCHAR(16)  NOT NULL,
+        created_at  BIGINT       NOT NULL,
+        KEY peer_orders_by_buyer (buyer_id, id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
+      `CREATE TABLE IF NOT EXISTS peer_order_items (
+        order_id    BIGINT NOT NULL,
+        product_id  BIGINT NOT NULL,
+        quantity    BIGINT NOT NULL,
+        price_fen   BIGINT NOT NULL,
+        PRIMARY KEY (order_id, product_id)
+      ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin`,
     ];
     for (const q of ddl) await this.pool.query(q);
+  }
+
+  async seedShop(merchants, perMerchant, stock, hotStock) {
+    const out = [];
+    const now = Date.now();
+    for (let m = 0; m < merchants; m++) {
+      for (let k = 0; k < perMerchant + (m === 0 ? 1 : 0); k++) {
+        const hot = m === 0 && k === perMerchant;
+        const s = hot ? hotStock : stock;
+        const [r] = await this.pool.execute('INSERT INTO peer_products (merchant_id, title, price_fen, stock, created_at) VALUES (?, ?, ?, ?, ?)', [
+          m, hot ? '限量玫瑰' : `花束${m}-${k}`, hot ? 5200 : 990 + k, s, now,
+        ]);
+        out.push({ id: String(r.insertId), merchant: m, stock: s });
+      }
+    }
+    return out;
+  }
+
+  async products(merchant, limit) {
+    const [rows] = await this.pool.query('SELECT id, merchant_id, title, price_fen, stock FROM peer_products WHERE merchant_id = ? ORDER BY id LIMIT ?', [merchant, limit]);
+    return rows.map((r) => ({ id: String(r.id), merchant: String(r.merchant_id), title: r.title, price_fen: Number(r.price_fen), stock: Number(r.stock) }));
+  }
+
+  async product(id) {
+    const [rows] = await this.pool.execute('SELECT id, merchant_id, title, price_fen, stock FROM peer_products WHERE id = ?', [id]);
+    if (rows.length === 0) return null;
+    const r = rows[0];
+    return { id: String(r.id), merchant: String(r.merchant_id), title: r.title, price_fen: Number(r.price_fen), stock: Number(r.stock) };
+  }
+
+  async createOrder(buyer, items, recipient, deliverOn, slot, now) {
+    const conn = await this.pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const ids = items.map((i) => i.id).sort((a, b) => a - b);
+      const [rows] = await conn.query('SELECT id, merchant_id, price_fen, stock FROM peer_products WHERE id IN (?) ORDER BY id FOR UPDATE', [ids]);
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      let amount = 0;
+      let merchant = null;
+      for (const it of items) {
+        const p = byId.get(it.id);
+        if (p === undefined) {
+          await conn.rollback();
+          return { missing: true };
+        }
+        if (Number(p.stock) < it.quantity) {
+          await conn.rollback();
+          return { outOfStock: true };
+        }
+        amount += Number(p.price_fen) * it.quantity;
+        merchant = Number(p.merchant_id);
+      }
+      for (const it of items) {
+        await conn.execute('UPDATE peer_products SET stock = stock - ? WHERE id = ?', [it.quantity, it.id]);
+      }
+      const [r] = await conn.execute(
+        'INSERT INTO peer_orders (buyer_id, merchant_id, state, amount_fen, recipient, deliver_on, slot, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        [buyer, merchant, 'created', amount, JSON.stringify(recipient), String(deliverOn || ''), String(slot || ''), now],
+      );
+      for (const it of items) {
+        await conn.execute('INSERT INTO peer_order_items (order_id, product_id, quantity, price_fen) VALUES (?, ?, ?, ?)', [r.insertId, it.id, it.quantity, Number(byId.get(it.id).price_fen)]);
+      }
+      await conn.commit();
+      return { id: String(r.insertId), state: 'created', amount_fen: amount, merchant: String(merchant), created_at: now };
+    } catch (e) {
+      await conn.rollback().catch(() => {});
+      throw e;
+    } finally {
+      conn.release();
+    }
   }
 
   async close() {
@@ -689,6 +827,73 @@ app.post('/api/v1/conversations/:id/members', requireAuth, requireJson, async (r
       ids.push(id);
     }
     res.json(convJson(await store.addMembers(req.user.id, conv, ids)));
+  } catch (e) {
+    next(e);
+  }
+});
+
+// The peer has no privacy settings (everyone may message, add and watch everyone): the load
+// generator opens Jiebanke's to the same, and this answers its request.
+app.patch('/api/v1/me/settings', requireAuth, requireJson, (req, res) => {
+  res.json({ dm_from: 'everyone', group_add_from: 'everyone', presence_to: 'everyone', matchable: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The shop (the `shop` load scenario): products and orders with stock, as the seed's Express +
+// mysql2 service would write them: one transaction that locks the products (SELECT ... FOR
+// UPDATE), checks and takes the stock, and inserts the order and its items.
+// ---------------------------------------------------------------------------------------------
+
+app.post('/api/v1/peer/seed', requireAuth, requireJson, async (req, res, next) => {
+  try {
+    const b = req.body;
+    const n = (k, d) => (Number.isInteger(b[k]) && b[k] >= 0 ? b[k] : d);
+    const products = await store.seedShop(n('merchants', 4), n('products', 25), n('stock', 1000000), n('hot_stock', 50));
+    res.json({ products });
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.get('/api/v1/products', requireAuth, async (req, res, next) => {
+  try {
+    const merchant = Number(req.query.merchant || 0);
+    const limit = Math.min(Math.max(Number(req.query.limit || 20), 1), 100);
+    const items = await store.products(merchant, limit);
+    res.json({ items, next_cursor: null });
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.get('/api/v1/products/:id', requireAuth, async (req, res, next) => {
+  try {
+    const p = await store.product(Number(req.params.id));
+    if (p === null) return restError(res, 404, 'not_found', 'not found: product');
+    res.json(p);
+  } catch (e) {
+    next(e);
+  }
+});
+
+app.post('/api/v1/orders', requireAuth, requireJson, async (req, res, next) => {
+  try {
+    const b = req.body;
+    if (!isObject(b) || !Array.isArray(b.items) || b.items.length < 1 || b.items.length > 20 || !isObject(b.recipient)) {
+      return restError(res, 422, 'invalid', 'invalid: items and recipient are required');
+    }
+    const items = [];
+    for (const it of b.items) {
+      const id = Number(it && it.product);
+      if (!Number.isSafeInteger(id) || id <= 0 || !Number.isInteger(it.quantity) || it.quantity < 1 || it.quantity > 99) {
+        return restError(res, 422, 'invalid', 'invalid: bad item');
+      }
+      items.push({ id, quantity: it.quantity });
+    }
+    const order = await store.createOrder(req.user.id, items, b.recipient, b.deliver_on, b.slot, Date.now());
+    if (order.outOfStock) return restError(res, 409, 'out_of_stock', 'out of stock');
+    if (order.missing) return restError(res, 422, 'invalid', 'invalid: no such product');
+    res.status(201).json(order);
   } catch (e) {
     next(e);
   }

@@ -46,6 +46,8 @@ pub struct Animal {
     pub id: i64,
     pub merchant: UserId,
     pub spec: AnimalSpec,
+    /// Slots no claim holds now.
+    pub slots_free: u32,
     pub created_at: i64,
     pub hidden: bool,
 }

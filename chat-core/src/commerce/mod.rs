@@ -4,9 +4,14 @@
 //! bad field and screening the texts, and computes an order's amount from the products' own
 //! prices. `catalog` is the merchants' flowers: `CatalogService` (an active merchant lists,
 //! changes, hides; everyone browses) and its port `CatalogStore`. Orders, claims, payments and
-//! reviews come next.
+//! reviews come next. `claims`: claims of farm animals and their updates. `reviews`: reviews of completed orders. `orders`: the order use cases (`OrderService`) and their port; `pay`:
+//! the payment provider port.
 
 pub mod catalog;
+pub mod claims;
+pub mod orders;
+pub mod pay;
+pub mod reviews;
 pub mod rules;
 pub mod state;
 

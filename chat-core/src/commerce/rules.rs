@@ -17,7 +17,9 @@ pub const MAX_QUANTITY: u32 = 99;
 /// How far ahead a delivery day may be.
 pub const MAX_DELIVERY_DAYS_AHEAD: i64 = 60;
 
-fn text(field: &str, raw: &str, min: usize, max: usize, filter: Option<&WordFilter>, bad: &mut Vec<FieldProblem>) -> String {
+/// A user-written text: trimmed, `min..=max` characters, no control characters but newlines,
+/// screened by `filter`; a problem is pushed to `bad` naming `field`.
+pub(crate) fn text(field: &str, raw: &str, min: usize, max: usize, filter: Option<&WordFilter>, bad: &mut Vec<FieldProblem>) -> String {
     let t = raw.trim();
     let n = t.chars().count();
     if n < min || n > max || t.chars().any(|c| c.is_control() && c != '\n') {
@@ -28,7 +30,8 @@ fn text(field: &str, raw: &str, min: usize, max: usize, filter: Option<&WordFilt
     t.to_owned()
 }
 
-fn photos(field: &str, list: &[String], bad: &mut Vec<FieldProblem>) -> Vec<String> {
+/// At most `MAX_PHOTOS` photos, each an `https://` URL or an upload's `/uploads/` path.
+pub(crate) fn photos(field: &str, list: &[String], bad: &mut Vec<FieldProblem>) -> Vec<String> {
     if list.len() > MAX_PHOTOS {
         bad.push(FieldProblem::new(field, format!("at most {MAX_PHOTOS} photos")));
     }

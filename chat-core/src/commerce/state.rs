@@ -134,6 +134,8 @@ impl Actor {
 /// The event a transition writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderEvent {
+    /// Placed (not a transition: the order begins).
+    Created,
     Paid,
     Fulfilled,
     Completed,
@@ -149,6 +151,7 @@ impl OrderEvent {
     /// The outbox topic.
     pub fn topic(self) -> &'static str {
         match self {
+            OrderEvent::Created => "order.created",
             OrderEvent::Paid => "order.paid",
             OrderEvent::Fulfilled => "order.fulfilled",
             OrderEvent::Completed => "order.completed",
@@ -158,6 +161,20 @@ impl OrderEvent {
             OrderEvent::Refunded => "order.refunded",
             OrderEvent::LatePayment => "order.late_payment",
         }
+    }
+    pub const ALL: [OrderEvent; 9] = [
+        OrderEvent::Created,
+        OrderEvent::Paid,
+        OrderEvent::Fulfilled,
+        OrderEvent::Completed,
+        OrderEvent::Cancelled,
+        OrderEvent::RefundRequested,
+        OrderEvent::RefundRejected,
+        OrderEvent::Refunded,
+        OrderEvent::LatePayment,
+    ];
+    pub fn from_topic(topic: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.topic() == topic)
     }
 }
 

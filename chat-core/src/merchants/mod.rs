@@ -84,6 +84,21 @@ impl MerchantsService {
         Ok(MyMerchant { application: self.store.latest_application(me).await?, merchant: self.store.merchant(me).await? })
     }
 
+    /// Everything of mine this area holds, the papers opened (my export).
+    pub async fn export(&self, me: UserId) -> Result<MerchantExport> {
+        let mut applications = Vec::new();
+        for app in self.store.applications_of(me).await? {
+            let papers = match self.store.sealed_papers(app.id).await? {
+                Some((_, license, phone)) if !license.is_empty() => {
+                    Some(Papers { license_no: self.key.open(me, "license", &license)?, contact_phone: self.key.open(me, "contact_phone", &phone)? })
+                }
+                _ => None,
+            };
+            applications.push((app, papers));
+        }
+        Ok(MerchantExport { applications, merchant: self.store.merchant(me).await? })
+    }
+
     /// Applications for review (staff).
     pub async fn applications(&self, me: UserId, state: Option<&str>, after: Option<RecordId>, limit: u32) -> Result<Vec<ApplicationRecord>> {
         self.moderation.require_staff(me).await?;
@@ -146,6 +161,12 @@ impl MerchantsService {
     /// Whether `id` is a merchant that may sell now (active). For the commerce area.
     pub async fn may_sell(&self, id: UserId) -> Result<bool> {
         Ok(self.store.merchant(id).await?.is_some_and(|m| m.status == MerchantStatus::Active))
+    }
+
+    /// Whether `id` is a merchant at all (active or suspended: a suspended merchant still serves
+    /// and refunds the orders it took; a closed one is not).
+    pub async fn is_merchant(&self, id: UserId) -> Result<bool> {
+        Ok(self.store.merchant(id).await?.is_some_and(|m| m.status != MerchantStatus::Closed))
     }
 
     /// Suspends a merchant (admins): hidden from lists, cannot sell.

@@ -115,6 +115,14 @@ pub struct MyMerchant {
     pub merchant: Option<Merchant>,
 }
 
+/// What the merchants area holds about a user, for their export: every application with its
+/// papers opened (`None` once they were cleared), and the merchant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MerchantExport {
+    pub applications: Vec<(ApplicationRecord, Option<Papers>)>,
+    pub merchant: Option<Merchant>,
+}
+
 /// The applicant's live notice of a review (`merchant_review` on the socket), through the
 /// outbox as `merchant.reviewed`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,8 @@ pub trait MerchantStore: Send + Sync + 'static {
     async fn create_application(&self, app: &SealedApplication, now: i64) -> Result<ApplicationRecord>;
     /// The user's newest application.
     async fn latest_application(&self, user: UserId) -> Result<Option<ApplicationRecord>>;
+    /// Every application of the user, oldest first (for their export).
+    async fn applications_of(&self, user: UserId) -> Result<Vec<ApplicationRecord>>;
     /// Applications by id ascending after `after`, in one state or all, at most `limit`.
     async fn applications(&self, state: Option<&str>, after: Option<RecordId>, limit: u32) -> Result<Vec<ApplicationRecord>>;
     /// The sealed papers (license cipher, phone cipher) and their owner, for a reveal.

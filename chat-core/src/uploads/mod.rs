@@ -159,6 +159,23 @@ impl UploadService {
         self.uploads.record(owner, &name, kind, size, crate::now_ms()).await
     }
 
+    /// My uploads, oldest first (for my export).
+    pub async fn owned_by(&self, owner: UserId) -> Result<Vec<Upload>> {
+        self.uploads.owned_by(owner).await
+    }
+
+    /// Deletes every upload of `owner` (their account is being erased): each blob, then its
+    /// row, so that a failure part way leaves rows to find on the next try and never a blob
+    /// nobody can find. A URL of a deleted upload answers 404 from the moment its blob is gone.
+    pub async fn erase_owner(&self, owner: UserId) -> Result<usize> {
+        let list = self.uploads.owned_by(owner).await?;
+        for up in &list {
+            self.blobs.delete(&Upload::object_key(&up.name, up.kind)).await?;
+            self.uploads.forget(up.id).await?;
+        }
+        Ok(list.len())
+    }
+
     /// The bytes and kind of `/uploads/<file>`, if it is one.
     pub async fn fetch(&self, file: &str) -> Result<(ImageKind, Vec<u8>)> {
         let missing = || CoreError::NotFound("upload".into());

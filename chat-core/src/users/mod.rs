@@ -13,7 +13,7 @@ pub mod rules;
 
 pub use model::*;
 pub use pii::DataKey;
-pub use port::{AccountStore, RelationStore};
+pub use port::{AccountStore, MatchWithdrawal, RelationStore};
 
 use crate::chat::ChatService;
 use crate::error::{CoreError, Result};
@@ -32,6 +32,8 @@ pub struct UsersService {
     key: Arc<DataKey>,
     privacy_version: String,
     zone: crate::BusinessZone,
+    /// Told when a user turns matching off; `None` where no matching runs (tools, tests).
+    matching: Option<Arc<dyn MatchWithdrawal>>,
 }
 
 impl UsersService {
@@ -44,7 +46,13 @@ impl UsersService {
         privacy_version: String,
         zone: crate::BusinessZone,
     ) -> Self {
-        UsersService { accounts, relations, chat, moderation, key, privacy_version, zone }
+        UsersService { accounts, relations, chat, moderation, key, privacy_version, zone, matching: None }
+    }
+
+    /// Companion matching, to withdraw the waiting request of a user who turns matching off.
+    pub fn with_matching(mut self, matching: Arc<dyn MatchWithdrawal>) -> Self {
+        self.matching = Some(matching);
+        self
     }
 
     /// The privacy policy version users are asked to accept (`JBK_PRIVACY_VERSION`).
@@ -90,9 +98,17 @@ impl UsersService {
         self.accounts.settings(me).await
     }
 
+    /// Applies a settings change. Matching turned off withdraws my waiting match request (a
+    /// failure to withdraw is `Unavailable`: the change is stored, and repeating it is safe).
     pub async fn update_settings(&self, me: UserId, input: rules::SettingsInput) -> Result<Settings> {
         let patch = rules::settings_patch(input)?;
-        self.accounts.update_settings(me, &patch).await
+        let settings = self.accounts.update_settings(me, &patch).await?;
+        if !settings.matchable {
+            if let Some(m) = &self.matching {
+                m.withdraw(me).await?;
+            }
+        }
+        Ok(settings)
     }
 
     /// Stores my phone number sealed; answers its masked form.
@@ -151,12 +167,16 @@ impl UsersService {
         Ok(())
     }
 
-    /// Erases my account (PIPL's right to deletion): see `AccountStore::erase`. Every session of
-    /// mine on every node ends at once (close 4004), and no token issued before is accepted.
-    pub async fn erase(&self, me: UserId) -> Result<()> {
+    /// Erases my account (PIPL's right to deletion): my uploads (`UploadService::erase_owner`),
+    /// then the account (`AccountStore::erase`). Every session of mine on every node ends at
+    /// once (close 4004), and no token issued before is accepted.
+    pub async fn erase(&self, me: UserId, uploads: &crate::uploads::UploadService) -> Result<()> {
         let (provider, subject) = self.accounts.identity(me).await?.ok_or_else(|| CoreError::NotFound("user".into()))?;
         let banned = self.chat.user(me).await?.banned;
         let index = banned.then(|| self.identity_index(&provider, &subject));
+        // The photos first: should that fail, the account is untouched and its owner may ask
+        // again (once the account is erased, their token no longer can).
+        uploads.erase_owner(me).await?;
         if !self.accounts.erase(me, index.as_deref(), crate::now_ms()).await? {
             return Err(CoreError::NotFound("user".into()));
         }

@@ -7,6 +7,16 @@ use crate::ids::{ConvId, Seq, UserId};
 use crate::model::{Conversation, Message};
 use async_trait::async_trait;
 
+/// What companion matching is told by the users area: `user` turned matching off
+/// (`matchable=false`), so their waiting request, if any, is withdrawn and they are not matched
+/// afterwards. Implemented by `matching::MatchService` and handed to `UsersService` at wiring
+/// time: matching reads users' settings, so users does not name matching.
+#[async_trait]
+pub trait MatchWithdrawal: Send + Sync + 'static {
+    /// Idempotent: nothing happens if no request of `user` waits.
+    async fn withdraw(&self, user: UserId) -> Result<()>;
+}
+
 /// An account's own data: profile, settings, phone, consent; read whole for an export.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {

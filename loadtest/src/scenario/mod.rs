@@ -6,6 +6,7 @@ pub mod connect;
 pub mod matching;
 pub mod rest;
 pub mod room;
+pub mod shop;
 
 use crate::client::{Target, Ws};
 use futures_util::stream::{self, StreamExt, TryStreamExt};

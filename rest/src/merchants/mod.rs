@@ -182,6 +182,8 @@ async fn mine(State(state): State<RestState>, AuthUser(me): AuthUser) -> Result<
 pub struct ApplicationsQuery {
     /// `pending`, `approved` or `rejected`; absent: all.
     status: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -263,6 +265,8 @@ async fn reject(
 pub struct MerchantsQuery {
     /// `farm`, `florist` or `travel`; absent: all.
     category: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -402,6 +406,8 @@ impl From<&LeadRecord> for LeadView {
 pub struct LeadsQuery {
     /// `open` (the default) or `all`.
     status: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -13,8 +13,11 @@
 //! - `PUT /api/v1/admin/users/{id}/role`: sets the staff role (`admin`, `operator`, `none`).
 //! - `POST /api/v1/admin/banned-words/reload`: reads the banned-word list again.
 //! - `GET /api/v1/admin/audit`: the audit log, newest first.
-//! - `POST /api/v1/admin/orders`: records a paid order (through the outbox, like the payments
-//!   will), so that a merchant's alert can be produced before payments exist.
+//! - `POST /api/v1/admin/orders`: a development tool: records a paid order through the same
+//!   path as a payment (its `order.paid` event in the outbox, the merchant's live alert).
+//! - `POST /api/v1/admin/orders/{id}/refund`: gives an order's money back.
+//!
+//! Staff: `GET /api/v1/admin/orders?state=&merchant=`: every order.
 //!
 //! Every change here writes its audit entry in its own transaction.
 
@@ -44,7 +47,8 @@ pub fn router() -> OpenApiRouter<RestState> {
         .routes(routes!(reload_words))
         .routes(routes!(audit))
         .routes(routes!(dashboard))
-        .routes(routes!(create_order))
+        .routes(routes!(create_order, orders))
+        .routes(routes!(refund_order))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -55,6 +59,8 @@ pub struct ModerationQuery {
     /// One subject kind: `message`, `post`, `comment`, `user`, `profile`, `product`, `review`,
     /// `appeal`; absent: all.
     kind: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -243,6 +249,8 @@ pub struct AuditQuery {
     actor: Option<String>,
     /// Only this action.
     action: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -308,6 +316,30 @@ async fn create_order(
     Ok((StatusCode::CREATED, Json(WireOrder::from(&o))))
 }
 
+/// Every order, newest first (staff: operators and admins), by state and merchant.
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "admin", params(crate::shop::orders::AdminOrdersQuery),
+    security(("bearer" = [])), responses((status = 200, body = Page<crate::shop::orders::OrderView>)))]
+async fn orders(
+    State(state): State<RestState>,
+    AuthUser(me): AuthUser,
+    q: Result<Query<crate::shop::orders::AdminOrdersQuery>, QueryRejection>,
+) -> Result<Json<Page<crate::shop::orders::OrderView>>, ApiError> {
+    let Query(q) = q?;
+    Ok(Json(crate::shop::orders::admin_list(&state, me, q).await?))
+}
+
+/// Gives an order's money back (admins; the order's refund must have been asked): through the
+/// payment provider, the stock back if it was not delivered. Audited.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{id}/refund", tag = "admin", params(("id" = String, Path, description = "order id")),
+    security(("bearer" = [])), responses((status = 200, body = crate::shop::orders::OrderView)))]
+async fn refund_order(
+    State(state): State<RestState>,
+    acting: Acting,
+    p: Result<Path<String>, PathRejection>,
+) -> Result<Json<crate::shop::orders::OrderView>, ApiError> {
+    Ok(Json(crate::shop::orders::admin_refund(&state, acting, p).await?))
+}
+
 /// The staff dashboard.
 #[derive(Serialize, ToSchema)]
 pub struct DashboardBody {
@@ -326,6 +358,10 @@ pub struct DashboardBody {
     pub pending_applications: u64,
     pub open_leads: u64,
     pub open_moderation: u64,
+    /// Orders placed today (flowers and claims).
+    pub orders_today: u64,
+    /// Amounts of the orders paid today, fen.
+    pub gmv_today_fen: u64,
 }
 
 /// The platform at a glance (staff).
@@ -345,5 +381,7 @@ async fn dashboard(State(state): State<RestState>, AuthUser(me): AuthUser) -> Re
         pending_applications: c.pending_applications,
         open_leads: c.open_leads,
         open_moderation: c.open_moderation,
+        orders_today: c.orders_today,
+        gmv_today_fen: c.gmv_today_fen,
     }))
 }

@@ -7,6 +7,7 @@ use crate::users::{MeBody, PrivacyBody};
 use crate::RestState;
 use axum::extract::{ConnectInfo, State};
 use axum::Json;
+use jiebanke_chat_core::{CoreError, FieldProblem};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use utoipa::ToSchema;
@@ -46,12 +47,22 @@ async fn login(
 ) -> Result<Json<LoginAnswer>, ApiError> {
     crate::rate_check(&state.login_limiter, &peer.ip(), "too many logins, retry later")?;
     let StrictJson(body) = body;
-    let code = LoginCode::parse(&body.code)?;
+    let code = LoginCode::parse(&body.code);
     let provider = match &body.provider {
         None => state.logins.first(),
         Some(name) => state.logins.iter().find(|p| p.name() == name),
-    }
-    .ok_or_else(|| ApiError::invalid("login provider not enabled"))?;
+    };
+    let (code, provider) = match (code, provider) {
+        (Ok(code), Some(provider)) => (code, provider),
+        (code, provider) => {
+            let mut bad: Vec<FieldProblem> = code.err().into_iter().collect();
+            if provider.is_none() {
+                let enabled: Vec<&str> = state.logins.iter().map(|p| p.name()).collect();
+                bad.push(FieldProblem::new("provider", format!("must be an enabled login provider ({})", enabled.join(", "))));
+            }
+            return Err(CoreError::Fields(bad).into());
+        }
+    };
     let identity = provider.exchange(&code).await?;
     state.users.check_identity(&identity).await?;
     let user = state.chat.login(&identity).await?;

@@ -10,7 +10,8 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
-use jiebanke_chat_core::{ConvId, ConversationKind, Seq, Title, UserId};
+use jiebanke_chat_core::chat::NewConversation;
+use jiebanke_chat_core::{ConvId, Seq, UserId};
 use jiebanke_gateway::frame::WireMessage;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -37,7 +38,7 @@ fn user_of(id: &JsonId) -> Result<UserId, ApiError> {
 pub struct CreateBody {
     /// `direct` (exactly one other member) or `group`.
     kind: String,
-    /// A group's title, 1-64 characters.
+    /// A group's title, 1-64 characters, screened for banned words (ignored for `direct`).
     title: Option<String>,
     /// User ids (decimal strings).
     #[serde(default)]
@@ -55,19 +56,9 @@ async fn create(
     body: StrictJson<CreateBody>,
 ) -> Result<Json<ConversationBody>, ApiError> {
     let StrictJson(body) = body;
-    let members = body.members.iter().map(user_of).collect::<Result<Vec<_>, _>>()?;
-    let conv = match ConversationKind::parse(&body.kind)? {
-        ConversationKind::Direct => {
-            let [other] = members.as_slice() else {
-                return Err(ApiError::invalid("a direct conversation has exactly one other member"));
-            };
-            state.chat.open_direct(me, *other).await?
-        }
-        ConversationKind::Group => {
-            let title = Title::parse(body.title.as_deref().unwrap_or(""))?;
-            state.chat.create_group(me, &title, &members).await?
-        }
-    };
+    let members: Vec<Option<UserId>> = body.members.iter().map(|m| m.user().ok()).collect();
+    let new = NewConversation::parse(me, &body.kind, body.title.as_deref(), &members, state.moderation.filter())?;
+    let conv = state.chat.create(me, new).await?;
     Ok(Json(ConversationBody::from(&conv)))
 }
 

@@ -18,8 +18,43 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub mod claims;
+pub mod orders;
+pub mod reviews;
+
+/// My orders (recipients in clear) and claims, newest first, for my export.
+pub(crate) async fn export(state: &RestState, me: UserId) -> Result<(Vec<orders::OrderView>, Vec<claims::ClaimView>), ApiError> {
+    use jiebanke_chat_core::commerce::orders::{OrderFilter, Viewer};
+    let mut out = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state.orders.list(&OrderFilter { buyer: Some(me), ..OrderFilter::default() }, before, 100).await?;
+        for o in &page {
+            out.push(orders::view(&state.orders, Viewer::Buyer(me), o)?);
+        }
+        match page.last() {
+            Some(o) if page.len() == 100 => before = Some(o.id.get()),
+            _ => break,
+        }
+    }
+    let mut mine = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state.claims.list(me, before, 100).await?;
+        mine.extend(page.iter().map(claims::ClaimView::from));
+        match page.last() {
+            Some(c) if page.len() == 100 => before = Some(c.id),
+            _ => break,
+        }
+    }
+    Ok((out, mine))
+}
+
 pub fn router() -> OpenApiRouter<RestState> {
     OpenApiRouter::new()
+        .merge(orders::router())
+        .merge(claims::router())
+        .merge(reviews::router())
         .routes(routes!(create, mine))
         .routes(routes!(update, hide))
         .routes(routes!(list))
@@ -154,6 +189,8 @@ pub struct ProductsQuery {
     merchant: Option<String>,
     /// Text in the title, 1-64 characters.
     q: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -215,6 +252,8 @@ pub struct AnimalView {
     pub price_fen: i64,
     pub period_days: u16,
     pub slots: u32,
+    /// Slots no claim holds now: 0 means none can be claimed until one ends.
+    pub slots_free: u32,
     pub created_at: i64,
 }
 
@@ -230,6 +269,7 @@ impl From<&Animal> for AnimalView {
             price_fen: a.spec.price_fen,
             period_days: a.spec.period_days,
             slots: a.spec.slots,
+            slots_free: a.slots_free,
             created_at: a.created_at,
         }
     }
@@ -251,6 +291,8 @@ async fn create_animal(State(state): State<RestState>, AuthUser(me): AuthUser, b
 pub struct AnimalsQuery {
     /// One merchant's animals (its id).
     merchant: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }

@@ -8,7 +8,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use jiebanke_chat_core::uploads::MAX_UPLOAD_BYTES;
+use jiebanke_chat_core::uploads::{Upload, MAX_UPLOAD_BYTES};
 use jiebanke_chat_core::{CoreError, FieldProblem};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -34,7 +34,7 @@ pub struct UploadForm {
     file: Vec<u8>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UploadBody {
     id: String,
     /// Where it is served (`/uploads/<name>.<ext>`): what photo and avatar fields take.
@@ -42,6 +42,12 @@ pub struct UploadBody {
     /// `image/jpeg`, `image/png` or `image/webp`.
     content_type: String,
     size: u64,
+}
+
+impl From<&Upload> for UploadBody {
+    fn from(up: &Upload) -> Self {
+        UploadBody { id: up.id.to_string(), url: up.url(), content_type: up.kind.content_type().into(), size: up.size }
+    }
 }
 
 fn file_problem(p: &str) -> ApiError {
@@ -93,7 +99,7 @@ async fn upload(
     let up = state.uploads.upload(me, raw).await?;
     Ok((
         StatusCode::CREATED,
-        Json(UploadBody { id: up.id.to_string(), url: up.url(), content_type: up.kind.content_type().into(), size: up.size }),
+        Json(UploadBody::from(&up)),
     ))
 }
 

@@ -186,14 +186,15 @@ async fn patch_me(
 }
 
 /// Erases my account (PIPL's right to deletion): the profile anonymized (`已注销用户`), phone,
-/// settings, blocks and consent gone, the messages I sent made tombstones, the login identity
+/// settings, blocks and consent gone, my uploads deleted (their URLs answer 404), the messages
+/// I sent made tombstones, the login identity
 /// unlinked (the next login with it makes a new account). Every session of mine on every node
 /// closes with 4004 `account_erased`; every token issued before is refused (401). A banned
 /// identity stays banned (a banned user may erase: the ban outlives the account).
 #[utoipa::path(delete, path = "/api/v1/me", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "erased")))]
 async fn erase(State(state): State<RestState>, AccountOwner(me): AccountOwner) -> Result<StatusCode, ApiError> {
-    state.users.erase(me).await?;
+    state.users.erase(me, &state.uploads).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,15 +379,99 @@ pub struct ExportBody {
     conversations: Vec<ExportConversation>,
     /// The messages I sent, by conversation and seq.
     messages: Vec<WireMessage>,
+    /// Every merchant application I made, oldest first, its papers in clear.
+    merchant_applications: Vec<ExportApplication>,
+    /// My merchant, once an application was approved.
+    merchant: Option<crate::merchants::MerchantStatusView>,
+    /// The photos I uploaded, oldest first.
+    uploads: Vec<crate::uploads::UploadBody>,
+    /// The reports I made and the appeals I wrote, oldest first.
+    filed: Vec<ExportFiled>,
+    /// My orders (flowers and claims), newest first, recipients in clear.
+    orders: Vec<crate::shop::orders::OrderView>,
+    /// My claims of farm animals, newest first.
+    claims: Vec<crate::shop::claims::ClaimView>,
+    /// The reviews I wrote, newest first.
+    reviews: Vec<crate::shop::reviews::ReviewView>,
 }
 
-/// Everything stored about me, as JSON (PIPL's right of access). A banned user may still
-/// export (and erase).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportApplication {
+    /// As the applicant sees it (papers masked).
+    application: crate::merchants::ApplicationView,
+    /// The papers in clear; `null` if they were cleared.
+    papers: Option<crate::merchants::PapersView>,
+}
+
+/// A report I made or an appeal I wrote, and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportFiled {
+    /// The moderation item's id.
+    id: String,
+    /// `report` or `appeal`.
+    kind: String,
+    /// What it is about: `message`, `user`, `profile` or `appeal`.
+    subject_kind: String,
+    /// The message (`conv:seq`) or the user it is about.
+    subject_id: String,
+    /// A report's reason (an appeal's is `ban appeal`).
+    reason: String,
+    /// An appeal's text as stored; `null` for a report (its excerpt is someone else's text).
+    text: Option<String>,
+    created_at: i64,
+    /// `open` or `resolved`.
+    status: String,
+}
+
+impl From<&jiebanke_chat_core::ModerationItem> for ExportFiled {
+    fn from(i: &jiebanke_chat_core::ModerationItem) -> Self {
+        use jiebanke_chat_core::{ModerationKind, ModerationStatus};
+        ExportFiled {
+            id: i.id.to_string(),
+            kind: i.kind.as_str().to_owned(),
+            subject_kind: i.subject.kind().to_owned(),
+            subject_id: i.subject.id(),
+            reason: i.reason.clone(),
+            text: (i.kind == ModerationKind::Appeal).then(|| i.excerpt.clone()),
+            created_at: i.created_at,
+            status: match i.status {
+                ModerationStatus::Open => "open",
+                ModerationStatus::Resolved { .. } => "resolved",
+            }
+            .to_owned(),
+        }
+    }
+}
+
+/// Everything stored about me, as JSON (PIPL's right of access): my account, settings, phone,
+/// blocks, conversations and the messages I sent, my merchant applications (papers in clear)
+/// and merchant, my uploads, the reports and appeals I filed. A banned user may still export
+/// (and erase).
 #[utoipa::path(get, path = "/api/v1/me/export", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = ExportBody)))]
 async fn export(State(state): State<RestState>, AccountOwner(me): AccountOwner) -> Result<Json<ExportBody>, ApiError> {
     let Export { account, settings, phone, blocks, conversations, messages } = state.users.export(me).await?;
+    // The other areas' part of what is stored about me.
+    let merchant = state.merchants.export(me).await?;
+    let uploads = state.uploads.owned_by(me).await?;
+    let filed = state.moderation.filed_by(me).await?;
+    let (orders, claims) = crate::shop::export(&state, me).await?;
+    let reviews = state.reviews.by(me).await?;
     Ok(Json(ExportBody {
+        orders,
+        claims,
+        reviews: reviews.iter().map(Into::into).collect(),
+        merchant_applications: merchant
+            .applications
+            .iter()
+            .map(|(a, p)| ExportApplication {
+                application: a.into(),
+                papers: p.as_ref().map(|p| crate::merchants::PapersView { license_no: p.license_no.clone(), contact_phone: p.contact_phone.clone() }),
+            })
+            .collect(),
+        merchant: merchant.merchant.as_ref().map(Into::into),
+        uploads: uploads.iter().map(Into::into).collect(),
+        filed: filed.iter().map(Into::into).collect(),
         exported_at: jiebanke_chat_core::now_ms(),
         privacy: PrivacyBody::of(&state.users, &account),
         account: MeBody::from(&account),
@@ -410,7 +495,7 @@ async fn export(State(state): State<RestState>, AccountOwner(me): AccountOwner) 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportBody {
-    /// Why, 1-200 characters.
+    /// Why, 1-200 characters, screened for banned words (staff read it).
     reason: String,
     /// `user` (the default: the person's behaviour) or `profile` (their nickname, bio or
     /// avatar; staff may reset it).
@@ -437,17 +522,11 @@ async fn report_user(
 ) -> Result<(StatusCode, Json<QueuedBody>), ApiError> {
     let user = user_path(p)?;
     let StrictJson(b) = body;
-    let reason = jiebanke_chat_core::ReportReason::parse(&b.reason)
-        .map_err(|_| jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("reason", "must be 1-200 characters")]))?;
+    let (reason, about_profile) = jiebanke_chat_core::moderation::user_report(&b.reason, b.about.as_deref(), state.moderation.filter())?;
     let profile = state.users.profile(user).await?;
     if profile.erased {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such user"));
     }
-    let about_profile = match b.about.as_deref() {
-        None | Some("user") => false,
-        Some("profile") => true,
-        Some(_) => return Err(jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("about", "must be user or profile")]).into()),
-    };
     let text = format!("{} {}", profile.nickname, profile.bio);
     let item = state.moderation.report_user(me, user, reason, text.trim().to_owned(), about_profile).await?;
     Ok((StatusCode::CREATED, Json(QueuedBody { item: item.id.to_string() })))
@@ -505,6 +584,8 @@ pub struct SearchQuery {
     /// A phone number in E.164 (`+8613812345678`: found through its blind index), a user id,
     /// or text in nicknames; 1-64 characters.
     q: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
     cursor: Option<String>,
 }
