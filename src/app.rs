@@ -69,6 +69,7 @@ pub async fn create_staff(config: Config, username: &str, role: &str, password: 
     let moderation = Arc::new(ModerationService::new(
         store.clone(),
         store.clone(),
+        store.clone(),
         Arc::new(LocalBus::new()),
         filter,
         Arc::new(tokio::sync::Notify::new()),
@@ -139,6 +140,7 @@ impl Application {
         let local_pay = if config.wechat_pay.is_some() { None } else { local_pay };
         let alerts = Arc::new(AlertService::new(store_arc.clone(), store_arc.clone(), store_arc.clone(), wake.clone()));
         let moderation = Arc::new(ModerationService::new(
+            store_arc.clone(),
             store_arc.clone(),
             store_arc.clone(),
             bus.clone(),

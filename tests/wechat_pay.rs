@@ -128,6 +128,25 @@ fn callback(s: &StandIn, out_trade_no: &str, total: i64) -> (Vec<(String, String
     (s.signed(&body).to_vec(), body)
 }
 
+/// A refund's callback, as WeChat Pay writes it.
+fn refund_callback(s: &StandIn, out_trade_no: &str, status: &str, refund: i64) -> (Vec<(String, String)>, String) {
+    let result = json!({
+        "mchid": MCHID, "out_trade_no": out_trade_no, "transaction_id": "4200000001202612040000000001",
+        "out_refund_no": format!("{out_trade_no}R"), "refund_id": "50000000382019052709732678859",
+        "refund_status": status, "success_time": "2026-12-04T14:20:20+08:00", "user_received_account": "招商银行信用卡0403",
+        "amount": {"total": refund, "refund": refund, "payer_total": refund, "payer_refund": refund},
+    });
+    let nonce = "a1b2c3d4e5f6";
+    let ciphertext = encrypt_resource(API_V3_KEY.as_bytes(), nonce, "refund", result.to_string().as_bytes()).unwrap();
+    let body = json!({
+        "id": "EV-2018022511223320874", "create_time": "2026-12-04T14:20:21+08:00", "resource_type": "encrypt-resource",
+        "event_type": format!("REFUND.{status}"), "summary": "退款",
+        "resource": {"original_type": "refund", "algorithm": "AEAD_AES_256_GCM", "ciphertext": ciphertext, "associated_data": "refund", "nonce": nonce},
+    })
+    .to_string();
+    (s.signed(&body).to_vec(), body)
+}
+
 #[tokio::test]
 async fn wechat_pay_end_to_end() {
     let Some(tdb) = TestDb::new(Db::Sqlite).await else { return };
@@ -242,5 +261,19 @@ async fn wechat_pay_end_to_end() {
         }
         assert!(tokio::time::Instant::now() < deadline, "no refund reached WeChat Pay");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The refund's end comes back as its own callback: SUCCESS counted; anything else counted
+    // as a failure for staff.
+    for status in ["SUCCESS", "ABNORMAL"] {
+        let (headers, body) = refund_callback(&stand_in, &trade, status, 2990);
+        let mut req = http.post(format!("{base}/api/v1/payments/wechat/notify")).header("content-type", "application/json").body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 204);
+    }
+    let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in ["jbk_payment_callbacks_total{outcome=\"refund_confirmed\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_failure\"} 1", "jbk_payment_callbacks_total{outcome=\"paid\"} 1", "jbk_payment_callbacks_total{outcome=\"duplicate\"} 1"] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }

@@ -9,7 +9,7 @@ use crate::audit::{Actor, AuditAction, AuditEntry, AuditLog, NewAudit};
 use crate::error::{CoreError, FieldProblem, Result};
 use crate::ids::{ConvId, ModerationId, Seq, UserId};
 use crate::model::*;
-use crate::ports::{Bus, Event, ItemFilter, ModerationStore, Store};
+use crate::ports::{AccessStore, Bus, Event, ItemFilter, ModerationStore, Store};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
@@ -144,6 +144,8 @@ pub fn user_report(reason: &str, about: Option<&str>, filter: &WordFilter) -> Re
 pub struct ModerationService {
     store: Arc<dyn Store>,
     ops: Arc<dyn ModerationStore>,
+    /// Bans and roles.
+    access: Arc<dyn AccessStore>,
     bus: Arc<dyn Bus>,
     filter: Arc<WordFilter>,
     wake: Arc<Notify>,
@@ -156,13 +158,14 @@ impl ModerationService {
     pub fn new(
         store: Arc<dyn Store>,
         ops: Arc<dyn ModerationStore>,
+        access: Arc<dyn AccessStore>,
         bus: Arc<dyn Bus>,
         filter: Arc<WordFilter>,
         wake: Arc<Notify>,
         configured_admins: Vec<(String, String)>,
         audit: Arc<dyn AuditLog>,
     ) -> Self {
-        Self { store, ops, bus, filter, wake, configured_admins, audit }
+        Self { store, ops, access, bus, filter, wake, configured_admins, audit }
     }
 
     pub fn filter(&self) -> &WordFilter {
@@ -176,7 +179,7 @@ impl ModerationService {
         }
         let configured = self.configured_admins.iter().any(|(p, s)| p == identity.provider && *s == identity.subject);
         if configured && user.role != Role::Admin {
-            self.ops.grant_configured_admin(user.id).await?;
+            self.access.grant_configured_admin(user.id).await?;
             user.role = Role::Admin;
         }
         Ok(user)
@@ -390,7 +393,7 @@ impl ModerationService {
         let audit = NewAudit::new(actor, AuditAction::UserBan, format!("user:{user}"))
             .before(serde_json::json!({"banned": before.banned}))
             .after(serde_json::json!({"banned": true}));
-        if !self.ops.set_banned(user, true, crate::now_ms(), &audit).await? {
+        if !self.access.set_banned(user, true, crate::now_ms(), &audit).await? {
             return Err(CoreError::NotFound("user".into()));
         }
         self.bus.publish(Event::Banned { user });
@@ -403,7 +406,7 @@ impl ModerationService {
         let audit = NewAudit::new(actor, AuditAction::UserUnban, format!("user:{user}"))
             .before(serde_json::json!({"banned": before.banned}))
             .after(serde_json::json!({"banned": false}));
-        if !self.ops.set_banned(user, false, crate::now_ms(), &audit).await? {
+        if !self.access.set_banned(user, false, crate::now_ms(), &audit).await? {
             return Err(CoreError::NotFound("user".into()));
         }
         Ok(())
@@ -419,7 +422,7 @@ impl ModerationService {
         }
         let audit = NewAudit::new(actor, AuditAction::RoleSet, format!("user:{user}")).after(serde_json::json!({"role": role.as_str()}));
         // The store fills `before` from the row it changes, in its transaction.
-        match self.ops.set_role(user, role, crate::now_ms(), &audit).await? {
+        match self.access.set_role(user, role, crate::now_ms(), &audit).await? {
             Some(before) => Ok(before),
             None => Err(CoreError::NotFound("user".into())),
         }

@@ -114,7 +114,7 @@ pub trait AlertStore: Send + Sync + 'static {
     async fn ack_alert(&self, merchant: UserId, alert: EventId, now: i64) -> Result<bool>;
 }
 
-/// Moderation: items (each with its `moderation.created` event), tombstones, bans, roles.
+/// Moderation: items (each with its `moderation.created` event), their resolution, tombstones.
 #[async_trait]
 pub trait ModerationStore: Send + Sync + 'static {
     /// One message, tombstone or not.
@@ -135,6 +135,12 @@ pub trait ModerationStore: Send + Sync + 'static {
     /// Replaces the message's content with a tombstone and writes `audit` in the same
     /// transaction; false (and no entry) if there is no such message.
     async fn delete_message(&self, conv: ConvId, seq: Seq, now: i64, audit: &NewAudit) -> Result<bool>;
+}
+
+/// Access: who may use the product (bans) and who is staff (roles). Each change writes its audit
+/// entry in its own transaction.
+#[async_trait]
+pub trait AccessStore: Send + Sync + 'static {
     /// Bans or unbans and writes `audit` in the same transaction; false (and no entry) if the
     /// user does not exist.
     async fn set_banned(&self, user: UserId, banned: bool, now: i64, audit: &NewAudit) -> Result<bool>;

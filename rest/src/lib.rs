@@ -12,18 +12,21 @@
 //! - `staff`: the console login (username, password, TOTP) and staff accounts.
 //! - `uploads`: photo uploads and serving them.
 //! - `users`: the users area (my account, profiles, settings, blocks, phone, consent, export).
-//! - `routes::auth`, `routes::conversations`, `routes::alerts` (merchants), `routes::admin`
-//!   (moderation, bans, roles, orders for tests), `routes::health`: the endpoints.
+//! - `auth::routes` (login), `conversations`, `alerts` (merchants), `admin` (moderation, bans,
+//!   roles, the audit log, orders), `health`: the endpoints of the first areas, one module each.
 //!
 //! Every route is registered through `utoipa_axum::OpenApiRouter` with its `#[utoipa::path]`,
 //! so a route cannot be served without being in `/openapi.json`.
 
+pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod auth;
+pub mod conversations;
+pub mod health;
 pub mod error;
 pub mod extract;
 pub mod merchants;
-pub(crate) mod routes;
 pub mod shop;
 pub mod staff;
 pub mod uploads;
@@ -130,27 +133,27 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `/healthz` and `/readyz` alone, for a process that runs the gateway without the REST shell.
 pub fn health_router(state: RestState) -> Router {
-    Router::from(routes::health::router()).with_state(state)
+    Router::from(health::router()).with_state(state)
 }
 
 /// Every REST route, with the OpenAPI document made from them.
 fn documented() -> utoipa_axum::router::OpenApiRouter<RestState> {
     use utoipa::OpenApi;
     utoipa_axum::router::OpenApiRouter::with_openapi(api::ApiDoc::openapi())
-        .merge(routes::auth::router())
+        .merge(auth::routes::router())
         .merge(users::router())
         .merge(uploads::router())
         .merge(merchants::router())
         .merge(shop::router())
         .merge(staff::router())
-        .merge(routes::conversations::router())
-        .merge(routes::alerts::router())
-        .merge(routes::admin::router())
+        .merge(conversations::router())
+        .merge(alerts::router())
+        .merge(admin::router())
 }
 
 /// The OpenAPI document of every REST route (what `GET /openapi.json` answers).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = documented().merge(routes::health::router()).into_openapi();
+    let mut doc = documented().merge(health::router()).into_openapi();
     // The modifiers ran on the bare document, before the routers added their paths: the one
     // that reaches every operation runs again on the whole.
     api::apply_common(&mut doc);
@@ -163,7 +166,7 @@ pub fn router(state: RestState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip))
         .split_for_parts();
     // The probes are not rate limited: a load balancer polls them from one address.
-    let (health, _) = routes::health::router().split_for_parts();
+    let (health, _) = health::router().split_for_parts();
     // The document and its page are counted per address like the business routes: they are
     // the largest answers the shell serves.
     let docs = Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))

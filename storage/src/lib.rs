@@ -8,8 +8,9 @@
 //! - `accounts`: `SqlStore` as `AccountStore` and `RelationStore` (the users area).
 //! - `blobs`: `ObjectBlobs` (a `BlobStore` on a directory or S3-compatible storage, through
 //!   `object_store`) and `SqlStore` as `UploadStore`.
-//! - `orders`: `OrderStore` and `AlertStore`. `moderation`: `ModerationStore` (items, tombstones,
-//!   bans, roles). `outbox`:
+//! - `access`: `AccessStore` (bans and staff roles, audited).
+//! - `orders`: `OrderStore` and `AlertStore`. `moderation`: `ModerationStore` (items and their
+//!   resolution, tombstones). `outbox`:
 //!   `OutboxStore`, `SqlStore::write_event` (an event row in its change's transaction) and the
 //!   payload codec.
 //! - `audit`: `AuditLog` and `SqlStore::write_audit` (an entry in its change's transaction).
@@ -23,6 +24,7 @@
 //! - `staff`: `StaffStore` (console accounts, lock counting, one-use codes).
 //! - `testing`: a throwaway MySQL database per test.
 
+mod access;
 mod accounts;
 mod audit;
 mod dashboard;

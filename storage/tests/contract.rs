@@ -2,7 +2,7 @@
 //! database of its own (skipped with a loud SKIPPED line when no server answers, unless
 //! `JBK_REQUIRE_SERVICES=1`, as in `.ci/run`).
 
-use jiebanke_chat_core::ports::{AlertStore, ConversationStore, MessageStore, ModerationStore, OrderStore, OutboxStore, RelayFn, UserStore};
+use jiebanke_chat_core::ports::{AccessStore, AlertStore, ConversationStore, MessageStore, ModerationStore, OrderStore, OutboxStore, RelayFn, UserStore};
 use jiebanke_chat_core::audit::{Actor, AuditAction, AuditLog, NewAudit};
 use jiebanke_chat_core::*;
 use jiebanke_storage::testing::TestMySql;

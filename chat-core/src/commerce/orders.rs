@@ -253,6 +253,8 @@ pub enum PaymentOutcome {
     LatePayment,
     /// A transaction state other than `SUCCESS`: nothing to do.
     NotPaid,
+    /// A refund's end, counted (`refund_confirmed`, or `refund_failure` for staff).
+    RefundNotice,
 }
 
 /// Counts of payment callbacks by outcome, for `/metrics`.
@@ -266,6 +268,8 @@ pub struct PaymentStats {
     pub refused_amount: AtomicU64,
     pub refunds: AtomicU64,
     pub refund_failures: AtomicU64,
+    /// Refund callbacks that said SUCCESS.
+    pub refunds_confirmed: AtomicU64,
     /// Callbacks refused before reaching an order, by why (`NotifyError::code`).
     pub bad_signature: AtomicU64,
     pub stale_timestamp: AtomicU64,
@@ -287,7 +291,7 @@ impl PaymentStats {
         c.fetch_add(1, Relaxed);
     }
     /// Every count by its outcome label, for `/metrics`.
-    pub fn outcomes(&self) -> [(&'static str, u64); 13] {
+    pub fn outcomes(&self) -> [(&'static str, u64); 14] {
         [
             ("paid", self.paid.load(Relaxed)),
             ("duplicate", self.duplicate.load(Relaxed)),
@@ -302,6 +306,7 @@ impl PaymentStats {
             ("malformed", self.malformed.load(Relaxed)),
             ("refund", self.refunds.load(Relaxed)),
             ("refund_failure", self.refund_failures.load(Relaxed)),
+            ("refund_confirmed", self.refunds_confirmed.load(Relaxed)),
         ]
     }
 }
@@ -498,8 +503,19 @@ impl OrderService {
     /// nothing changes) for an unknown order or a wrong amount. A payment for an order
     /// cancelled meanwhile is recorded once and refunded (`order.late_payment`).
     pub async fn payment_notice(&self, notice: &Notice) -> Result<PaymentOutcome> {
-        let Notice::Transaction { out_trade_no, transaction_id, trade_state, amount_total, .. } = notice else {
-            return Ok(PaymentOutcome::NotPaid);
+        let (out_trade_no, transaction_id, trade_state, amount_total) = match notice {
+            Notice::Transaction { out_trade_no, transaction_id, trade_state, amount_total, .. } => (out_trade_no, transaction_id, trade_state, amount_total),
+            Notice::Refund { out_trade_no, out_refund_no, refund_status, refund_fen } => {
+                // The refund was asked when the order became `refunded` (or a late payment was
+                // recorded); this says how it ended. Anything but SUCCESS needs staff.
+                if refund_status == "SUCCESS" {
+                    self.stats.refunds_confirmed.fetch_add(1, Relaxed);
+                } else {
+                    self.stats.refund_failures.fetch_add(1, Relaxed);
+                    tracing::error!(%out_trade_no, %out_refund_no, %refund_status, refund_fen, "a refund did not succeed at the provider: staff must look");
+                }
+                return Ok(PaymentOutcome::RefundNotice);
+            }
         };
         let unknown = || CoreError::NotFound(format!("no order {out_trade_no}"));
         let Some(id) = order_of_trade(out_trade_no) else {

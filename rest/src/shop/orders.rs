@@ -1,6 +1,6 @@
 //! Orders over HTTP: buyers place, pay, cancel, complete and ask refunds of their orders
 //! (`/api/v1/orders`), merchants fulfil and decide refunds (`/api/v1/merchant/orders`), staff
-//! read every order and admins refund (`/api/v1/admin/orders`, in `routes::admin`); the payment
+//! read every order and admins refund (`/api/v1/admin/orders`, in `admin`); the payment
 //! callbacks (`/api/v1/payments/...`). The rules are in `jiebanke_chat_core::commerce::orders`.
 //!
 //! The WeChat Pay callback is the one route that does not answer the error body of the rest of

@@ -9,7 +9,7 @@
 use crate::api::{Page, PageQuery};
 use crate::error::ApiError;
 use crate::extract::StrictJson;
-use crate::routes::auth::LoginAnswer;
+use crate::auth::routes::LoginAnswer;
 use crate::users::{MeBody, PrivacyBody};
 use crate::{Acting, AuthUser, RestState};
 use axum::extract::rejection::{PathRejection, QueryRejection};

@@ -2,6 +2,8 @@
 //! real WeChat `jscode2session`, or the dev provider where the code is the identity); `JwtKeys`
 //! issues and checks the bearer tokens that REST and the WebSocket gateway accept.
 
+pub mod routes;
+
 use crate::error::ApiError;
 use async_trait::async_trait;
 use axum::http::StatusCode;
