@@ -745,7 +745,7 @@ mod tests {
             late_paid_at: None,
             claim: None,
         };
-        let seen = |o: &ShopOrder| OrderState::ALL.map(|_| ()).len() > 0 && OrderService::sees_recipient(Viewer::Merchant(shop), o);
+        let seen = |o: &ShopOrder| OrderService::sees_recipient(Viewer::Merchant(shop), o);
         assert!(!seen(&o), "masked before payment");
         o.state = OrderState::Paid;
         assert!(seen(&o), "whole while it must be delivered");
