@@ -353,10 +353,13 @@ impl Application {
                 governor::Quota::per_second(config.login_rate).allow_burst(config.login_rate.saturating_mul(std::num::NonZeroU32::new(5).expect("nonzero"))),
             )),
         };
+        // The pages (web/) go with the REST half: they are its clients. Product photos may be any
+        // https:// URL (rules.rs), so images may come from any https origin.
+        let pages = || jiebanke_web::router(jiebanke_web::WebConfig { image_origins: vec!["https:".into()] });
         let router = match config.role {
-            Role::Full => jiebanke_rest::router(rest).merge(jiebanke_gateway::router(gateway.clone())),
+            Role::Full => jiebanke_rest::router(rest).merge(jiebanke_gateway::router(gateway.clone())).merge(pages()),
             Role::Gateway => jiebanke_rest::health_router(rest).merge(jiebanke_gateway::router(gateway.clone())),
-            Role::Rest => jiebanke_rest::router(rest),
+            Role::Rest => jiebanke_rest::router(rest).merge(pages()),
         };
         let router = jiebanke_rest::with_fallbacks(router);
         let listener = TcpListener::bind(config.listen)

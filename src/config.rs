@@ -27,6 +27,17 @@ pub enum Command {
     /// Manages staff accounts (the console logins) on the configured database.
     #[command(subcommand)]
     Staff(StaffCommand),
+    /// Fills the configured store with a small demo world (travellers, chats, a flower shop, a
+    /// farm, orders) and prints the login codes; then `serve` shows it. Development only;
+    /// re-running it adds nothing.
+    Demo(ServeArgs),
+}
+
+/// A command that does not serve: it does its work on the configured store and exits.
+#[derive(Debug)]
+pub enum Management {
+    Staff(StaffCommand),
+    Demo(ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -54,13 +65,14 @@ pub enum Role {
 }
 
 impl Command {
-    /// The role and arguments of a serving command; `None` for a management command.
-    pub fn into_parts(self) -> Result<(Role, ServeArgs), StaffCommand> {
+    /// The role and arguments of a serving command; `Err` for a management command.
+    pub fn into_parts(self) -> Result<(Role, ServeArgs), Management> {
         match self {
             Command::Serve(a) => Ok((Role::Full, a)),
             Command::Gateway(a) => Ok((Role::Gateway, a)),
             Command::Rest(a) => Ok((Role::Rest, a)),
-            Command::Staff(c) => Err(c),
+            Command::Staff(c) => Err(Management::Staff(c)),
+            Command::Demo(a) => Err(Management::Demo(a)),
         }
     }
 }

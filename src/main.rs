@@ -1,5 +1,5 @@
 use clap::Parser;
-use jiebanke::config::{Cli, Config, StaffCommand};
+use jiebanke::config::{Cli, Config, Environment, Management, Role, ServeArgs, StaffCommand};
 use jiebanke::{telemetry, Application};
 
 #[tokio::main]
@@ -7,7 +7,8 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (role, args) = match cli.command.into_parts() {
         Ok(parts) => parts,
-        Err(StaffCommand::Create { username, role: staff_role, args }) => {
+        Err(Management::Demo(args)) => return demo(args).await,
+        Err(Management::Staff(StaffCommand::Create { username, role: staff_role, args })) => {
             let config = Config::from_args(jiebanke::config::Role::Full, args)?;
             telemetry::init(config.log_format);
             let password = match std::env::var("JBK_STAFF_PASSWORD") {
@@ -41,6 +42,19 @@ async fn main() -> anyhow::Result<()> {
             app.run().await
         }
     }
+}
+
+/// `jiebanke demo`: refused in production; otherwise fills the store and says what to open.
+async fn demo(args: ServeArgs) -> anyhow::Result<()> {
+    if args.env == Environment::Production {
+        anyhow::bail!("`jiebanke demo` is refused when JBK_ENV=production: it makes accounts anyone may log into with a dev login code (演示数据只用于开发环境)");
+    }
+    let config = Config::from_args(Role::Full, args)?;
+    // The server's own info lines would bury the summary; RUST_LOG still wins.
+    telemetry::init_with_default(config.log_format, "warn");
+    let outcome = jiebanke::demo::run(config.clone()).await?;
+    print!("{}", jiebanke::demo::summary(&config, outcome));
+    Ok(())
 }
 
 async fn wait_for_signal() {
