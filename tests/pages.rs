@@ -250,6 +250,218 @@ async fn a_flower_ordered_in_the_app_alerts_the_merchant_and_the_shop_flows_work
     page.close().await;
 }
 
+/// The socket client module (`/assets/lib/client.js`, which every page and the later consoles
+/// use) in the browser against a scripted socket: seq order and no duplicates across a gap, a
+/// duplicate frame and a sync; a rate-limited send resent with its cmid; sends kept across a
+/// dropped connection (in storage too) and resent on reconnect, an ack `duplicate: true` and the
+/// same message in history shown once; backoff, the 1012 restart delay, and no reconnect after a
+/// ban.
+#[tokio::test]
+async fn the_socket_client_keeps_order_and_cmids_across_gaps_drops_and_restarts() {
+    let _serial = SERIAL.lock().await;
+    let Some(mut driver) = Driver::start().await else { return };
+    let tdb = TestDb::new(Db::Sqlite).await.unwrap();
+    let app = spawn_app(&tdb, |_| {}).await;
+    let mut page = driver.browser(390, 844).await;
+    page.base = app.base();
+    page.open("#/login").await;
+    page.wait_css("#login-code").await;
+    let out = page
+        .c
+        .execute_async(
+            r#"const done = arguments[arguments.length - 1];
+            (async () => {
+              const { JbkClient } = await import('/assets/lib/client.js');
+              const sockets = [];
+              class FakeSocket {
+                constructor(url, proto) { this.url = url; this.proto = proto; this.readyState = 1; this.sent = []; sockets.push(this); }
+                send(s) { this.sent.push(JSON.parse(s)); }
+                close(code) { this.readyState = 3; }
+                push(f) { this.onmessage({ data: JSON.stringify(f) }); }
+                drop(code, reason) { this.readyState = 3; this.onclose({ code, reason: reason || '' }); }
+                frames(type) { return this.sent.filter((f) => f.type === type); }
+              }
+              const check = (ok, what) => { if (!ok) throw new Error('failed: ' + what); };
+              const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+              const text = (seq, t, from) => ({ conv: '9', seq, from: from || '2', cmid: 'c' + seq, ts: seq, body: { kind: 'text', text: t } });
+              const hello = { type: 'hello', user: '1', session: 's', heartbeat_ms: 25000, max_frame_bytes: 65536, protocol: 'jbk.v1.json' };
+              const Real = window.WebSocket;
+              window.WebSocket = FakeSocket;
+              const mem = new Map();
+              const storage = { getItem: (k) => mem.has(k) ? mem.get(k) : null, setItem: (k, v) => mem.set(k, v) };
+              const c = new JbkClient({ token: () => 'tok', user: '1', url: 'ws://test/ws', storage });
+              try {
+                const got = [];
+                c.addEventListener('message', (e) => got.push(e.detail.seq + ':' + (e.detail.body.text || e.detail.body.kind)));
+                c.track('9', 0);
+                c.start();
+                let ws = sockets[0];
+                check(ws.url === 'ws://test/ws?token=tok' && ws.proto === 'jbk.v1.json', 'connects with the token and jbk.v1.json');
+                ws.push(hello);
+                check(c.status === 'online', 'online after hello');
+                const s1 = ws.frames('sync');
+                check(s1.length === 1 && s1[0].conv === '9' && s1[0].after === 0, 'syncs a tracked conversation on hello');
+                ws.push({ type: 'history', id: s1[0].id, conv: '9', messages: [text(1, 'a')], more: false });
+                ws.push({ type: 'msg', ...text(2, 'b') });
+                ws.push({ type: 'msg', ...text(2, 'b') });
+                ws.push({ type: 'msg', ...text(4, 'd') });
+                check(got.join() === '1:a,2:b', 'a duplicate is dropped and a message past a gap waits: ' + got.join());
+                await sleep(450);
+                const s2 = ws.frames('sync');
+                check(s2.length === 2 && s2[1].after === 2, 'the gap is synced from the last seq held');
+                ws.push({ type: 'history', id: s2[1].id, conv: '9', messages: [text(3, 'c'), text(4, 'd')], more: false });
+                check(got.join() === '1:a,2:b,3:c,4:d', 'in order, once each: ' + got.join());
+
+                const first = c.send('9', 'hi');
+                const sends = ws.frames('send');
+                check(sends.length === 1 && sends[0].cmid === first && sends[0].body.text === 'hi', 'a send carries its cmid');
+                ws.push({ type: 'error', id: sends[0].id, code: 'rate_limited', message: 'slow down', retry_after_ms: 50 });
+                await sleep(150);
+                check(ws.frames('send').length === 2 && ws.frames('send')[1].cmid === first, 'a rate-limited send is resent with the same cmid');
+
+                ws.drop(1006);
+                check(c.status === 'offline', 'offline after a drop');
+                const second = c.send('9', 'offline');
+                const kept = JSON.parse(storage.getItem('jbk.pending.1')).map((p) => p.cmid);
+                check(kept.join() === [first, second].join(), 'unacked sends are kept in storage');
+                await sleep(900);
+                check(sockets.length === 2, 'reconnects after a backoff of about half a second');
+                ws = sockets[1];
+                ws.push(hello);
+                const s3 = ws.frames('sync');
+                check(s3.length === 1 && s3[0].after === 4, 'syncs from the last seq after a reconnect');
+                check(ws.frames('send').map((f) => f.cmid).join() === [first, second].join(), 'resends every unacked send with its cmid');
+                ws.push({ type: 'ack', id: 'send:' + first, conv: '9', cmid: first, seq: 5, ts: 5, duplicate: true });
+                ws.push({ type: 'history', id: s3[0].id, conv: '9', messages: [text(5, 'hi', '1')], more: false });
+                ws.push({ type: 'ack', id: 'send:' + second, conv: '9', cmid: second, seq: 6, ts: 6, duplicate: false });
+                check(got.join() === '1:a,2:b,3:c,4:d,5:hi,6:offline', 'acked and synced copies shown once: ' + got.join());
+                check(c.pending.length === 0 && JSON.parse(storage.getItem('jbk.pending.1')).length === 0, 'nothing left pending');
+
+                ws.drop(1012, 'server_restart; reconnect_after_ms=50');
+                await sleep(200);
+                check(sockets.length === 3, 'a restart reconnects after the delay it names');
+                sockets[2].push(hello);
+                sockets[2].drop(4003, 'banned');
+                await sleep(1200);
+                check(sockets.length === 3 && c.status === 'closed', 'a ban does not reconnect');
+                done({ ok: true, got });
+              } catch (e) {
+                done({ ok: false, error: String(e && e.stack || e) });
+              } finally {
+                c.stop();
+                window.WebSocket = Real;
+              }
+            })();"#,
+            vec![],
+        )
+        .await
+        .expect("script runs");
+    assert_eq!(out["ok"], json!(true), "{out}");
+    page.assert_no_errors().await;
+    page.close().await;
+}
+
+#[tokio::test]
+async fn qr_login_profile_settings_blocks_and_an_avatar_upload_in_the_app() {
+    let _serial = SERIAL.lock().await;
+    let Some(mut driver) = Driver::start().await else { return };
+    let tdb = TestDb::new(Db::Sqlite).await.unwrap();
+    let app = spawn_app(&tdb, |_| {}).await;
+    let (http, base) = (&app.http, app.base());
+    let frank = login(http, &base, "frank").await;
+    let grace = login(http, &base, "grace").await;
+    let mut page = driver.browser(390, 844).await;
+    page.base = base.clone();
+
+    // QR login: the page shows the code; the mini-program (here: frank's token) confirms it.
+    page.open("#/login").await;
+    page.click("[data-test=qr-start]").await;
+    page.wait_css("img.qr").await;
+    let ticket = page.text_of("[data-test=qr-ticket]").await;
+    let r = http.post(format!("{base}/api/v1/auth/qr/{ticket}/confirm")).bearer_auth(&frank.token).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    page.after_login().await;
+    let me = page.eval("return JSON.parse(localStorage.getItem('jbk.session')).me.id", vec![]).await;
+    assert_eq!(me, json!(frank.id), "logged in as the one who confirmed");
+
+    // Profile.
+    page.go("#/me").await;
+    page.fill("#me-nickname", "老方头").await;
+    page.fill("#me-bio", "退休地理老师").await;
+    page.fill("#me-tags", "摄影, 慢旅行").await;
+    page.click("[data-test=save-profile]").await;
+    let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+    loop {
+        let (_, v) = get(http, format!("{base}/api/v1/me"), &frank.token).await;
+        if v["nickname"] == "老方头" {
+            assert_eq!(v["bio"], "退休地理老师");
+            assert_eq!(v["tags"], json!(["摄影", "慢旅行"]));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "profile never saved: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // A bad field is named, not swallowed.
+    page.eval("document.getElementById('me-nickname').removeAttribute('maxlength'); return 1", vec![]).await;
+    page.eval("const e = document.getElementById('me-nickname'); e.value = '长'.repeat(40); e.dispatchEvent(new Event('input')); return 1", vec![]).await;
+    page.click("[data-test=save-profile]").await;
+    page.until("the nickname named in the error", "const e = document.querySelector('.error-text'); return e && e.innerText.includes('nickname')", vec![]).await;
+
+    // Settings.
+    page.c.find(fantoccini::Locator::Css("#set-dm_from")).await.unwrap().select_by_value("nobody").await.unwrap();
+    let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+    loop {
+        let (_, v) = get(http, format!("{base}/api/v1/me/settings"), &frank.token).await;
+        if v["dm_from"] == "nobody" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "setting never saved: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // An avatar: a real file through the file input, uploaded and set.
+    let png = TempDir::new("avatar");
+    let file = png.0.join("avatar.png");
+    std::fs::write(&file, common::images::one_pixel_png()).unwrap();
+    page.c.find(fantoccini::Locator::Css("#avatar-file")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    page.until("the avatar shown", "const i = document.querySelector('img.avatar'); return i && i.src.includes('/uploads/')", vec![]).await;
+    let (_, v) = get(http, format!("{base}/api/v1/me"), &frank.token).await;
+    assert!(v["avatar_url"].as_str().unwrap().starts_with("/uploads/"), "{v}");
+
+    // Block grace from her profile, then unblock her from my list.
+    page.go(&format!("#/user/{}", grace.id)).await;
+    page.click("[data-test=dm] ~ button.secondary").await;
+    let blocked = |v: &Value| v["items"].as_array().unwrap().iter().any(|b| b["user"] == json!(grace.id));
+    let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+    loop {
+        let (_, v) = get(http, format!("{base}/api/v1/me/blocks"), &frank.token).await;
+        if blocked(&v) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never blocked: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    page.go("#/me").await;
+    page.click("[aria-labelledby=blocks-title] button").await;
+    let deadline = tokio::time::Instant::now() + PAGE_WAIT;
+    loop {
+        let (_, v) = get(http, format!("{base}/api/v1/me/blocks"), &frank.token).await;
+        if !blocked(&v) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never unblocked: {v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // Log out: back to the login page, the session gone.
+    page.click("[data-test=logout]").await;
+    page.wait_css("#login-code").await;
+    assert_eq!(page.eval("return localStorage.getItem('jbk.session')", vec![]).await, Value::Null);
+
+    page.assert_no_errors().await;
+    page.close().await;
+}
+
 /// Every route of the app, with data behind it; returns (hash, what to wait for).
 async fn world(http: &reqwest::Client, base: &str) -> (LoggedIn, Vec<(String, &'static str)>) {
     let admin = login(http, base, "ax-root").await;

@@ -193,6 +193,12 @@ impl Page {
         self.open("#/login").await;
         self.fill("#login-code", code).await;
         self.click("[data-test=login]").await;
+        self.after_login().await;
+    }
+
+    /// After a login outside the login form (QR): accepts the privacy policy if asked and waits
+    /// for the tab bar.
+    pub async fn after_login(&self) {
         let at = self.until("the consent page or the tabs", "return document.querySelector('[data-test=accept]') ? 'consent' : (document.querySelector('.tabbar') ? 'tabs' : null)", vec![]).await;
         if at == json!("consent") {
             self.click("[data-test=accept]").await;

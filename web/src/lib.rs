@@ -204,6 +204,17 @@ mod tests {
     }
 
     #[test]
+    fn the_vendored_vue_is_the_version_its_path_names() {
+        let path = files().find(|f| f.starts_with("vendor/vue-") && f.ends_with(".js")).unwrap();
+        let version = path.trim_start_matches("vendor/vue-").split('/').next().unwrap().to_owned();
+        let file = Assets::get(&path).unwrap();
+        let head = String::from_utf8_lossy(&file.data[..200]).into_owned();
+        assert!(head.contains(&format!("vue v{version}")), "{head}");
+        // The runtime-only build: no template compiler, so nothing calls eval.
+        assert!(!String::from_utf8_lossy(&file.data).contains("new Function("));
+    }
+
+    #[test]
     fn every_vendored_library_keeps_its_licence() {
         let all: Vec<String> = files().collect();
         let dirs: std::collections::BTreeSet<&str> =

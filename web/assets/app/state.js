@@ -86,6 +86,7 @@ export function loggedIn(answer) {
 
 export function setMe(me) {
   session.me = me;
+  people[me.id] = me;
   persist();
 }
 

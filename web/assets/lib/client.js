@@ -276,7 +276,10 @@ export class JbkClient extends EventTarget {
     const id = this.nextId();
     this.inflight.set(id, {
       resolve: () => {},
-      reject: () => { this.syncing.delete(conv); },
+      reject: (err) => {
+        this.syncing.delete(conv);
+        if (err && err.code === 'timeout') this.sync(conv);
+      },
       timer: setTimeout(() => this.settle(id, null, new SocketError('timeout')), REQUEST_TIMEOUT_MS),
       conv,
     });
@@ -333,7 +336,14 @@ export class JbkClient extends EventTarget {
     }
     if (id !== undefined && id !== null) {
       const entry = this.inflight.get(id);
-      if (entry && entry.conv) this.syncing.delete(entry.conv);
+      if (entry && entry.conv) {
+        // A sync refused for now (too many frames after a reconnect, storage trouble): again later.
+        const conv = entry.conv;
+        this.syncing.delete(conv);
+        if (f.code === 'rate_limited' || f.code === 'unavailable') {
+          setTimeout(() => this.sync(conv), f.retry_after_ms || 1000);
+        }
+      }
       this.settle(id, null, new SocketError(f.code, f.message));
     }
     this.emit('socket_error', f);

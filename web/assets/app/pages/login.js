@@ -95,7 +95,7 @@ export default defineComponent({
             <p role="status">${form.qrState === 'expired' ? t('login.qr.expired') : t('login.qr.wait')}</p>
             <p class="hint">${t('login.qr.ticket')}: <code data-test="qr-ticket">${form.qr.ticket}</code></p>
           </div>` : null}
-        <button type="button" class="secondary" onClick=${startQr}>${t('login.qr.start')}</button>
+        <button type="button" class="secondary" onClick=${startQr} data-test="qr-start">${t('login.qr.start')}</button>
       </section>
       <p class="center"><button type="button" class="link" data-test="lang"
         onClick=${() => setLocale(locale.value === 'zh-CN' ? 'en-US' : 'zh-CN')}>${t('lang.switch')}</button></p>
