@@ -159,6 +159,16 @@ async fn a_match_proposal_in_two_browsers_opens_their_chat() {
     say(&b, "你好，一起走吧").await;
     a.until("dave's hello", "return document.querySelectorAll('.messages li[data-seq]').length === 1", vec![]).await;
 
+    // Carol starts a group with dave, now a contact; it reaches dave's list with its first message.
+    a.go("#/new-chat").await;
+    a.fill("#group-title", "洱海骑行小队").await;
+    a.click(&format!("#pick-{}", dave.id)).await;
+    a.click("#group-title ~ button[type=submit], form button[type=submit]").await;
+    a.until("the group's chat", "const t = document.querySelector('[data-test=chat-title]'); return t && t.innerText === '洱海骑行小队'", vec![]).await;
+    say(&a, "周六早上八点古城南门集合").await;
+    b.go("#/chats").await;
+    b.until("the group in dave's list", "return [...document.querySelectorAll('.item-title')].some((e) => e.innerText.includes('洱海骑行小队'))", vec![]).await;
+
     a.assert_no_errors().await;
     b.assert_no_errors().await;
     a.close().await;

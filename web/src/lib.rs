@@ -16,7 +16,8 @@
 //!
 //! Caching: vendored files have their version in the path and are `immutable` for a year; every
 //! other file is `no-cache` with a strong `ETag` (its SHA-256), so a browser revalidates and gets
-//! `304` until the binary changes.
+//! `304` until the binary changes. Text files over 1 KiB go out gzipped to a client that accepts
+//! it (compressed once per file and kept: the files never change while the process runs).
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -98,12 +99,53 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// Whether a file of this type is worth compressing (text; images are compressed already).
+fn compressible(path: &str) -> bool {
+    matches!(path.rsplit('.').next(), Some("html" | "js" | "mjs" | "css" | "svg" | "json" | "txt" | "webmanifest"))
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .filter_map(|v| v.trim().parse::<f32>().ok())
+            .next()
+            .unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+    })
+}
+
+/// The gzipped bytes of an embedded file, made on first use and kept (bounded by the embedded
+/// files themselves).
+fn gzipped(path: &str, data: &[u8]) -> std::sync::Arc<Vec<u8>> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<Vec<u8>>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(path) {
+        return hit.clone();
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 3), flate2::Compression::best());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(data);
+    let bytes = Arc::new(enc.finish().unwrap_or_default());
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(path.to_owned(), bytes.clone());
+    bytes
+}
+
 fn serve(path: &str, headers: &HeaderMap, csp: &HeaderValue) -> Response {
     // Paths are matched against the embedded list exactly: `..`, `//` or a directory name
     // never reach the file system (there is none at run time).
     let Some(file) = Assets::get(path) else { return not_found() };
     let hash = file.metadata.sha256_hash();
-    let etag = format!("\"{}\"", hex(&hash[..16]));
+    let compress = compressible(path) && file.data.len() > 1024;
+    let gzip = compress && accepts_gzip(headers);
+    // Each representation has its own tag.
+    let etag = format!("\"{}{}\"", hex(&hash[..16]), if gzip { "-gz" } else { "" });
     let cache = if path.starts_with("vendor/") { "public, max-age=31536000, immutable" } else { "no-cache" };
     let is_html = path.ends_with(".html");
     let mut out = if headers
@@ -113,11 +155,20 @@ fn serve(path: &str, headers: &HeaderMap, csp: &HeaderValue) -> Response {
     {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = file.data.into_owned().into_response();
+        let mut r = if gzip {
+            let mut r = axum::body::Body::from(gzipped(path, &file.data).as_ref().clone()).into_response();
+            r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        } else {
+            file.data.into_owned().into_response()
+        };
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
         r
     };
     let h = out.headers_mut();
+    if compress {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
@@ -178,6 +229,38 @@ mod tests {
 
         let other = get("/app/", Some("\"0000\"")).await;
         assert_eq!(other.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn text_goes_out_gzipped_to_who_accepts_it_with_its_own_etag() {
+        let vue = files().find(|f| f.starts_with("vendor/vue-") && f.ends_with(".js")).unwrap();
+        let uri = format!("/assets/{vue}");
+        let req = |enc: &str| Request::get(&uri).header(header::ACCEPT_ENCODING, enc).body(Body::empty()).unwrap();
+        let app = router(WebConfig::default());
+        let plain = app.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+        let plain_tag = plain.headers()[header::ETAG].to_str().unwrap().to_owned();
+        let original = plain.into_body().collect().await.unwrap().to_bytes();
+
+        let gz = app.clone().oneshot(req("br, gzip;q=0.8")).await.unwrap();
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gz.headers()[header::VARY], "accept-encoding");
+        let gz_tag = gz.headers()[header::ETAG].to_str().unwrap().to_owned();
+        assert_ne!(gz_tag, plain_tag);
+        let body = gz.into_body().collect().await.unwrap().to_bytes();
+        assert!(body.len() < original.len() / 2, "{} of {}", body.len(), original.len());
+        let mut back = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut back).unwrap();
+        assert_eq!(back, original);
+
+        let refused = app.clone().oneshot(req("gzip;q=0, identity")).await.unwrap();
+        assert!(refused.headers().get(header::CONTENT_ENCODING).is_none());
+        let again = app.clone().oneshot(Request::get(&uri).header(header::ACCEPT_ENCODING, "gzip").header(header::IF_NONE_MATCH, &gz_tag).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        // A small file stays as it is.
+        let icon = app.oneshot(Request::get("/app/icon.svg").header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).unwrap()).await.unwrap();
+        assert!(icon.headers().get(header::CONTENT_ENCODING).is_none());
     }
 
     #[tokio::test]

@@ -35,6 +35,19 @@ export function merchantOf(id) {
   return merchants[id] || null;
 }
 
+export const animals = reactive({});
+const askedAnimals = new Set();
+
+/** An animal's public view (name, species), fetched once. */
+export function animalOf(id) {
+  if (!id) return null;
+  if (!animals[id] && !askedAnimals.has(id)) {
+    askedAnimals.add(id);
+    api.get('/animals/' + id).then((a) => { animals[id] = a; }).catch(() => { askedAnimals.delete(id); });
+  }
+  return animals[id] || null;
+}
+
 export function merchantName(id) {
   const m = merchantOf(id);
   return m ? m.name : '';

@@ -3,7 +3,12 @@
 import { reactive, ref } from '/assets/lib/vue.js';
 import { createApi } from '/assets/lib/api.js';
 import { JbkClient } from '/assets/lib/client.js';
-import { errorText } from '/assets/lib/i18n.js';
+import { errorText, t, addMessages } from '/assets/lib/i18n.js';
+
+addMessages({
+  'zh-CN': { 'claim.news': '牧场动态：{text}' },
+  'en-US': { 'claim.news': 'News from the farm: {text}' },
+});
 
 const SESSION_KEY = 'jbk.session';
 
@@ -169,6 +174,7 @@ function onFrame(f) {
   } else if (f.type === 'claim_update') {
     const list = claimUpdates[f.claim] || [];
     if (!list.some((u) => u.id === f.update.id)) claimUpdates[f.claim] = [f.update, ...list];
+    if (!(route.value.name === 'claim' && route.value.id === f.claim)) toast(t('claim.news', { text: f.update.text }));
   }
 }
 

@@ -3,8 +3,8 @@
 import { defineComponent, reactive, computed, watch, onMounted, onUnmounted, nextTick, ref } from '/assets/lib/vue.js';
 import { html } from '/assets/lib/html.js';
 import { t, addMessages, when, errorText } from '/assets/lib/i18n.js';
-import { convs, messages, messagesOf, loadHistory, loadConversations, client, session, outbox, typing, people,
-  nameOf, convTitle, otherMember, presence, toast, attempt, learn } from '../state.js';
+import { api, convs, messages, messagesOf, loadHistory, loadConversations, client, session, outbox, typing,
+  nameOf, convTitle, otherMember, presence, toast, attempt, learn, navigate } from '../state.js';
 import { avatar, dot, header, empty } from '../ui.js';
 import { preview } from './chats.js';
 
@@ -13,13 +13,15 @@ addMessages({
     'chat.input': '输入消息', 'chat.send': '发送', 'chat.sending': '发送中…', 'chat.earlier': '加载更早的消息', 'chat.typing': '{name} 正在输入…',
     'chat.read': '已读', 'chat.read.n': '{n} 人已读', 'chat.recall': '撤回', 'chat.report': '举报', 'chat.report.reason': '举报原因',
     'chat.reported': '已提交举报，感谢', 'chat.members': '成员', 'chat.empty': '还没有消息，打个招呼吧', 'chat.unknown': '找不到这个聊天',
-    'chat.last_seen': '最近在线 {t}', 'chat.messages': '消息',
+    'chat.last_seen': '最近在线 {t}', 'chat.messages': '消息', 'chat.owner': '群主', 'chat.add': '添加', 'chat.add.label': '添加成员（用户 ID）',
+    'chat.leave': '退出群聊', 'chat.leave.confirm': '确定退出这个群聊吗？',
   },
   'en-US': {
     'chat.input': 'Type a message', 'chat.send': 'Send', 'chat.sending': 'Sending…', 'chat.earlier': 'Load earlier messages', 'chat.typing': '{name} is typing…',
     'chat.read': 'Read', 'chat.read.n': 'Read by {n}', 'chat.recall': 'Recall', 'chat.report': 'Report', 'chat.report.reason': 'Why do you report it?',
     'chat.reported': 'Reported, thank you', 'chat.members': 'Members', 'chat.empty': 'No messages yet. Say hello!', 'chat.unknown': 'This chat was not found',
-    'chat.last_seen': 'last seen {t}', 'chat.messages': 'Messages',
+    'chat.last_seen': 'last seen {t}', 'chat.messages': 'Messages', 'chat.owner': 'owner', 'chat.add': 'Add', 'chat.add.label': 'Add a member (user id)',
+    'chat.leave': 'Leave the group', 'chat.leave.confirm': 'Leave this group?',
   },
 });
 
@@ -28,7 +30,7 @@ export default defineComponent({
   setup(props) {
     const id = props.route.id;
     const draft = ref('');
-    const ui = reactive({ members: false, loading: false, now: Date.now() });
+    const ui = reactive({ members: false, loading: false, now: Date.now(), adding: '' });
     const listEl = ref(null);
     const conv = computed(() => convs[id]);
     const list = computed(() => messagesOf(id));
@@ -118,6 +120,27 @@ export default defineComponent({
       }
     }
 
+    async function addMember(e) {
+      e.preventDefault();
+      const who = ui.adding.trim();
+      if (!who) return;
+      await attempt(async () => {
+        const body = await api.post('/conversations/' + id + '/members', { members: [who] });
+        Object.assign(convs[id], { members: body.members });
+        learn(body.members);
+        ui.adding = '';
+      });
+    }
+
+    async function leave() {
+      if (!window.confirm(t('chat.leave.confirm'))) return;
+      await attempt(async () => {
+        await api.del('/conversations/' + id + '/members/' + session.me.id);
+        delete convs[id];
+        navigate('#/chats');
+      });
+    }
+
     function readMark(m) {
       const c = conv.value;
       if (!c || !c.reads) return null;
@@ -160,8 +183,16 @@ export default defineComponent({
         ${header(html`<span class="row">${p ? dot(p) : null}<span data-test="chat-title">${convTitle(c)}</span>${sub ? html`<span class="hint small">${sub}</span>` : null}</span>`, '#/chats',
           html`<button type="button" class="secondary small" aria-expanded=${ui.members ? 'true' : 'false'} aria-controls="members"
             onClick=${() => { ui.members = !ui.members; }}>${t('chat.members')} ${c.members.length}</button>`)}
-        ${ui.members ? html`<ul id="members" class="plain members">${c.members.map((u) => html`<li key=${u}>
-            <a href=${'#/user/' + u} class="row">${avatar(u, 28)}<span>${nameOf(u)}</span></a></li>`)}</ul>` : null}
+        ${ui.members ? html`<div id="members" class="members">
+          <ul class="plain">${c.members.map((u) => html`<li key=${u}>
+            <a href=${'#/user/' + u} class="row">${avatar(u, 28)}<span>${nameOf(u)}</span>${c.owner === u ? html`<span class="chip">${t('chat.owner')}</span>` : null}</a></li>`)}</ul>
+          ${c.kind === 'group' && c.owner === session.me.id ? html`<form class="row" onSubmit=${addMember}>
+            <label for="add-member" class="sr-only">${t('chat.add.label')}</label>
+            <input id="add-member" inputmode="numeric" placeholder=${t('chat.add.label')} value=${ui.adding} onInput=${(e) => { ui.adding = e.target.value; }} />
+            <button type="submit" class="small">${t('chat.add')}</button>
+          </form>` : null}
+          ${c.kind === 'group' && c.owner !== session.me.id ? html`<button type="button" class="danger small" onClick=${leave}>${t('chat.leave')}</button>` : null}
+        </div>` : null}
         <ol class="plain messages" ref=${listEl} aria-label=${t('chat.messages')} aria-live="polite" tabindex="0">
           ${(list.value.length ? list.value[0].seq : (c.floor ?? 0) + 1) > 1
             ? html`<li class="center"><button type="button" class="link" disabled=${ui.loading} onClick=${earlier}>${t('chat.earlier')}</button></li>` : null}

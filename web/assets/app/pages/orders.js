@@ -4,7 +4,7 @@ import { html } from '/assets/lib/html.js';
 import { t, addMessages, yuan, when } from '/assets/lib/i18n.js';
 import { api, attempt } from '../state.js';
 import { header, empty } from '../ui.js';
-import { merchantName } from '../shop-common.js';
+import { merchantName, animalOf } from '../shop-common.js';
 
 addMessages({
   'zh-CN': { 'orders.title': '我的订单', 'orders.orders': '订单', 'orders.claims': '认领', 'orders.empty': '还没有订单', 'claims.empty': '还没有认领',
@@ -17,15 +17,17 @@ export default defineComponent({
   props: ['route'],
   setup(props) {
     const st = reactive({ tab: props.route.id === 'claims' ? 'claims' : 'orders', orders: [], claims: [], cursor: null, loaded: false });
-    async function load() {
-      st.loaded = false;
-      const page = await attempt(() => api.get(st.tab === 'claims' ? '/claims' : '/orders', { limit: 50 }));
+    async function load(more) {
+      if (!more) st.loaded = false;
+      const key = st.tab === 'claims' ? 'claims' : 'orders';
+      const page = await attempt(() => api.get('/' + key, { limit: 20, cursor: more ? st.cursor : null }));
       if (!page) return;
-      if (st.tab === 'claims') st.claims = page.items; else st.orders = page.items;
+      st[key] = more ? [...st[key], ...page.items] : page.items;
+      st.cursor = page.next_cursor;
       st.loaded = true;
     }
-    onMounted(load);
-    function switchTo(tab) { if (st.tab !== tab) { st.tab = tab; load(); } }
+    onMounted(() => load(false));
+    function switchTo(tab) { if (st.tab !== tab) { st.tab = tab; st.cursor = null; load(false); } }
     return () => html`<section>
       ${header(t('orders.title'), '#/me')}
       <div class="tabs" role="tablist" aria-label=${t('orders.title')}>
@@ -40,11 +42,12 @@ export default defineComponent({
         </a></li>`)}
       </ul>`) : (st.loaded && !st.claims.length ? empty(t('claims.empty')) : html`<ul class="plain list">
         ${st.claims.map((c) => html`<li key=${c.id}><a class="item" href=${'#/claim/' + c.id} data-claim=${c.id}>
-          <span class="item-main"><span class="item-title">${merchantName(c.merchant)} #${c.animal}</span>
-            <span class="item-sub">${c.ends_at ? t('claims.until', { t: when(c.ends_at) }) : when(c.created_at)}</span></span>
+          <span class="item-main"><span class="item-title">${animalOf(c.animal) ? animalOf(c.animal).name + ' · ' + animalOf(c.animal).species : '#' + c.animal}</span>
+            <span class="item-sub">${merchantName(c.merchant)} · ${c.ends_at ? t('claims.until', { t: when(c.ends_at) }) : when(c.created_at)}</span></span>
           <span class="item-side"><span class="chip">${t('claim.' + c.state)}</span></span>
         </a></li>`)}
       </ul>`)}
+      ${st.cursor ? html`<p class="center"><button type="button" class="secondary" onClick=${() => load(true)}>${t('shop.more')}</button></p>` : null}
     </section>`;
   },
 });
