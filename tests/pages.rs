@@ -219,10 +219,18 @@ async fn a_flower_ordered_in_the_app_alerts_the_merchant_and_the_shop_flows_work
     page.click("[data-test=complete]").await;
     page.until("completed", "const e = document.querySelector('[data-order-state]'); return e && e.dataset.orderState === 'completed'", vec![]).await;
     page.fill("#review-text", "花很新鲜，准时送到").await;
+    // With a photo: a real file through the file input, uploaded before the review is posted.
+    let pics = TempDir::new("review");
+    let file = pics.0.join("flowers.png");
+    std::fs::write(&file, common::images::one_pixel_png()).unwrap();
+    page.c.find(fantoccini::Locator::Css("#review-photos")).await.unwrap().send_keys(file.to_str().unwrap()).await.unwrap();
+    page.wait_css(".thumbs img").await;
     page.click("[data-test=review]").await;
     page.until("the review posted", "return !document.querySelector('#review-text')", vec![]).await;
     let (_, reviews) = get(http, format!("{base}/api/v1/merchants/{}/reviews", shop.id), &erin.token).await;
     assert_eq!(reviews["items"][0]["text"], "花很新鲜，准时送到");
+    let photos = reviews["items"][0]["photos"].as_array().unwrap();
+    assert!(photos.len() == 1 && photos[0].as_str().unwrap().starts_with("/uploads/"), "{reviews}");
 
     // An unpaid order is cancelled in the app; a paid one gets a refund request.
     let body = json!({"items": [{"product": product, "quantity": 1}], "recipient": {"name": "王小花", "phone": "+8613812345678", "address": "大理"}, "deliver_on": tomorrow(), "slot": "morning"});

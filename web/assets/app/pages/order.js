@@ -11,13 +11,13 @@ addMessages({
   'zh-CN': {
     'order.title': '订单详情', 'order.state': '状态', 'order.amount': '金额', 'order.recipient': '收花人', 'order.deliver': '送达', 'order.note': '留言',
     'order.pay': '去支付', 'order.cancel': '取消订单', 'order.complete': '确认收货', 'order.refund': '申请退款', 'order.refund.reason': '退款原因',
-    'order.review': '评价', 'order.rating': '评分（1-5）', 'order.review.text': '评价内容', 'order.review.submit': '提交评价', 'order.reviewed': '感谢你的评价',
+    'order.review': '评价', 'order.rating': '评分（1-5）', 'order.review.text': '评价内容', 'order.review.photos': '添加照片（最多 9 张）', 'order.review.photo': '照片 {n}', 'order.review.remove': '移除', 'order.review.submit': '提交评价', 'order.reviewed': '感谢你的评价',
     'order.expires': '请在 {t} 前支付', 'order.refund_reason': '退款原因：{r}', 'order.late': '订单取消后才收到付款，已原路退回', 'order.created': '下单时间',
   },
   'en-US': {
     'order.title': 'Order', 'order.state': 'State', 'order.amount': 'Amount', 'order.recipient': 'Recipient', 'order.deliver': 'Delivery', 'order.note': 'Note',
     'order.pay': 'Pay', 'order.cancel': 'Cancel the order', 'order.complete': 'Confirm receipt', 'order.refund': 'Ask for a refund', 'order.refund.reason': 'Reason for the refund',
-    'order.review': 'Review', 'order.rating': 'Rating (1-5)', 'order.review.text': 'Your review', 'order.review.submit': 'Post the review', 'order.reviewed': 'Thank you for your review',
+    'order.review': 'Review', 'order.rating': 'Rating (1-5)', 'order.review.text': 'Your review', 'order.review.photos': 'Add photos (up to 9)', 'order.review.photo': 'Photo {n}', 'order.review.remove': 'Remove', 'order.review.submit': 'Post the review', 'order.reviewed': 'Thank you for your review',
     'order.expires': 'Pay before {t}', 'order.refund_reason': 'Refund reason: {r}', 'order.late': 'Paid after it was cancelled; the money goes back', 'order.created': 'Ordered',
   },
 });
@@ -26,7 +26,7 @@ export default defineComponent({
   props: ['route'],
   setup(props) {
     const id = props.route.id;
-    const st = reactive({ o: null, error: '', busy: false, refund: '', rating: 5, text: '', reviewed: false, formError: '' });
+    const st = reactive({ o: null, error: '', busy: false, refund: '', rating: 5, text: '', photos: [], reviewed: false, formError: '' });
     async function load() {
       try { st.o = await api.get('/orders/' + id); } catch (err) { st.error = errorText(err); }
     }
@@ -40,10 +40,27 @@ export default defineComponent({
     const cancel = () => act(() => api.post('/orders/' + id + '/cancel', {}));
     const complete = () => act(() => api.post('/orders/' + id + '/complete', {}));
     const refund = (e) => { e.preventDefault(); return act(() => api.post('/orders/' + id + '/refund', { reason: st.refund.trim() })); };
+    async function addPhotos(e) {
+      const files = [...(e.target.files || [])].slice(0, 9 - st.photos.length);
+      st.busy = true;
+      try {
+        for (const file of files) {
+          const form = new FormData();
+          form.append('file', file);
+          const up = await api.upload('/uploads', form);
+          st.photos.push(up.url);
+        }
+      } catch (err) {
+        st.formError = errorText(err);
+      } finally {
+        st.busy = false;
+        e.target.value = '';
+      }
+    }
     const review = (e) => {
       e.preventDefault();
       return act(async () => {
-        await api.post('/orders/' + id + '/review', { rating: Number(st.rating), text: st.text, photos: [] });
+        await api.post('/orders/' + id + '/review', { rating: Number(st.rating), text: st.text, photos: [...st.photos] });
         st.reviewed = true;
         toast(t('order.reviewed'));
       });
@@ -85,6 +102,12 @@ export default defineComponent({
           <input id="review-rating" type="number" min="1" max="5" value=${st.rating} onInput=${(e) => { st.rating = e.target.value; }} />
           <label for="review-text">${t('order.review.text')}</label>
           <textarea id="review-text" maxlength="500" value=${st.text} onInput=${(e) => { st.text = e.target.value; }}></textarea>
+          <label for="review-photos">${t('order.review.photos')}</label>
+          <input id="review-photos" type="file" multiple accept="image/jpeg,image/png,image/webp" onChange=${addPhotos} disabled=${st.busy || st.photos.length >= 9} />
+          ${st.photos.length ? html`<ul class="plain row wrap thumbs">${st.photos.map((url, i) => html`<li key=${url}>
+            <img src=${url} alt=${t('order.review.photo', { n: i + 1 })} width="64" height="64" />
+            <button type="button" class="link small" onClick=${() => { st.photos.splice(i, 1); }}>${t('order.review.remove')}</button>
+          </li>`)}</ul>` : null}
           <button type="submit" disabled=${st.busy} data-test="review">${t('order.review.submit')}</button>
         </form>` : null}
       </section>`;
