@@ -495,6 +495,15 @@ async fn world(http: &reqwest::Client, base: &str) -> (LoggedIn, Vec<(String, &'
     let order = o["id"].as_str().unwrap().to_owned();
     let (_, c) = post(http, format!("{base}/api/v1/animals/{animal}/claims"), &me.token, json!({"periods": 1})).await;
     let claim = c["claim"]["id"].as_str().unwrap().to_owned();
+    // A completed order: its page has the review form (photos included).
+    let (_, done) = post(http, format!("{base}/api/v1/orders"), &me.token, json!({"items": [{"product": product, "quantity": 1}], "recipient": {"name": "李四", "phone": "+8613912345678", "address": "丽江"}, "deliver_on": tomorrow(), "slot": "morning"})).await;
+    let done = done["id"].as_str().unwrap().to_owned();
+    let (s, p) = post(http, format!("{base}/api/v1/orders/{done}/pay"), &me.token, json!({})).await;
+    assert_eq!(s, 200, "{p}");
+    let (s, _) = post(http, format!("{base}/api/v1/payments/local/{}/confirm", p["payment"].as_str().unwrap()), &me.token, json!({})).await;
+    assert_eq!(s, 204);
+    assert_eq!(post(http, format!("{base}/api/v1/merchant/orders/{done}/fulfil"), &shop.token, json!({})).await.0, 200);
+    assert_eq!(post(http, format!("{base}/api/v1/orders/{done}/complete"), &me.token, json!({})).await.0, 200);
     let routes = vec![
         ("#/chats".to_owned(), ".list"),
         (format!("#/chat/{conv}"), "#composer-input"),
@@ -506,6 +515,7 @@ async fn world(http: &reqwest::Client, base: &str) -> (LoggedIn, Vec<(String, &'
         (format!("#/animal/{animal}"), "#claim-periods"),
         ("#/orders".to_owned(), "[data-order]"),
         (format!("#/order/{order}"), "[data-order-state]"),
+        (format!("#/order/{done}"), "#review-photos"),
         (format!("#/claim/{claim}"), "[data-claim-state]"),
         (format!("#/user/{}", friend.id), "[data-test=dm]"),
         ("#/me".to_owned(), "#me-nickname"),

@@ -4,7 +4,7 @@ import { html } from '/assets/lib/html.js';
 import { t, addMessages, when, errorText } from '/assets/lib/i18n.js';
 import { api, claimUpdates, toast } from '../state.js';
 import { header, empty } from '../ui.js';
-import { merchantName, pay } from '../shop-common.js';
+import { merchantName, pay, photo } from '../shop-common.js';
 
 addMessages({
   'zh-CN': { 'claim.title': '我的认领', 'claim.updates': '牧场动态', 'claim.no_updates': '还没有动态', 'claim.renew': '续期一期', 'claim.ends': '到期 {t}',
@@ -52,6 +52,7 @@ export default defineComponent({
         ${header(t('claim.title'), '#/orders/claims')}
         ${st.error ? empty(st.error) : null}
         ${c ? html`<article class="card" data-claim-state=${c.state}>
+          ${st.animal ? photo(st.animal.photos, st.animal.name) : null}
           <h2>${st.animal ? st.animal.name + ' · ' + st.animal.species : t('claim.animal') + ' #' + c.animal}</h2>
           <p><span class="chip">${t('claim.' + c.state)}</span> ${c.ends_at ? t('claim.ends', { t: when(c.ends_at) }) : ''}</p>
           <p class="muted">${merchantName(c.merchant)}</p>
