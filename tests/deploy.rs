@@ -141,6 +141,10 @@ fn compose_runs_a_full_cluster() {
     for g in ["gateway1", "gateway2", "gateway3"] {
         assert!(conf.contains(&format!("server {g}:8080")), "nginx upstream {g}");
     }
+    // The pages and photos reach the REST node; uploads may be larger than JSON bodies.
+    assert!(conf.contains("location / {") && conf.contains("location = /api/v1/uploads {") && conf.contains("client_max_body_size 6m"), "nginx routes the pages and uploads");
+    let ingress = read("k8s/ingress.yaml");
+    assert!(ingress.contains("- path: /\n") && ingress.contains("proxy-body-size: 6m"), "the ingress routes the pages and uploads");
     let prom: serde_yaml::Value = serde_yaml::from_str(&read("prometheus.yml")).unwrap();
     let targets = format!("{:?}", prom["scrape_configs"][0]["static_configs"][0]["targets"]);
     for g in ["gateway1", "gateway2", "gateway3"] {

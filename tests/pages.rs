@@ -74,7 +74,8 @@ async fn two_browsers_chat_live_and_a_cut_network_loses_and_duplicates_nothing()
     // Presence: alice sees bob online.
     a.wait_css(".topbar .dot.on").await;
 
-    say(&b, "明天一起去洱海吗？").await;
+    // Enter sends (Shift+Enter would be a new line).
+    b.fill("#composer-input", "明天一起去洱海吗？\u{E007}").await;
     a.until("bob's first message", "return document.querySelector('.messages li[data-seq=\"1\"]')", vec![]).await;
     // Alice has it on screen: bob sees the read receipt.
     b.wait_css("[data-read='1']").await;
@@ -541,8 +542,8 @@ async fn every_page_passes_axe_in_both_languages_and_the_switch_sticks() {
     for v in page.axe().await {
         found.push(format!("login: {v}"));
     }
-    page.fill("#login-code", "ax-traveller").await;
-    page.click("[data-test=login]").await;
+    // By keyboard: the code, then Enter submits the form.
+    page.fill("#login-code", "ax-traveller\u{E007}").await;
     page.wait_css("[data-test=accept]").await;
     for v in page.axe().await {
         found.push(format!("consent: {v}"));
