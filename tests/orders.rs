@@ -11,15 +11,6 @@ use jiebanke_payments::local::{LocalPayment, LocalProvider};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-async fn merchant(http: &reqwest::Client, base: &str, admin: &LoggedIn, code: &str) -> LoggedIn {
-    let m = login(http, base, code).await;
-    let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &m.token, json!({"name": format!("{code}花坊"), "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
-    assert_eq!(s, 201, "{a}");
-    let (s, _) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", a["id"].as_str().unwrap()), &admin.token, json!({})).await;
-    assert_eq!(s, 200);
-    m
-}
-
 async fn product(http: &reqwest::Client, base: &str, shop: &LoggedIn, title: &str, price: i64, stock: i64) -> String {
     let (s, p) = post(http, format!("{base}/api/v1/merchant/products"), &shop.token, json!({"kind": "flower", "title": title, "price_fen": price, "stock": stock})).await;
     assert_eq!(s, 201, "{p}");

@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-async fn merchant(http: &reqwest::Client, base: &str, admin: &LoggedIn, code: &str) -> LoggedIn {
-    let m = login(http, base, code).await;
-    let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &m.token, json!({"name": format!("{code}花坊"), "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
-    assert_eq!(s, 201, "{a}");
-    let (s, _) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", a["id"].as_str().unwrap()), &admin.token, json!({})).await;
-    assert_eq!(s, 200);
-    m
-}
-
 async fn public(http: &reqwest::Client, url: String) -> (u16, Value) {
     let r = http.get(url).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))

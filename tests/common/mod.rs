@@ -119,6 +119,17 @@ pub async fn login_default(http: &reqwest::Client, base: &str, code: &str) -> Lo
     LoggedIn { token: v["token"].as_str().unwrap().to_owned(), id: v["user"]["id"].as_str().unwrap().to_owned() }
 }
 
+/// Logs `code` in and makes them an approved merchant (`<code>花坊`, a florist), approved by
+/// `admin` (a configured admin).
+pub async fn merchant(http: &reqwest::Client, base: &str, admin: &LoggedIn, code: &str) -> LoggedIn {
+    let m = login(http, base, code).await;
+    let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &m.token, json!({"name": format!("{code}花坊"), "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, _) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", a["id"].as_str().unwrap()), &admin.token, json!({})).await;
+    assert_eq!(s, 200);
+    m
+}
+
 pub async fn post(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
     let resp = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
     let status = resp.status().as_u16();
@@ -326,7 +337,9 @@ impl ServerProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let log = db.dir.0.join(format!("server-{port}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
+        // Set by cargo for integration tests (examples/screenshots.rs shares this module, not this).
+        let bin = option_env!("CARGO_BIN_EXE_jiebanke").expect("the jiebanke binary (integration tests only)");
+        let mut cmd = std::process::Command::new(bin);
         cmd.arg(role)
             .env("JBK_LISTEN", addr.to_string())
             .env("JBK_DATA_DIR", &db.dir.0)
