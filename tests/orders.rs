@@ -534,6 +534,79 @@ async fn claims_on_mysql() {
     claims(Db::MySql).await;
 }
 
+/// A claim and its renewals are one thing: refunding the claim's first order cancels the claim,
+/// refunds every paid renewal (one asked for a refund too, which the merchant can no longer
+/// refuse) and cancels the unpaid one; that one's payment, arriving afterwards, is a late
+/// payment given back; a renewal of the cancelled claim cannot be paid. Each refund is asked of
+/// the provider once.
+async fn cancelled_claim_keeps_no_money(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let app = spawn_app(&tdb, |c| c.admins = vec![("dev".into(), "cr-root".into())]).await;
+    let (base, http) = (app.base(), &app.http);
+    let root = login(http, &base, "cr-root").await;
+    let farm = merchant(http, &base, &root, "cr-farm").await;
+    let b = login(http, &base, "cr-b").await;
+    let (s, sheep) = post(http, format!("{base}/api/v1/merchant/animals"), &farm.token, json!({"species": "羊", "name": "咩咩", "story": "", "price_fen": 9900, "period_days": 30, "slots": 1})).await;
+    assert_eq!(s, 201, "{sheep}");
+    let (_, placed) = post(http, format!("{base}/api/v1/animals/{}/claims", sheep["id"].as_str().unwrap()), &b.token, json!({"periods": 1})).await;
+    let (claim, first) = (placed["claim"]["id"].as_str().unwrap().to_owned(), placed["order"]["id"].as_str().unwrap().to_owned());
+    assert_eq!(pay(http, &base, &b, &first).await, 204);
+    let renew = || async {
+        let (s, r) = post(http, format!("{base}/api/v1/claims/{claim}/renew"), &b.token, json!({"periods": 1})).await;
+        assert_eq!(s, 201, "{r}");
+        r["id"].as_str().unwrap().to_owned()
+    };
+    let (paid, refunding, unpaid) = (renew().await, renew().await, renew().await);
+    assert_eq!(pay(http, &base, &b, &paid).await, 204);
+    assert_eq!(pay(http, &base, &b, &refunding).await, 204);
+    let (s, v) = post(http, format!("{base}/api/v1/orders/{refunding}/refund"), &b.token, json!({"reason": "不续了"})).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("refunding")), "{v}");
+    // The buyer opened the payment of the third renewal but it reaches us only later.
+    let (s, unpaid_params) = post(http, format!("{base}/api/v1/orders/{unpaid}/pay"), &b.token, json!({})).await;
+    assert_eq!(s, 200, "{unpaid_params}");
+
+    // The claim's first order refunded: the claim is cancelled, and with it every renewal.
+    let (s, v) = post(http, format!("{base}/api/v1/orders/{first}/refund"), &b.token, json!({"reason": "不养了"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(http, format!("{base}/api/v1/merchant/orders/{first}/refund/approve"), &farm.token, json!({})).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("refunded")), "{v}");
+    let (_, c) = get(http, format!("{base}/api/v1/claims/{claim}"), &b.token).await;
+    assert_eq!(c["state"], "cancelled");
+    assert_eq!(order_of(http, &base, &b, &paid).await["state"], "refunded", "a paid renewal of a cancelled claim is refunded");
+    assert_eq!(order_of(http, &base, &b, &refunding).await["state"], "refunded");
+    assert_eq!(order_of(http, &base, &b, &unpaid).await["state"], "cancelled", "an unpaid renewal is cancelled");
+    let (s, v) = post(http, format!("{base}/api/v1/merchant/orders/{refunding}/refund/reject"), &farm.token, json!({})).await;
+    assert_eq!((s, v["state"].as_str()), (409, Some("refunded")), "the merchant cannot keep it: {v}");
+    let (s, v) = post(http, format!("{base}/api/v1/orders/{unpaid}/pay"), &b.token, json!({})).await;
+    assert_eq!((s, v["state"].as_str()), (409, Some("cancelled")), "{v}");
+
+    // The third renewal's payment arrives now: recorded once, and given back.
+    let confirm = format!("{base}/api/v1/payments/local/{}/confirm", unpaid_params["payment"].as_str().unwrap());
+    assert_eq!(post(http, confirm.clone(), &b.token, json!({})).await.0, 204);
+    assert_eq!(post(http, confirm, &b.token, json!({})).await.0, 204);
+    let o = order_of(http, &base, &b, &unpaid).await;
+    assert_eq!((o["state"].as_str(), o["late_payment"].as_bool()), (Some("cancelled"), Some(true)), "{o}");
+    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
+    // Four refunds asked: the first order, two renewals and the late payment; and no more after
+    // the outbox had time to deliver anything again.
+    let refunds = || async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await };
+    eventually(|| async { refunds().await >= 4 }, "four refunds asked").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(refunds().await, 4, "each refund asked once");
+    let (_, page) = get(http, format!("{base}/api/v1/animals/{}", sheep["id"].as_str().unwrap()), &b.token).await;
+    assert_eq!(page["slots_free"], 1, "the slot freed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_claim_keeps_no_money_on_sqlite() {
+    cancelled_claim_keeps_no_money(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_claim_keeps_no_money_on_mysql() {
+    cancelled_claim_keeps_no_money(Db::MySql).await;
+}
+
 /// Ten users race for three slots: three claims, seven `out_of_stock`.
 async fn slot_race(db: Db) {
     let Some(tdb) = TestDb::new(db).await else { return };

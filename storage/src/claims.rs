@@ -8,7 +8,7 @@ use crate::{SqlStore, StorageError};
 use async_trait::async_trait;
 use jiebanke_chat_core::commerce::claims::*;
 use jiebanke_chat_core::commerce::orders::{OrderChange, OrderLine, ShopOrder};
-use jiebanke_chat_core::commerce::OrderEvent;
+use jiebanke_chat_core::commerce::{when_claim_ended, OrderEvent};
 use jiebanke_chat_core::error::Result;
 use jiebanke_chat_core::{CoreError, DurableEvent, OrderId, UserId};
 use sqlx::any::AnyRow;
@@ -137,7 +137,8 @@ impl SqlStore {
 
     async fn renew_tx(&self, claimant: UserId, claim: i64, periods: u8, now: i64, expires_at: i64) -> Result<Result<ShopOrder, CoreError>, StorageError> {
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM claims WHERE id = ?"))).bind(claim).fetch_optional(&mut *tx).await?;
+        // Locked: a renewal and the claim's cancellation or end do not interleave.
+        let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM claims WHERE id = ?{}", self.dialect.for_update()))).bind(claim).fetch_optional(&mut *tx).await?;
         let c = match row.as_ref().map(claim_from).transpose()? {
             Some(c) if c.claimant == claimant => c,
             _ => {
@@ -211,6 +212,11 @@ impl SqlStore {
             let done = sqlx::query("UPDATE claims SET state = 'ended' WHERE id = ? AND state = 'active' AND ends_at < ?").bind(id).bind(now).execute(&mut *tx).await?;
             if done.rows_affected() == 1 {
                 sqlx::query("UPDATE animals SET slots_free = slots_free + 1 WHERE id = ?").bind(animal).execute(&mut *tx).await?;
+                // An unpaid renewal can extend nothing now: cancelled (paid later, it is a late
+                // payment and goes back).
+                let first: i64 = sqlx::query("SELECT first_order_id FROM claims WHERE id = ?").bind(id).fetch_one(&mut *tx).await?.try_get("first_order_id")?;
+                let first = OrderId::new(first).map_err(|_| corrupt("claim's first order"))?;
+                self.claim_orders_follow(&mut tx, id, first, when_claim_ended, now).await?;
                 ended += 1;
             }
             tx.commit().await?;

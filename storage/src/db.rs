@@ -31,6 +31,14 @@ impl Dialect {
         }
     }
     /// `INSERT` that skips rows breaking a unique key.
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends (MySQL);
+    /// SQLite's write transactions (`BEGIN IMMEDIATE`) are serial already.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::MySql => " FOR UPDATE",
+        }
+    }
     pub(crate) fn insert_ignore(self) -> &'static str {
         match self {
             Dialect::Sqlite => "INSERT OR IGNORE",

@@ -7,7 +7,7 @@ use crate::{SqlStore, StorageError};
 use async_trait::async_trait;
 use jiebanke_chat_core::commerce::orders::*;
 use jiebanke_chat_core::commerce::rules::{self, DeliverySlot};
-use jiebanke_chat_core::commerce::{OrderEvent, OrderState, Transition};
+use jiebanke_chat_core::commerce::{when_claim_cancelled, ClaimLife, OrderEvent, OrderState, Transition};
 use jiebanke_chat_core::error::Result;
 use jiebanke_chat_core::matching::Day;
 use jiebanke_chat_core::{CoreError, DurableEvent, FieldProblem, Order, OrderDetails, OrderId, UserId};
@@ -191,6 +191,22 @@ impl SqlStore {
 
     async fn move_order(&self, id: OrderId, from: OrderState, tr: &Transition, change: &Change, now: i64) -> Result<Option<ShopOrder>, StorageError> {
         let mut tx = self.begin_write().await?;
+        // An order of a claim moves under its claim's lock, taken first (every path that moves
+        // a claim or its orders takes the claim first: no deadlock), and only if the claim
+        // still stands as the caller assumed when it chose `tr`.
+        let claim: Option<i64> = sqlx::query("SELECT claim_id FROM orders WHERE id = ?").bind(id.get()).fetch_optional(&mut *tx).await?.map(|r| r.try_get("claim_id")).transpose()?.flatten();
+        if let Some(claim) = claim {
+            let life = self.claim_life_in(&mut tx, claim).await?;
+            let stale = match tr.event {
+                OrderEvent::Paid => life != ClaimLife::Live,
+                OrderEvent::RefundRejected => life == ClaimLife::Cancelled,
+                _ => false,
+            };
+            if stale {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
         let paying = tr.event == OrderEvent::Paid;
         let late = tr.event == OrderEvent::LatePayment;
         let (provider, transaction) = change.payment.clone().unzip();
@@ -274,6 +290,9 @@ impl SqlStore {
         } else if (tr.restock || tr.event == OrderEvent::Refunded) && first && (state == "pending" || state == "active") {
             sqlx::query("UPDATE claims SET state = 'cancelled', ends_at = ? WHERE id = ?").bind(now).bind(claim).execute(&mut **tx).await?;
             sqlx::query("UPDATE animals SET slots_free = slots_free + 1 WHERE id = ?").bind(animal).execute(&mut **tx).await?;
+            // None of a cancelled claim's money is kept: its unpaid renewals are cancelled, its
+            // paid ones refunded (their `order.refunded` events ask the provider, once each).
+            self.claim_orders_follow(tx, claim, order.id, when_claim_cancelled, now).await?;
         } else if tr.event == OrderEvent::Refunded && !first && state == "active" {
             sqlx::query("UPDATE claims SET ends_at = ends_at - ? WHERE id = ?").bind(span).bind(claim).execute(&mut **tx).await?;
         }
@@ -281,8 +300,67 @@ impl SqlStore {
     }
 }
 
+fn life_of(state: &str) -> Result<ClaimLife, StorageError> {
+    Ok(match state {
+        "pending" | "active" => ClaimLife::Live,
+        "ended" => ClaimLife::Ended,
+        "cancelled" => ClaimLife::Cancelled,
+        _ => return Err(corrupt("claim state")),
+    })
+}
+
+impl SqlStore {
+    /// Where claim `claim` stands, its row locked until the transaction ends.
+    pub(crate) async fn claim_life_in(&self, tx: &mut Tx, claim: i64) -> Result<ClaimLife, StorageError> {
+        let sql = format!("SELECT state FROM claims WHERE id = ?{}", self.dialect.for_update());
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(claim).fetch_optional(&mut **tx).await?;
+        life_of(&row.ok_or_else(|| corrupt("a claim order without its claim"))?.try_get::<String, _>("state")?)
+    }
+
+    /// Moves every order of `claim` but `except` as `rule` says (the claim was cancelled or
+    /// ended, in this transaction, under its lock), each with its event.
+    pub(crate) async fn claim_orders_follow(
+        &self,
+        tx: &mut Tx,
+        claim: i64,
+        except: OrderId,
+        rule: fn(OrderState) -> Option<Transition>,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {COLS} FROM orders WHERE claim_id = ? AND id <> ? ORDER BY id")))
+            .bind(claim)
+            .bind(except.get())
+            .fetch_all(&mut **tx)
+            .await?;
+        for row in &rows {
+            let other = shop_order_from(row)?;
+            let Some(tr) = rule(other.state) else { continue };
+            let reason = tr.refund_money.then_some("认领已取消，退回续认款 (the claim was cancelled)");
+            let moved = sqlx::query("UPDATE orders SET state = ?, updated_at = ?, refund_reason = COALESCE(?, refund_reason) WHERE id = ? AND state = ?")
+                .bind(tr.to.stored())
+                .bind(now)
+                .bind(reason)
+                .bind(other.id.get())
+                .bind(other.state.stored())
+                .execute(&mut **tx)
+                .await?;
+            if moved.rows_affected() == 1 {
+                let after = ShopOrder { state: tr.to, ..other };
+                self.write_event(tx, &change_event(&after, tr.event, now), now).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl ShopOrderStore for SqlStore {
+    async fn claim_life(&self, claim: i64) -> Result<ClaimLife> {
+        let row = sqlx::query("SELECT state FROM claims WHERE id = ?").bind(claim).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
+        let state: String = row.ok_or_else(|| corrupt("a claim order without its claim"))?.try_get("state").map_err(StorageError::from)?;
+        Ok(life_of(&state)?)
+    }
+
     async fn place_order(&self, order: &NewShopOrder, now: i64) -> Result<ShopOrder> {
         self.place(order, now).await?
     }

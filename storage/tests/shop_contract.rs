@@ -296,6 +296,65 @@ async fn claims_hold_and_free_slots(s: &SqlStore) {
     assert_eq!(notice.map(|n| n.claims), Some(vec![(u1, c3.id)]));
 }
 
+/// A claim takes its renewals along: its end cancels the unpaid one (paid later, it is a late
+/// payment); its cancellation refunds the paid ones and cancels the unpaid ones, each with its
+/// event, once; a payment computed while the claim stood is refused once the claim is gone.
+async fn claims_take_their_renewals_along(s: &SqlStore) {
+    use jiebanke_chat_core::commerce::claims::{ClaimState, ClaimStore, DAY_MS};
+    use jiebanke_chat_core::commerce::rules::AnimalSpec;
+    use jiebanke_chat_core::commerce::{apply_for_claim, ClaimLife, OrderEvent};
+    let (merchant, _) = shop(s, "r-farm", 1).await;
+    let a = s.create_animal(merchant, &AnimalSpec { species: "羊".into(), name: "咩咩".into(), photos: vec![], story: String::new(), price_fen: 100, period_days: 10, slots: 2 }, 5).await.unwrap();
+    let u = s.upsert_user(&ident("r-u"), "U", 1).await.unwrap().id;
+    let paid = |t: &str| Change { payment: Some(("local".into(), t.into())), ..Change::default() };
+
+    // Ended: its unpaid renewal is cancelled; a payment for it then is late.
+    let (c1, o1) = s.place_claim(u, a.id, 1, 10, 1_000).await.unwrap();
+    step(s, o1.id, OrderAction::Pay, Who::System, paid("E1"), 100).await.unwrap();
+    let r = s.renew_claim(u, c1.id, 1, 200, 1_000).await.unwrap();
+    topics(s).await;
+    assert_eq!(s.end_claims(100 + 10 * DAY_MS + 1, 10).await.unwrap(), 1);
+    assert_eq!(s.claim(c1.id).await.unwrap().unwrap().state, ClaimState::Ended);
+    assert_eq!(s.order(r.id).await.unwrap().unwrap().state, OrderState::Cancelled);
+    assert_eq!(s.claim_life(c1.id).await.unwrap(), ClaimLife::Ended);
+    let late = apply_for_claim(OrderState::Cancelled, OrderAction::Pay, Who::System, ClaimLife::Ended).unwrap();
+    let o = s.transition(r.id, OrderState::Cancelled, &late, &paid("E2"), 100 + 10 * DAY_MS + 2).await.unwrap().unwrap();
+    assert!(o.late_paid_at.is_some());
+    assert_eq!(topics(s).await, vec!["order.cancelled", "order.late_payment"]);
+
+    // Cancelled: every renewal follows, once.
+    let (c2, o2) = s.place_claim(u, a.id, 1, 20, 1_000).await.unwrap();
+    step(s, o2.id, OrderAction::Pay, Who::System, paid("C1"), 100).await.unwrap();
+    let (r1, r2, r3) = (s.renew_claim(u, c2.id, 1, 200, 1_000).await.unwrap(), s.renew_claim(u, c2.id, 1, 201, 1_000).await.unwrap(), s.renew_claim(u, c2.id, 1, 202, 1_000).await.unwrap());
+    step(s, r1.id, OrderAction::Pay, Who::System, paid("C2"), 300).await.unwrap();
+    step(s, r2.id, OrderAction::Pay, Who::System, paid("C3"), 301).await.unwrap();
+    step(s, r2.id, OrderAction::RequestRefund, Who::Buyer, Change { refund_reason: Some("r".into()), ..Change::default() }, 302).await.unwrap();
+    // A payment of r3 chosen while the claim stood...
+    let stale = apply_for_claim(OrderState::Created, OrderAction::Pay, Who::System, s.claim_life(c2.id).await.unwrap()).unwrap();
+    assert_eq!(stale.event, OrderEvent::Paid);
+    topics(s).await;
+    step(s, o2.id, OrderAction::RequestRefund, Who::Buyer, Change { refund_reason: Some("r".into()), ..Change::default() }, 400).await.unwrap();
+    step(s, o2.id, OrderAction::ApproveRefund, Who::Merchant, Change::default(), 401).await.unwrap();
+    assert_eq!(s.claim(c2.id).await.unwrap().unwrap().state, ClaimState::Cancelled);
+    let states: Vec<OrderState> = futures_states(s, &[r1.id, r2.id, r3.id]).await;
+    assert_eq!(states, vec![OrderState::Refunded, OrderState::Refunded, OrderState::Cancelled]);
+    let mut t = topics(s).await;
+    t.sort();
+    assert_eq!(t, vec!["order.cancelled", "order.refund_requested", "order.refunded", "order.refunded", "order.refunded"], "the first order and two renewals refunded, one cancelled");
+    // ...is refused now (its order moved; and the claim is gone), and nothing is written.
+    assert!(s.transition(r3.id, OrderState::Created, &stale, &paid("C4"), 500).await.unwrap().is_none());
+    assert_eq!(s.animal(a.id).await.unwrap().unwrap().slots_free, 2, "both slots free once");
+    assert!(topics(s).await.is_empty());
+}
+
+async fn futures_states(s: &SqlStore, ids: &[OrderId]) -> Vec<OrderState> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(s.order(*id).await.unwrap().unwrap().state);
+    }
+    out
+}
+
 async fn topics_with_payloads(s: &SqlStore) -> Vec<DurableEvent> {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -322,4 +381,4 @@ macro_rules! both {
     };
 }
 
-both!(orders_take_and_return_stock, racing_orders_never_oversell, racing_transitions_one_wins, expiry_and_leases, claims_hold_and_free_slots);
+both!(orders_take_and_return_stock, racing_orders_never_oversell, racing_transitions_one_wins, expiry_and_leases, claims_hold_and_free_slots, claims_take_their_renewals_along);

@@ -9,7 +9,7 @@
 
 use super::pay::{Notice, PayParams, PaymentProvider, Prepay, Refund, RefundStatus};
 use super::rules::{self, DeliverySlot, OrderInput};
-use super::state::{apply, Actor, OrderAction, OrderEvent, OrderState, Transition};
+use super::state::{apply, apply_for_claim, Actor, ClaimLife, OrderAction, OrderEvent, OrderState, Transition};
 use crate::error::{CoreError, Result};
 use crate::ids::{OrderId, UserId};
 use crate::moderation::ModerationService;
@@ -232,6 +232,12 @@ pub trait ShopOrderStore: Send + Sync + 'static {
     /// Takes or renews the lease of job `name` for `holder` until `until` (if it is free,
     /// expired or already `holder`'s): true if `holder` has it now.
     async fn take_lease(&self, name: &str, holder: &str, now: i64, until: i64) -> Result<bool>;
+    /// Where the claim an order of kind `claim` belongs to stands. `transition` checks it again
+    /// under the claim's lock: a payment (`order.paid`) or a refused refund moves an order of a
+    /// claim only while the claim stands as `apply_for_claim` was told (`None` otherwise); the
+    /// claim's cancellation moves its other orders as `when_claim_cancelled` says, its end as
+    /// `when_claim_ended` says, in the same transaction.
+    async fn claim_life(&self, claim: i64) -> Result<ClaimLife>;
 }
 
 /// Who looks at an order, as the service sees them.
@@ -429,12 +435,21 @@ impl OrderService {
                 Viewer::Staff { admin: true, .. } => Actor::Admin,
                 Viewer::Staff { admin: false, .. } => return Err(CoreError::Forbidden("only an admin acts on orders".into())),
             };
-            let tr = apply(order.state, action, actor).map_err(|e| conflict(order.state, e))?;
+            let tr = self.transition_of(&order, action, actor).await?.map_err(|e| conflict(order.state, e))?;
             if let Some(done) = self.store.transition(id, order.state, &tr, &change, crate::now_ms()).await? {
                 return Ok(done);
             }
         }
         Err(CoreError::unavailable("the order kept changing; retry"))
+    }
+
+    /// The transition `action` makes on `order`: the state machine's, and for an order of a
+    /// claim, as its claim stands (`apply_for_claim`). The outer error is the store's.
+    async fn transition_of(&self, order: &ShopOrder, action: OrderAction, actor: Actor) -> Result<Result<Transition>> {
+        Ok(match order.claim {
+            Some(claim) => apply_for_claim(order.state, action, actor, self.store.claim_life(claim).await?),
+            None => apply(order.state, action, actor),
+        })
     }
 
     pub async fn cancel(&self, buyer: UserId, id: OrderId) -> Result<ShopOrder> {
@@ -490,6 +505,11 @@ impl OrderService {
         if expires_at <= now {
             return Err(CoreError::StateConflict { state: order.state.as_str(), message: "the time to pay this order is over".into() });
         }
+        if let Some(claim) = order.claim {
+            if self.store.claim_life(claim).await? != ClaimLife::Live {
+                return Err(CoreError::StateConflict { state: order.state.as_str(), message: "this claim is over or cancelled: its renewal cannot be paid".into() });
+            }
+        }
         let payer_openid = self.store.wechat_openid(buyer).await?;
         let mut description: String = format!("结伴客 {}", order.item);
         while description.len() > 127 {
@@ -541,7 +561,7 @@ impl OrderService {
                 self.stats.duplicate.fetch_add(1, Relaxed);
                 return Ok(PaymentOutcome::Duplicate);
             }
-            let tr = apply(order.state, OrderAction::Pay, Actor::System)?;
+            let tr = self.transition_of(&order, OrderAction::Pay, Actor::System).await??;
             let change = Change { payment: Some((self.provider.name().to_owned(), transaction_id.clone())), ..Change::default() };
             if self.store.transition(id, order.state, &tr, &change, crate::now_ms()).await?.is_some() {
                 return Ok(if tr.event == OrderEvent::LatePayment {

@@ -227,6 +227,52 @@ pub fn apply(state: OrderState, action: OrderAction, actor: Actor) -> Result<Tra
     })
 }
 
+/// Where the claim an order places or renews stands, as the claim rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimLife {
+    /// Pending (its first order unpaid) or active: its orders move as any order does.
+    Live,
+    /// Its time is over: a payment that arrives now buys nothing.
+    Ended,
+    /// Its first order was cancelled or refunded: none of its money is kept.
+    Cancelled,
+}
+
+/// The transition `action` makes on an order of a claim whose claim stands as `claim` says:
+/// `apply`, except that a payment for a claim that is no longer live is a late payment (the
+/// order is cancelled and the money goes back), and a refund of an order of a cancelled claim
+/// cannot be rejected (409).
+pub fn apply_for_claim(state: OrderState, action: OrderAction, actor: Actor, claim: ClaimLife) -> Result<Transition> {
+    let tr = apply(state, action, actor)?;
+    match (claim, tr.event) {
+        (ClaimLife::Live, _) => Ok(tr),
+        (_, OrderEvent::Paid) => Ok(t(OrderState::Cancelled, OrderEvent::LatePayment, false, true)),
+        (ClaimLife::Cancelled, OrderEvent::RefundRejected) => {
+            Err(CoreError::Conflict(format!("an order that is {} cannot be refused a refund once its claim is cancelled", state.as_str())))
+        }
+        _ => Ok(tr),
+    }
+}
+
+/// What a claim's cancellation does to one of its other orders (renewals): unpaid, it is
+/// cancelled; paid (whatever happened since, a refund asked or the order completed), the money
+/// goes back; cancelled or refunded already, nothing. The claim's slot is the first order's,
+/// so nothing is restocked here.
+pub fn when_claim_cancelled(state: OrderState) -> Option<Transition> {
+    use OrderState::*;
+    match state {
+        Created => Some(t(Cancelled, OrderEvent::Cancelled, false, false)),
+        Paid | Fulfilled | Completed | Refunding { .. } => Some(t(Refunded, OrderEvent::Refunded, false, true)),
+        Cancelled | Refunded => None,
+    }
+}
+
+/// What a claim's natural end does to its other orders: an unpaid renewal is cancelled (paying
+/// it could no longer extend anything); paid ones were spent on the time that just ended.
+pub fn when_claim_ended(state: OrderState) -> Option<Transition> {
+    (state == OrderState::Created).then(|| t(OrderState::Cancelled, OrderEvent::Cancelled, false, false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,4 +397,71 @@ mod tests {
             assert!(state != Refunded || refunded == 1);
         }
     }
+
+    /// Walks of one order of a claim (a renewal) while its claim may be cancelled or end at any
+    /// step: the store applies `when_claim_cancelled` or `when_claim_ended` to the order at that
+    /// moment, and `apply_for_claim` to every action after. Once the claim is cancelled no
+    /// money stays (every payment, before or after, goes back); once it is over or cancelled,
+    /// a payment is a late payment; a refund of a cancelled claim's order is never refused;
+    /// money never goes back more often than it came.
+    #[test]
+    fn claim_walks_keep_no_money_for_a_cancelled_claim() {
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let (mut cancelled_walks, mut ended_walks) = (0, 0);
+        for _ in 0..10_000 {
+            let (mut state, mut claim, mut paid, mut refunded) = (Created, ClaimLife::Live, 0u32, 0u32);
+            for _ in 0..14 {
+                let roll = rng.next() % 12;
+                if claim == ClaimLife::Live && roll == 0 {
+                    claim = ClaimLife::Cancelled;
+                    if let Some(tr) = when_claim_cancelled(state) {
+                        assert!(!tr.restock, "a renewal holds no slot");
+                        refunded += u32::from(tr.refund_money);
+                        state = tr.to;
+                    }
+                    continue;
+                }
+                if claim == ClaimLife::Live && roll == 1 {
+                    claim = ClaimLife::Ended;
+                    if let Some(tr) = when_claim_ended(state) {
+                        assert!(!tr.refund_money);
+                        state = tr.to;
+                    }
+                    continue;
+                }
+                let action = OrderAction::ALL[(rng.next() % 8) as usize];
+                let actor = Actor::ALL[(rng.next() % 4) as usize];
+                let before = state;
+                match apply_for_claim(state, action, actor, claim) {
+                    Ok(tr) => {
+                        if action == Pay {
+                            paid += 1;
+                            if claim != ClaimLife::Live {
+                                assert_eq!((tr.to, tr.event, tr.refund_money), (Cancelled, OrderEvent::LatePayment, true), "paid for a claim that is gone");
+                            }
+                        }
+                        if action == RejectRefund {
+                            assert_ne!(claim, ClaimLife::Cancelled, "a cancelled claim's refund refused");
+                        }
+                        refunded += u32::from(tr.refund_money);
+                        state = tr.to;
+                    }
+                    Err(CoreError::Conflict(_)) | Err(CoreError::Forbidden(_)) => assert_eq!(state, before),
+                    Err(e) => panic!("{e:?}"),
+                }
+                assert!(refunded <= paid, "more refunds than payments");
+            }
+            match claim {
+                ClaimLife::Cancelled => {
+                    cancelled_walks += 1;
+                    assert_eq!(refunded, paid, "a cancelled claim keeps money ({state:?})");
+                    assert!(matches!(state, Cancelled | Refunded), "{state:?}");
+                }
+                ClaimLife::Ended => ended_walks += 1,
+                ClaimLife::Live => {}
+            }
+        }
+        assert!(cancelled_walks > 1000 && ended_walks > 1000, "the walks reach both ends ({cancelled_walks}, {ended_walks})");
+    }
+
 }
