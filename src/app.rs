@@ -225,6 +225,7 @@ impl Application {
         }
 
         let jwt = Arc::new(JwtKeys::new(&jwt_secret, config.token_ttl));
+        let sessions = Arc::new(jiebanke_chat_core::sessions::SessionService::new(store_arc.clone(), bus.clone()));
         let gateway = Gateway::new(
             chat.clone(),
             alerts.clone(),
@@ -232,6 +233,7 @@ impl Application {
             matching,
             hub,
             jwt.clone(),
+            sessions.clone(),
             config.gateway.clone(),
             metrics,
             shutdown.clone(),
@@ -316,6 +318,7 @@ impl Application {
                 None => Err("no banned-word file is configured (JBK_BANNED_WORDS_FILE)".into()),
             }),
             jwt,
+            sessions,
             logins: Arc::new(logins),
             readiness: Arc::new(move || {
                 let s = ready_store.clone();

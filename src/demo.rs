@@ -575,8 +575,8 @@ struct Socket {
 
 impl Socket {
     async fn open(addr: SocketAddr, a: &Account) -> anyhow::Result<Socket> {
-        let mut req = format!("ws://{addr}/ws?token={}", a.token).into_client_request()?;
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("jbk.v1.json"));
+        let mut req = format!("ws://{addr}/ws").into_client_request()?;
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(&format!("jbk.v1.json, jbk.auth.{}", a.token))?);
         let (ws, _) = tokio_tungstenite::connect_async(req).await.context("opening a WebSocket session")?;
         let mut s = Socket { ws, user: a.id.clone(), next_id: 1 };
         let hello = s.frame().await?;

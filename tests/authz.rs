@@ -26,6 +26,8 @@ struct Row {
 struct Fixture {
     ids: HashMap<&'static str, String>,
     tokens: HashMap<&'static str, String>,
+    /// A second session of each role, for the logout row (which ends the session it uses).
+    spare: HashMap<&'static str, String>,
 }
 
 fn row(method: &'static str, path: &'static str, expect: [u16; 7]) -> Row {
@@ -168,6 +170,8 @@ fn table() -> Vec<Row> {
         row("get", "/uploads/{file}", [200, 200, 200, 200, 200, 200, 200]),
         row("get", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
         row("get", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
+        // Everyone logs out (a second session of theirs: the matrix goes on with the first).
+        row("post", "/api/v1/auth/logout", [401, 204, 204, 204, 204, 204, 204]),
         // Last: everyone erases their own account (a banned user may too; tests/users.rs).
         row("delete", "/api/v1/me", [401, 204, 204, 204, 204, 204, 204]),
     ]
@@ -243,7 +247,7 @@ async fn every_documented_route_has_its_row() {
     // The merchant applied and was approved; the target and a second applicant wait for review.
     let mut applications = Vec::new();
     for who in [&merchant, &target, &applicant2] {
-        let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &who.token, application_body("", &Fixture { ids: HashMap::new(), tokens: HashMap::new() })).await;
+        let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &who.token, application_body("", &Fixture { ids: HashMap::new(), tokens: HashMap::new(), spare: HashMap::new() })).await;
         assert_eq!(s, 201, "{a}");
         applications.push(a["id"].as_str().unwrap().to_owned());
     }
@@ -263,7 +267,7 @@ async fn every_documented_route_has_its_row() {
         ("claim_animal", claim_animal["id"].as_str().unwrap().to_owned()),
         ("tomorrow", tomorrow),
     ]);
-    let partial = Fixture { ids: ids.clone(), tokens: HashMap::new() };
+    let partial = Fixture { ids: ids.clone(), tokens: HashMap::new(), spare: HashMap::new() };
     for key in ["order_read", "order_cancel", "order_pay"] {
         ids.insert(key, place_order(http, &base, &user.token, &partial).await);
     }
@@ -346,6 +350,14 @@ async fn every_documented_route_has_its_row() {
             ("animal", animal["id"].as_str().unwrap().to_owned()),
         ])
             .collect(),
+        spare: HashMap::from([
+            ("user", login(http, &base, "matrix-user").await.token),
+            ("other", login(http, &base, "matrix-other").await.token),
+            ("blocked", login(http, &base, "matrix-blocked").await.token),
+            ("admin", login(http, &base, "matrix-admin").await.token),
+            ("merchant", login(http, &base, "matrix-merchant").await.token),
+            ("operator", staff_account(http, &base, &admin.token, "matrix-operator2", "operator").await.token),
+        ]),
         tokens: HashMap::from([
             ("user", user.token.clone()),
             ("other", other.token.clone()),
@@ -381,7 +393,8 @@ async fn every_documented_route_has_its_row() {
             let want = r.expect[order.iter().position(|o| *o == role).unwrap()];
             let method = reqwest::Method::from_bytes(r.method.to_uppercase().as_bytes()).unwrap();
             let mut req = http.request(method, &url);
-            if let Some(t) = f.tokens.get(role) {
+            let tokens = if r.path == "/api/v1/auth/logout" { &f.spare } else { &f.tokens };
+            if let Some(t) = tokens.get(role) {
                 req = req.bearer_auth(t);
             }
             if let Some(body) = r.body {

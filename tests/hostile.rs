@@ -532,6 +532,36 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.expect("the JSON error body");
     assert_eq!(v["code"], "bad_request");
+    // Logging out: a repeated or non-boolean `all`, and no token, in the JSON shape.
+    for q in ["?all=1&all=0", "?all=yes", "?all="] {
+        let r = app.http.post(format!("{base}/api/v1/auth/logout{q}")).bearer_auth(&alice.token).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{q}");
+        assert_eq!(r.json::<Value>().await.unwrap()["code"], "bad_request", "{q}");
+    }
+    let r = app.http.post(format!("{base}/api/v1/auth/logout")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.json::<Value>().await.unwrap()["code"].as_str().map(str::to_owned)), (401, Some("unauthorized".into())));
+    // The token protocol: alone (no codec to select), two of them, or one of 8 KB.
+    let ws_with = |protocols: String| {
+        let http = app.http.clone();
+        let url = format!("{base}/ws");
+        async move {
+            let r = http
+                .get(url)
+                .header("Connection", "Upgrade")
+                .header("Upgrade", "websocket")
+                .header("Sec-WebSocket-Version", "13")
+                .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+                .header("Sec-WebSocket-Protocol", protocols)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null)["code"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    assert_eq!(ws_with(format!("jbk.auth.{}", alice.token)).await, (400, "invalid".to_owned()));
+    assert_eq!(ws_with(format!("jbk.v1.json, jbk.auth.{}, jbk.auth.x", alice.token)).await, (400, "invalid".to_owned()));
+    assert_eq!(ws_with(format!("jbk.v1.json, jbk.auth.{}", "a".repeat(8192))).await, (401, "unauthorized".to_owned()));
 
     // Tokens: a valid one of a user who does not exist; one issued or valid only in the future.
     let secret = std::fs::read_to_string(db.dir.0.join("jwt-secret")).unwrap();
@@ -542,8 +572,11 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     let ghost = forge(json!({"sub":"999999","iat":now,"exp":now + 600,"iss":"jiebanke"}));
     let future_iat = forge(json!({"sub":alice.id,"iat":now + 3600,"exp":now + 7200,"iss":"jiebanke"}));
     let future_nbf = forge(json!({"sub":alice.id,"iat":now,"nbf":now + 3600,"exp":now + 7200,"iss":"jiebanke"}));
-    let fine = forge(json!({"sub":alice.id,"iat":now,"exp":now + 600,"iss":"jiebanke"}));
-    for (what, t) in [("unknown user", &ghost), ("iat in the future", &future_iat), ("nbf in the future", &future_nbf)] {
+    // Well-formed and signed with our key, but naming no session, or one never opened by a
+    // login: refused (a token counts only while its session is live).
+    let sessionless = forge(json!({"sub":alice.id,"iat":now,"exp":now + 600,"iss":"jiebanke"}));
+    let unopened = forge(json!({"sub":alice.id,"iat":now,"exp":now + 600,"iss":"jiebanke","jti":"0123456789abcdef0123456789abcdef"}));
+    for (what, t) in [("unknown user", &ghost), ("iat in the future", &future_iat), ("nbf in the future", &future_nbf), ("no session", &sessionless), ("a session never opened", &unopened)] {
         let (s, v) = get(&app.http, format!("{base}/api/v1/me"), t).await;
         assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{what}: {v}");
         let (s, _) = get(&app.http, format!("{base}/api/v1/conversations"), t).await;
@@ -554,8 +587,8 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
             other => panic!("{what}: {other}"),
         }
     }
-    let (s, _) = get(&app.http, format!("{base}/api/v1/me"), &fine).await;
-    assert_eq!(s, 200, "a well-formed token of ours works");
+    let (s, _) = get(&app.http, format!("{base}/api/v1/me"), &alice.token).await;
+    assert_eq!(s, 200, "a token of ours from a login works");
 }
 
 // ---------------------------------------------------------------------------------------------

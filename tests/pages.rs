@@ -306,7 +306,7 @@ async fn the_socket_client_keeps_order_and_cmids_across_gaps_drops_and_restarts(
                 c.track('9', 0);
                 c.start();
                 let ws = sockets[0];
-                check(ws.url === 'ws://test/ws?token=tok' && ws.proto === 'jbk.v1.json', 'connects with the token and jbk.v1.json');
+                check(ws.url === 'ws://test/ws' && JSON.stringify(ws.proto) === '["jbk.v1.json","jbk.auth.tok"]', 'connects with jbk.v1.json and its token as a protocol, none in the URL');
                 ws.push(hello);
                 check(c.status === 'online', 'online after hello');
                 const s1 = ws.frames('sync');
@@ -465,10 +465,15 @@ async fn qr_login_profile_settings_blocks_and_an_avatar_upload_in_the_app() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
-    // Log out: back to the login page, the session gone.
+    // Log out: back to the login page, the session gone, here and at the server (its token
+    // is refused).
+    let stored = page.eval("return localStorage.getItem('jbk.session')", vec![]).await;
+    let token = serde_json::from_str::<Value>(stored.as_str().unwrap()).unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(get(http, format!("{base}/api/v1/me"), &token).await.0, 200);
     page.click("[data-test=logout]").await;
     page.wait_css("#login-code").await;
     assert_eq!(page.eval("return localStorage.getItem('jbk.session')", vec![]).await, Value::Null);
+    assert_eq!(get(http, format!("{base}/api/v1/me"), &token).await.0, 401, "the server ended the session");
 
     page.assert_no_errors().await;
     page.close().await;

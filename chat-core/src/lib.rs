@@ -13,6 +13,8 @@
 //! - `chat`: `ChatService`, the use cases the gateway and REST shell call.
 //! - `events`: durable events (outbox relay, the handler), merchants' order alerts.
 //! - `moderation`: the banned-word filter, reports, admin actions.
+//! - `sessions`: login sessions named by their tokens (`jti`), their end (logout, a disabled
+//!   staff account) and the `SessionStore` port.
 //! - `matching`: companion matching (the rule, the `MatchPool` port and its in-memory pool).
 //! - `users`: accounts, privacy settings, blocks, personal data (a folder: model, rules, pii,
 //!   port).
@@ -37,6 +39,7 @@ pub mod model;
 pub mod moderation;
 pub mod ports;
 pub mod presence;
+pub mod sessions;
 pub mod staff;
 pub mod uploads;
 pub mod users;

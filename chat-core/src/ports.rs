@@ -250,6 +250,9 @@ pub enum Event {
     Erased { user: UserId },
     /// The user was banned: every session of theirs, on every node, is closed.
     Banned { user: UserId },
+    /// A login session of the user ended (`session`), or all of them (`None`): the sockets
+    /// opened with it, on every node, are closed (4005 `logged_out`).
+    LoggedOut { user: UserId, session: Option<crate::sessions::SessionKey> },
     /// Two travellers were matched: every session of both gets the proposal.
     MatchProposal { proposal: Arc<crate::matching::Proposal> },
     /// A request waited its time out unmatched: every session of its user is told.
@@ -297,7 +300,8 @@ pub trait PresenceDirectory: Send + Sync + 'static {
     async fn online(&self, user: UserId) -> Result<bool>;
 }
 
-/// Turns a bearer token into the user it was issued to.
+/// Turns a bearer token into the user it was issued to and the session it names (whether the
+/// session is still live is `sessions::SessionService::check`'s question).
 pub trait TokenVerifier: Send + Sync + 'static {
-    fn verify(&self, token: &str) -> Result<UserId>;
+    fn verify(&self, token: &str) -> Result<crate::sessions::TokenClaims>;
 }

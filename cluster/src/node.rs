@@ -470,6 +470,7 @@ impl RedisCluster {
             | Event::ClaimUpdate { .. }
             | Event::Erased { .. }
             | Event::PresenceHidden { .. }
+            | Event::LoggedOut { .. }
             | Event::Banned { .. } => {
                 if let Some(sink) = self.sink() {
                     sink.deliver(&got.event)
@@ -759,6 +760,7 @@ impl RedisCluster {
                 | Event::ClaimUpdate { .. }
                 | Event::Erased { .. }
             | Event::PresenceHidden { .. }
+            | Event::LoggedOut { .. }
             | Event::Banned { .. } => {
                     let mut by_node: BTreeMap<&str, Vec<UserId>> = BTreeMap::new();
                     for m in audience(ev).iter() {
@@ -902,7 +904,7 @@ fn audience(e: &Event) -> std::borrow::Cow<'_, [UserId]> {
         | Event::Typing { members, .. }
         | Event::MessageDeleted { members, .. } => Cow::Borrowed(members),
         Event::OrderAlert { alert } => Cow::Borrowed(std::slice::from_ref(&alert.merchant)),
-        Event::Banned { user } | Event::Erased { user } => Cow::Borrowed(std::slice::from_ref(user)),
+        Event::Banned { user } | Event::Erased { user } | Event::LoggedOut { user, .. } => Cow::Borrowed(std::slice::from_ref(user)),
         Event::PresenceHidden { watcher, .. } => Cow::Borrowed(std::slice::from_ref(watcher)),
         Event::MatchProposal { proposal } => Cow::Owned(vec![proposal.waited.user, proposal.found.user]),
         Event::MatchExpired { request } => Cow::Borrowed(std::slice::from_ref(&request.user)),

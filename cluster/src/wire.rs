@@ -68,6 +68,8 @@ pub enum WireEvent {
     Deleted { to: Vec<i64>, conv: i64, seq: u64, #[serde(default)] recalled: bool },
     Banned { user: i64 },
     Erased { user: i64 },
+    /// A login session of `user` ended (`None`: all of them).
+    LoggedOut { user: i64, session: Option<String> },
     PresenceHidden { watcher: i64, user: i64 },
     Proposal { id: u64, conv: i64, created_at: i64, from: i32, to: i32, waited: WireMatchRequest, found: WireMatchRequest },
     MatchExpired { request: WireMatchRequest },
@@ -173,6 +175,7 @@ pub fn encode(node: &str, event: &Event, to: &[UserId]) -> Option<Vec<u8>> {
         Event::MessageDeleted { conv, seq, recalled, .. } => WireEvent::Deleted { to: ids(), conv: conv.get(), seq: seq.get(), recalled: *recalled },
         Event::Banned { user } => WireEvent::Banned { user: user.get() },
         Event::Erased { user } => WireEvent::Erased { user: user.get() },
+        Event::LoggedOut { user, session } => WireEvent::LoggedOut { user: user.get(), session: session.as_ref().map(|k| k.as_str().to_owned()) },
         Event::PresenceHidden { watcher, user } => WireEvent::PresenceHidden { watcher: watcher.get(), user: user.get() },
         Event::MatchProposal { proposal: p } => WireEvent::Proposal {
             id: p.id.get(),
@@ -284,6 +287,10 @@ pub fn decode(payload: &[u8]) -> Result<Received, String> {
         }
         WireEvent::Banned { user: u } => Event::Banned { user: user(u)? },
         WireEvent::Erased { user: u } => Event::Erased { user: user(u)? },
+        WireEvent::LoggedOut { user: u, session } => Event::LoggedOut {
+            user: user(u)?,
+            session: session.map(|k| jiebanke_chat_core::sessions::SessionKey::parse(&k)).transpose().map_err(|e| e.to_string())?,
+        },
         WireEvent::PresenceHidden { watcher, user: u } => Event::PresenceHidden { watcher: user(watcher)?, user: user(u)? },
         WireEvent::Proposal { id, conv: c, created_at, from, to, waited, found } => Event::MatchProposal {
             proposal: Arc::new(Proposal {

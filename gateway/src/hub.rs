@@ -6,6 +6,7 @@ use crate::frame::{Outbound, ServerFrame, WireAnimalUpdate, WireMessage, WireMod
 use crate::metrics::Metrics;
 use dashmap::DashMap;
 use jiebanke_chat_core::ports::{Event, EventSink};
+use jiebanke_chat_core::sessions::SessionKey;
 use jiebanke_chat_core::{SessionId, UserId};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,9 @@ pub enum CloseReason {
     Banned,
     /// The user erased their account.
     Erased,
+    /// The login session the socket was opened with ended (a logout, a disabled staff
+    /// account).
+    LoggedOut,
     /// The client broke RFC 6455 framing (reserved bits, unknown opcode, unmasked or
     /// fragmented control frame, a continuation without a start, ...).
     ProtocolError,
@@ -50,6 +54,7 @@ impl CloseReason {
             CloseReason::ClientClosed => 1000,
             CloseReason::Banned => 4003,
             CloseReason::Erased => 4004,
+            CloseReason::LoggedOut => 4005,
             CloseReason::ProtocolError => 1002,
             CloseReason::InvalidUtf8 => 1007,
         }
@@ -64,6 +69,7 @@ impl CloseReason {
             CloseReason::ClientClosed => "client_closed",
             CloseReason::Banned => "banned",
             CloseReason::Erased => "account_erased",
+            CloseReason::LoggedOut => "logged_out",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::InvalidUtf8 => "invalid_utf8",
         }
@@ -80,6 +86,8 @@ impl CloseReason {
 pub struct SessionShared {
     pub id: SessionId,
     pub user: UserId,
+    /// The login session its token named: `Event::LoggedOut` for it closes this socket.
+    pub login: Option<SessionKey>,
     bound: usize,
     state: Mutex<Outbox>,
     /// When the client was last heard from and last pinged (`clock_ms`): the hub's ticker
@@ -119,6 +127,7 @@ impl SessionShared {
         SessionShared {
             id,
             user,
+            login: None,
             bound: bound.max(1),
             state: Mutex::new(Outbox {
                 queue: VecDeque::new(),
@@ -130,6 +139,12 @@ impl SessionShared {
             last_rx: AtomicU64::new(clock_ms()),
             last_ping: AtomicU64::new(clock_ms()),
         }
+    }
+
+    /// The login session the socket was opened with.
+    pub fn with_login(mut self, login: SessionKey) -> Self {
+        self.login = Some(login);
+        self
     }
 
     /// A frame came from the client.
@@ -485,6 +500,13 @@ impl EventSink for Hub {
                     let frame = Arc::new(Outbound::new(ServerFrame::Presence { user: user.to_string(), online: false, last_seen: None }));
                     for s in dropped {
                         s.push(frame.clone());
+                    }
+                }
+            }
+            Event::LoggedOut { user, session } => {
+                if let Some(list) = self.sessions.get(user).map(|l| l.clone()) {
+                    for s in list.iter().filter(|s| session.is_none() || s.login == *session) {
+                        s.close(CloseReason::LoggedOut);
                     }
                 }
             }

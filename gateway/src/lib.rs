@@ -33,6 +33,7 @@ use jiebanke_chat_core::matching::MatchService;
 use jiebanke_chat_core::moderation::ModerationService;
 use jiebanke_chat_core::CoreError;
 use jiebanke_chat_core::ports::TokenVerifier;
+use jiebanke_chat_core::sessions::SessionService;
 use jiebanke_chat_core::SessionId;
 use metrics::Metrics;
 use std::net::{IpAddr, SocketAddr};
@@ -133,6 +134,8 @@ pub struct Gateway {
     pub matching: Arc<MatchService>,
     pub hub: Arc<Hub>,
     pub tokens: Arc<dyn TokenVerifier>,
+    /// Login sessions: checked at the upgrade and again once the socket is registered.
+    pub logins: Arc<SessionService>,
     pub config: GatewayConfig,
     pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM: no new sessions; open ones answer what they accepted, then close.
@@ -158,6 +161,7 @@ impl Gateway {
         matching: Arc<MatchService>,
         hub: Arc<Hub>,
         tokens: Arc<dyn TokenVerifier>,
+        logins: Arc<SessionService>,
         config: GatewayConfig,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
@@ -174,6 +178,7 @@ impl Gateway {
             matching,
             hub,
             tokens,
+            logins,
             config,
             metrics,
             shutdown,
@@ -283,20 +288,38 @@ async fn upgrade(
         let wait = not_until.wait_time_from(DefaultClock::default().now()).as_millis().max(1) as u64;
         return refuse(&gw, StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many connection attempts", Some(wait));
     }
-    let token = query.token.or_else(|| {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_owned)
-    });
-    let Some(token) = token else {
+    // The protocols the client offers: codecs, and perhaps its token as `jbk.auth.<token>`
+    // (never echoed: the server selects the codec's protocol).
+    let requested: Vec<String> = ws
+        .requested_protocols()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let offered = match offered_protocols(&requested) {
+        Ok(o) => o,
+        Err(why) => return refuse(&gw, StatusCode::BAD_REQUEST, "invalid", why, None),
+    };
+    // The token comes in the protocol (preferred), `Authorization: Bearer`, or `?token=`
+    // (discouraged: proxies log URLs). Two different ones are refused.
+    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::to_owned);
+    let tokens: Vec<String> = [offered.token, bearer, query.token].into_iter().flatten().collect();
+    if tokens.iter().any(|t| *t != tokens[0]) {
+        return refuse(&gw, StatusCode::BAD_REQUEST, "invalid", "two different tokens in one upgrade", None);
+    }
+    let Some(token) = tokens.into_iter().next() else {
         return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "missing token", None);
     };
-    let user = match gw.tokens.verify(&token) {
-        Ok(u) => u,
+    let claims = match gw.tokens.verify(&token) {
+        Ok(c) => c,
         Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "invalid or expired token", None),
     };
+    match gw.logins.check(&claims).await {
+        Ok(()) => {}
+        Err(CoreError::Unauthorized(_)) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "this session has ended; log in again", None),
+        Err(_) => return refuse(&gw, StatusCode::SERVICE_UNAVAILABLE, "unavailable", "temporarily unavailable, retry later", Some(1000)),
+    }
+    let user = claims.user;
     let admin = match gw.moderation.session_allowed(user).await {
         // Staff sessions (operators and admins) get the moderation feed.
         Ok(u) => {
@@ -311,28 +334,7 @@ async fn upgrade(
         }
         Err(_) => return refuse(&gw, StatusCode::UNAUTHORIZED, "unauthorized", "unknown user", None),
     };
-    // The first protocol the client lists that we speak; none listed means JSON.
-    let requested: Vec<String> = ws
-        .requested_protocols()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()).collect::<Vec<_>>())
-        .collect();
-    let codec = if requested.is_empty() {
-        None
-    } else {
-        match requested.iter().find_map(|p| Codec::from_protocol(p)) {
-            Some(c) => Some(c),
-            None => {
-                return refuse(
-                    &gw,
-                    StatusCode::BAD_REQUEST,
-                    "invalid",
-                    "unsupported subprotocol; use jbk.v1.json or jbk.v1.msgpack",
-                    None,
-                )
-            }
-        }
-    };
+    let codec = offered.codec;
     let mut ws = ws
         .max_message_size(gw.config.hard_max_bytes)
         .max_frame_size(gw.config.hard_max_bytes)
@@ -346,5 +348,44 @@ async fn upgrade(
     let id = SessionId::new(format!("{}-{}", gw.session_prefix, gw.next_session.fetch_add(1, Ordering::Relaxed)));
     let tracker = gw.sessions.clone();
     gw.start_ticker();
-    ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, user, admin, codec, id)))
+    ws.on_upgrade(move |socket| tracker.track_future(session::run(gw, socket, claims, admin, codec, id)))
+}
+
+/// What the client offers in `Sec-WebSocket-Protocol`.
+struct Offered {
+    /// The first codec protocol we speak; `None` when none is offered (JSON then).
+    codec: Option<Codec>,
+    /// The token of a `jbk.auth.<token>` protocol.
+    token: Option<String>,
+}
+
+/// The protocol that carries the token: `jbk.auth.<token>`.
+pub const AUTH_PROTOCOL_PREFIX: &str = "jbk.auth.";
+
+/// Reads the offered protocols: at most one token (two different ones are refused), and a
+/// codec we speak whenever anything is offered (a token alone, or only unknown protocols, are
+/// refused: the server must have a codec protocol to select).
+fn offered_protocols(requested: &[String]) -> Result<Offered, &'static str> {
+    let mut token: Option<String> = None;
+    let mut codec = None;
+    let mut others = false;
+    for p in requested {
+        if let Some(t) = p.strip_prefix(AUTH_PROTOCOL_PREFIX) {
+            match &token {
+                Some(seen) if seen != t => return Err("two different tokens in one upgrade"),
+                _ => token = Some(t.to_owned()),
+            }
+        } else if let Some(c) = Codec::from_protocol(p) {
+            codec = codec.or(Some(c));
+        } else {
+            others = true;
+        }
+    }
+    if codec.is_none() && token.is_some() {
+        return Err("a jbk.auth protocol needs a codec protocol beside it (jbk.v1.json or jbk.v1.msgpack)");
+    }
+    if codec.is_none() && others {
+        return Err("unsupported subprotocol; use jbk.v1.json or jbk.v1.msgpack");
+    }
+    Ok(Offered { codec, token })
 }

@@ -21,6 +21,7 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jiebanke_chat_core::matching::{Day, Destination, MatchOutcome};
+use jiebanke_chat_core::sessions::TokenClaims;
 use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, Seq, SessionId, UserId};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -53,7 +54,7 @@ enum Reply {
 pub(crate) fn run(
     gw: Arc<Gateway>,
     socket: WebSocket,
-    user: UserId,
+    claims: TokenClaims,
     admin: bool,
     codec: Codec,
     id: SessionId,
@@ -70,11 +71,8 @@ pub(crate) fn run(
     async move {
         // Borrowed, not cloned, for the same reason.
         let cfg = &gw.config;
-        let shared = Arc::new(SessionShared::new(
-            id.clone(),
-            user,
-            cfg.outbound_queue.max(1),
-        ));
+        let user = claims.user;
+        let shared = Arc::new(SessionShared::new(id.clone(), user, cfg.outbound_queue.max(1)).with_login(claims.session.clone()));
 
         gw.metrics.connections.inc();
         gw.metrics.connections_total.inc();
@@ -99,6 +97,11 @@ pub(crate) fn run(
         }
         if admin {
             gw.hub.register_admin(shared.clone());
+        }
+        // A logout that committed after the upgrade's check and whose close went out before
+        // this session was registered is caught here.
+        if let Err(CoreError::Unauthorized(_)) = gw.logins.check(&claims).await {
+            shared.close(CloseReason::LoggedOut);
         }
         gw.metrics.online_users.set(gw.chat.online_users() as i64);
         tracing::debug!(session = %id, %user, ?codec, "session open");

@@ -272,12 +272,13 @@ impl Target {
         let stream = socket.connect(self.addr).await.context("tcp connect")?;
         stream.set_nodelay(true)?;
         let stream = TsStream::new(stream).context("SO_TIMESTAMP")?;
-        let mut req = format!("ws://{}/ws?token={token}", self.addr).into_client_request()?;
+        let mut req = format!("ws://{}/ws", self.addr).into_client_request()?;
         let proto = match self.codec {
             Codec::Json => "jbk.v1.json",
             Codec::Msgpack => "jbk.v1.msgpack",
         };
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(proto));
+        // The token as a second offered protocol, as the app sends it.
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(&format!("{proto}, jbk.auth.{token}"))?);
         // tungstenite zero-fills its whole read buffer before every read (128 KiB by default):
         // with thousands of sessions that memset, not the server, would set the latency.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()

@@ -43,6 +43,7 @@ use jiebanke_chat_core::chat::ChatService;
 use jiebanke_chat_core::events::AlertService;
 use jiebanke_chat_core::moderation::ModerationService;
 use jiebanke_chat_core::ports::TokenVerifier;
+use jiebanke_chat_core::sessions::TokenClaims;
 use jiebanke_chat_core::UserId;
 use std::sync::Arc;
 
@@ -82,6 +83,9 @@ pub struct RestState {
     /// Reads the banned-word list from its source again; returns how many words it has.
     pub reload_words: Arc<dyn Fn() -> Result<usize, String> + Send + Sync>,
     pub jwt: Arc<JwtKeys>,
+    /// Login sessions: opened with each token, checked on every authenticated request, ended
+    /// by logging out.
+    pub sessions: Arc<jiebanke_chat_core::sessions::SessionService>,
     /// Login providers by name; the first is the default.
     pub logins: Arc<Vec<Arc<dyn LoginProvider>>>,
     pub readiness: ReadinessCheck,
@@ -202,7 +206,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = RestState::from_ref(state);
-        let user = bearer_user(parts, &state)?;
+        let user = bearer_user(parts, &state).await?.user;
         match state.chat.user(user).await {
             Ok(u) if !u.erased => {}
             Ok(_) | Err(jiebanke_chat_core::CoreError::NotFound(_)) => return Err(ApiError::unauthorized("unknown user")),
@@ -221,14 +225,39 @@ fn write_limit(parts: &Parts, state: &RestState, user: UserId) -> Result<(), Api
     Ok(())
 }
 
-fn bearer_user(parts: &Parts, state: &RestState) -> Result<UserId, ApiError> {
+/// The bearer token's user, once its signature, expiry and session are checked (a session
+/// ended by a logout answers 401 like an expired token).
+async fn bearer_user(parts: &Parts, state: &RestState) -> Result<TokenClaims, ApiError> {
     let token = parts
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?;
-    state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))
+    let claims = state.jwt.verify(token).map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+    state.sessions.check(&claims).await.map_err(|e| match e {
+        jiebanke_chat_core::CoreError::Unauthorized(_) => ApiError::unauthorized("this session has ended; log in again"),
+        other => ApiError::from(other),
+    })?;
+    Ok(claims)
+}
+
+/// The caller's login session (for logging out), checked as `AuthUser` is.
+pub struct CurrentSession(pub TokenClaims);
+
+impl<S> FromRequestParts<S> for CurrentSession
+where
+    RestState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = RestState::from_ref(state);
+        let claims = bearer_user(parts, &state).await?;
+        write_limit(parts, &state, claims.user)?;
+        Ok(CurrentSession(claims))
+    }
 }
 
 /// The caller, from `Authorization: Bearer <token>`.
@@ -243,7 +272,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = RestState::from_ref(state);
-        let user = bearer_user(parts, &state)?;
+        let user = bearer_user(parts, &state).await?.user;
         // As on the socket: a valid token of a user who does not exist is 401, of a banned one
         // 403 `banned`.
         state.moderation.session_allowed(user).await.map_err(|e| match e {

@@ -38,6 +38,7 @@ mod orders;
 mod outbox;
 mod qr;
 mod reviews;
+mod sessions;
 mod shop_orders;
 mod staff;
 mod store;

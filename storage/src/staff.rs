@@ -172,6 +172,9 @@ impl StaffStore for SqlStore {
             if disabled {
                 // Disabled, its powers end at once: the role is read on every request.
                 sqlx::query("UPDATE users SET role = 'none' WHERE id = ?").bind(user.get()).execute(&mut *tx).await?;
+                // ...and so do its sessions (their sockets are closed by the caller's
+                // `SessionService::end_all`).
+                sqlx::query("UPDATE login_sessions SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL").bind(now).bind(user.get()).execute(&mut *tx).await?;
                 audit.before = Some(serde_json::json!({"disabled": false, "role": before.role.as_str()}));
                 audit.after = Some(serde_json::json!({"disabled": true, "role": "none"}));
             }

@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use jiebanke_chat_core::ports::TokenVerifier;
+use jiebanke_chat_core::sessions::{SessionKey, SessionService, TokenClaims};
 use jiebanke_chat_core::{CoreError, FieldProblem, Identity, UserId};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -162,6 +163,9 @@ struct Claims {
     iat: i64,
     exp: i64,
     iss: String,
+    /// The login session (`SessionKey`): session tokens carry one, appeal tokens none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
 }
 
 /// HS256 keys for bearer tokens.
@@ -202,7 +206,7 @@ impl JwtKeys {
     /// A token good only for appealing `user`'s ban (`POST /api/v1/appeals`).
     pub fn issue_appeal(&self, user: UserId) -> Result<String, ApiError> {
         let now = jiebanke_chat_core::now_ms() / 1000;
-        let claims = Claims { sub: user.to_string(), iat: now, exp: now + APPEAL_TTL.as_secs() as i64, iss: APPEAL_ISSUER.into() };
+        let claims = Claims { sub: user.to_string(), iat: now, exp: now + APPEAL_TTL.as_secs() as i64, iss: APPEAL_ISSUER.into(), jti: None };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token not issued"))
     }
@@ -213,26 +217,40 @@ impl JwtKeys {
         UserId::parse(&data.claims.sub).map_err(|_| CoreError::Unauthorized("bad subject".into()))
     }
 
-    /// A token for `user` and when it expires (ms).
-    pub fn issue(&self, user: UserId) -> Result<(String, i64), ApiError> {
+    /// A token for `user` naming `session`, and when it expires (ms). The session must be
+    /// recorded (`SessionService::open`) before the token is handed out: `issue_session` does
+    /// both.
+    pub fn issue(&self, user: UserId, session: &SessionKey) -> Result<(String, i64), ApiError> {
         let now = jiebanke_chat_core::now_ms() / 1000;
         let exp = now + self.ttl.as_secs() as i64;
-        let claims = Claims { sub: user.to_string(), iat: now, exp, iss: ISSUER.into() };
+        let claims = Claims { sub: user.to_string(), iat: now, exp, iss: ISSUER.into(), jti: Some(session.as_str().to_owned()) };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "token not issued"))?;
         Ok((token, exp * 1000))
     }
 }
 
+/// Opens a login session for `user`: records it, then answers its token and when it expires.
+pub async fn issue_session(jwt: &JwtKeys, sessions: &SessionService, user: UserId) -> Result<(String, i64), ApiError> {
+    let session = SessionKey::random()?;
+    let (token, expires_at) = jwt.issue(user, &session)?;
+    sessions.open(user, &session, expires_at).await?;
+    Ok((token, expires_at))
+}
+
 impl TokenVerifier for JwtKeys {
-    fn verify(&self, token: &str) -> Result<UserId, CoreError> {
+    fn verify(&self, token: &str) -> Result<TokenClaims, CoreError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| CoreError::Unauthorized(e.to_string()))?;
         // A token issued in the future was not issued by us (`nbf` is checked by the library).
         if data.claims.iat > jiebanke_chat_core::now_ms() / 1000 + LEEWAY_SECS as i64 {
             return Err(CoreError::Unauthorized("token issued in the future".into()));
         }
-        UserId::parse(&data.claims.sub).map_err(|_| CoreError::Unauthorized("bad subject".into()))
+        let user = UserId::parse(&data.claims.sub).map_err(|_| CoreError::Unauthorized("bad subject".into()))?;
+        // A token without a session could never be ended: refused (tokens issued before
+        // sessions existed log in again).
+        let session = SessionKey::parse(data.claims.jti.as_deref().unwrap_or(""))?;
+        Ok(TokenClaims { user, session })
     }
 }
 
@@ -244,9 +262,15 @@ mod tests {
     fn tokens_round_trip_and_forgeries_fail() {
         let keys = JwtKeys::new(&Secret::new("s3cret-s3cret-s3cret-s3cret-s3cret"), Duration::from_secs(60));
         let u = UserId::new(42).unwrap();
-        let (t, exp) = keys.issue(u).unwrap();
+        let session = SessionKey::random().unwrap();
+        let (t, exp) = keys.issue(u, &session).unwrap();
         assert!(exp > jiebanke_chat_core::now_ms());
-        assert_eq!(keys.verify(&t).unwrap(), u);
+        assert_eq!(keys.verify(&t).unwrap(), TokenClaims { user: u, session });
+        // A token naming no session (as issued before sessions existed) is refused.
+        let now = jiebanke_chat_core::now_ms() / 1000;
+        let old = Claims { sub: u.to_string(), iat: now, exp: now + 60, iss: ISSUER.into(), jti: None };
+        let old = encode(&Header::new(Algorithm::HS256), &old, &keys.encoding).unwrap();
+        assert!(keys.verify(&old).is_err(), "a token without a session");
         let appeal = keys.issue_appeal(u).unwrap();
         assert_eq!(keys.verify_appeal(&appeal).unwrap(), u);
         assert!(keys.verify(&appeal).is_err(), "an appeal token is no session token");

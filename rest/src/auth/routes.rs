@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<RestState> {
-    OpenApiRouter::new().routes(routes!(login)).routes(routes!(qr_create)).routes(routes!(qr_poll)).routes(routes!(qr_confirm))
+    OpenApiRouter::new().routes(routes!(login)).routes(routes!(logout)).routes(routes!(qr_create)).routes(routes!(qr_poll)).routes(routes!(qr_confirm))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -77,10 +77,32 @@ async fn login(
         Err(e) => return Err(e.into()),
     };
     state.activity.seen(user.id);
-    let (token, expires_at) = state.jwt.issue(user.id)?;
+    let (token, expires_at) = crate::auth::issue_session(&state.jwt, &state.sessions, user.id).await?;
     let account = state.users.account(user.id).await?;
     let privacy = PrivacyBody::of(&state.users, &account);
     Ok(Json(LoginAnswer { token, expires_at, user: MeBody::from(&account), privacy }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogoutQuery {
+    /// `true`: every session of the caller ends, on every device.
+    all: Option<bool>,
+}
+
+/// Logs out: the session of the token it carries ends (`?all=true`: every session of the
+/// caller). From then on its token answers 401 on REST and at the socket's upgrade, and the
+/// sockets opened with it are closed at once on every node (close code 4005 `logged_out`).
+/// The token's session ended, a second logout with it answers 401.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", params(LogoutQuery),
+    security(("bearer" = [])), responses((status = 204, description = "logged out")))]
+async fn logout(
+    State(state): State<RestState>,
+    crate::CurrentSession(claims): crate::CurrentSession,
+    q: Result<axum::extract::Query<LogoutQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let axum::extract::Query(q) = q?;
+    state.sessions.logout(&claims, q.all.unwrap_or(false)).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// A QR login ticket, for the page to show.
@@ -141,7 +163,7 @@ async fn qr_poll(
             // Refused if the user was banned or erased since confirming.
             state.moderation.session_allowed(user).await?;
             state.activity.seen(user);
-            let (token, expires_at) = state.jwt.issue(user)?;
+            let (token, expires_at) = crate::auth::issue_session(&state.jwt, &state.sessions, user).await?;
             let account = state.users.account(user).await?;
             let privacy = PrivacyBody::of(&state.users, &account);
             QrPollBody { status: "logged_in".into(), expires_at: None, login: Some(LoginAnswer { token, expires_at, user: MeBody::from(&account), privacy }) }

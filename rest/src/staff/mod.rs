@@ -57,7 +57,7 @@ async fn staff_login(
     // A banned staff user is refused like any other.
     state.moderation.session_allowed(user).await?;
     state.activity.seen(user);
-    let (token, expires_at) = state.jwt.issue(user)?;
+    let (token, expires_at) = crate::auth::issue_session(&state.jwt, &state.sessions, user).await?;
     let account = state.users.account(user).await?;
     let privacy = PrivacyBody::of(&state.users, &account);
     Ok(Json(LoginAnswer { token, expires_at, user: MeBody::from(&account), privacy }))
@@ -150,7 +150,12 @@ fn staff_path(p: Result<Path<String>, PathRejection>) -> Result<UserId, ApiError
     params(("id" = String, Path, description = "the staff account's user id")),
     security(("bearer" = [])), responses((status = 200, body = StaffView)))]
 async fn disable(State(state): State<RestState>, Acting(actor): Acting, p: Result<Path<String>, PathRejection>) -> Result<Json<StaffView>, ApiError> {
-    Ok(Json(StaffView::from(&state.staff.set_disabled(&actor, staff_path(p)?, true).await?)))
+    let user = staff_path(p)?;
+    let view = StaffView::from(&state.staff.set_disabled(&actor, user, true).await?);
+    // The store ended the account's sessions with the change; this closes their sockets on
+    // every node (4005 `logged_out`).
+    state.sessions.end_all(user).await?;
+    Ok(Json(view))
 }
 
 /// Enables a disabled staff account again (admins); its role is then set with

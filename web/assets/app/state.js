@@ -100,6 +100,15 @@ export function setPrivacy(p) {
   persist();
 }
 
+// Logs out for real: the server ends this session (its token stops working and its sockets
+// close with 4005), then the page forgets it (offline too: the token then ends with its time).
+export async function signOut() {
+  if (session.token) {
+    try { await api.post('/auth/logout'); } catch (_) { /* forgotten below all the same */ }
+  }
+  logout();
+}
+
 export function logout() {
   if (client) { client.stop(); client = null; }
   session.token = null;

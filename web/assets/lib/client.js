@@ -94,7 +94,9 @@ export class JbkClient extends EventTarget {
     this.setStatus('connecting');
     let ws;
     try {
-      ws = new WebSocket(this.url + '?token=' + encodeURIComponent(tok), 'jbk.v1.json');
+      // The token goes as a second offered protocol, never in the URL (proxies log URLs);
+      // the server selects jbk.v1.json and never echoes it.
+      ws = new WebSocket(this.url, ['jbk.v1.json', 'jbk.auth.' + tok]);
     } catch (_) {
       this.scheduleReconnect();
       return;
@@ -113,9 +115,11 @@ export class JbkClient extends EventTarget {
       this.clearHeartbeat();
       this.failAll(new SocketError('disconnected', 'connection closed'));
       if (!greeted) this.failures += 1;
-      if (ev.code === 4003 || ev.code === 4004) {
+      // Banned, erased, or this session logged out (here or on another device): never again
+      // with this token.
+      if (ev.code === 4003 || ev.code === 4004 || ev.code === 4005) {
         this.stopped = true;
-        this.setStatus('closed', ev.code === 4003 ? 'banned' : 'account_erased');
+        this.setStatus('closed', { 4003: 'banned', 4004: 'account_erased', 4005: 'logged_out' }[ev.code]);
         return;
       }
       let wait;

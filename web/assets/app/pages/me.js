@@ -2,7 +2,7 @@
 import { defineComponent, reactive, onMounted } from '/assets/lib/vue.js';
 import { html } from '/assets/lib/html.js';
 import { t, addMessages, errorText, locale, setLocale, LOCALES } from '/assets/lib/i18n.js';
-import { api, session, setMe, logout, toast, attempt, nameOf, learn } from '../state.js';
+import { api, session, setMe, logout, signOut, toast, attempt, nameOf, learn } from '../state.js';
 import { avatar, header, empty } from '../ui.js';
 
 addMessages({
@@ -151,7 +151,7 @@ export default defineComponent({
       </section>
       <section class="card row wrap" aria-label=${t('me.account')}>
         <button type="button" class="secondary" onClick=${exportData}>${t('me.export')}</button>
-        <button type="button" class="secondary" onClick=${logout} data-test="logout">${t('me.logout')}</button>
+        <button type="button" class="secondary" onClick=${signOut} data-test="logout">${t('me.logout')}</button>
         <button type="button" class="danger" onClick=${erase}>${t('me.erase')}</button>
       </section>
     </section>`;
