@@ -277,8 +277,10 @@ impl Target {
             Codec::Json => "jbk.v1.json",
             Codec::Msgpack => "jbk.v1.msgpack",
         };
-        // The token as a second offered protocol, as the app sends it.
+        // The token as a second offered protocol, as the app sends it, and (the same token) as
+        // a bearer header, which the Node peer of bench/ reads.
         req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_str(&format!("{proto}, jbk.auth.{token}"))?);
+        req.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Bearer {token}"))?);
         // tungstenite zero-fills its whole read buffer before every read (128 KiB by default):
         // with thousands of sessions that memset, not the server, would set the latency.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
