@@ -44,6 +44,12 @@ pub struct Application {
 /// Opens the configured database (the data dir's SQLite file by default), migrated.
 async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // The data dir is the process's alone (one made by an older version was 0755).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making data dir {} private", config.data_dir.display()))?;
+    }
     let url = match &config.database_url {
         Some(u) => u.clone(),
         None => format!("sqlite:{}", config.data_dir.join("jiebanke.db").display()),

@@ -4,6 +4,12 @@ use jiebanke::{telemetry, Application};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Whatever the process makes (the database and its journal, keys, photos, their folders)
+    // is its own alone: files 0600, folders 0700.
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let (role, args) = match cli.command.into_parts() {
         Ok(parts) => parts,

@@ -523,6 +523,13 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "method_not_allowed");
 
+    // The history's `limit` outside 1-200 is refused, never clamped.
+    for limit in ["0", "201", "4294967295", "-1"] {
+        let (s, v) = get(&app.http, format!("{base}/api/v1/conversations/{conv}/messages?limit={limit}"), &alice.token).await;
+        assert_eq!((s, v["code"].as_str(), v["fields"][0]["field"].as_str()), (422, Some("invalid"), Some("limit")), "{limit}: {v}");
+    }
+    assert_eq!(get(&app.http, format!("{base}/api/v1/conversations/{conv}/messages?limit=200"), &alice.token).await.0, 200);
+
     // Seqs past 2^63 and repeated parameters.
     let (s, v) = get(&app.http, format!("{base}/api/v1/conversations/{conv}/messages?after={}", 1u64 << 63), &alice.token).await;
     assert_eq!((s, v["code"].as_str()), (422, Some("invalid")), "{v}");

@@ -94,6 +94,14 @@ async fn whole_flow(db: Db) {
     let fields: Vec<&str> = v["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, vec!["items[0].quantity", "items[1].product", "recipient.phone", "deliver_on", "slot", "note"]);
     assert_eq!(stock(http, &base, &rose).await, 5, "a refused order takes nothing");
+    // An amount WeChat Pay's int32 `amount.total` cannot carry (22 × 1,000,000 yuan) is refused;
+    // so is a test order of the admin tool above it.
+    let gold = product(http, &base, &shop, "金玫瑰", 100_000_000, 50).await;
+    let (s, v) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": gold, "quantity": 22}]))).await;
+    assert_eq!((s, v["code"].as_str()), (422, Some("invalid")), "{v}");
+    assert_eq!(stock(http, &base, &gold).await, 50);
+    let (s, v) = post(http, format!("{base}/api/v1/admin/orders"), &root.token, json!({"merchant": shop.id, "item": "玫瑰", "amount_fen": 2_147_483_648i64})).await;
+    assert_eq!((s, v["code"].as_str()), (422, Some("invalid")), "{v}");
 
     // Placed: the amount from the prices, the stock taken, unpaid for now.
     let (s, o) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": rose, "quantity": 2}, {"product": lily, "quantity": 1}]))).await;
@@ -532,6 +540,56 @@ async fn claims_on_sqlite() {
 #[tokio::test]
 async fn claims_on_mysql() {
     claims(Db::MySql).await;
+}
+
+/// A merchant suspended before an order is paid takes no payment for it: `pay` is refused, and
+/// a payment that arrives anyway cancels the order (its stock back) and goes back. An order it
+/// had been paid for before stays its to fulfil.
+async fn suspended_merchant_takes_no_payment(db: Db) {
+    let Some(tdb) = TestDb::new(db).await else { return };
+    let app = spawn_app(&tdb, |c| c.admins = vec![("dev".into(), "su-root".into())]).await;
+    let (base, http) = (app.base(), &app.http);
+    let root = login(http, &base, "su-root").await;
+    let shop = merchant(http, &base, &root, "su-shop").await;
+    let buyer = login(http, &base, "su-buyer").await;
+    let rose = product(http, &base, &shop, "红玫瑰", 1990, 5).await;
+    let (_, paid) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": rose, "quantity": 1}]))).await;
+    let paid = paid["id"].as_str().unwrap().to_owned();
+    assert_eq!(pay(http, &base, &buyer, &paid).await, 204);
+    let (_, open) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": rose, "quantity": 2}]))).await;
+    let open = open["id"].as_str().unwrap().to_owned();
+    let (s, params) = post(http, format!("{base}/api/v1/orders/{open}/pay"), &buyer.token, json!({})).await;
+    assert_eq!(s, 200, "{params}");
+    assert_eq!(stock(http, &base, &rose).await, 2);
+
+    let (s, v) = post(http, format!("{base}/api/v1/admin/merchants/{}/suspend", shop.id), &root.token, json!({"reason": "投诉"})).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post(http, format!("{base}/api/v1/orders/{open}/pay"), &buyer.token, json!({})).await;
+    assert_eq!((s, v["state"].as_str()), (409, Some("created")), "{v}");
+    // The buyer had paid in WeChat meanwhile: the payment is refused and given back.
+    let confirm = format!("{base}/api/v1/payments/local/{}/confirm", params["payment"].as_str().unwrap());
+    assert_eq!(post(http, confirm, &buyer.token, json!({})).await.0, 204);
+    let o = order_of(http, &base, &buyer, &open).await;
+    assert_eq!((o["state"].as_str(), o["late_payment"].as_bool()), (Some("cancelled"), Some(true)), "{o}");
+    eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the payment given back").await;
+    let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
+    assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "an alert for the order paid before only");
+    // The order paid before the suspension is still the merchant's to deliver.
+    let (s, v) = post(http, format!("{base}/api/v1/merchant/orders/{paid}/fulfil"), &shop.token, json!({})).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("fulfilled")), "{v}");
+    // Reinstated (its products shown again): the refused order's stock came back.
+    assert_eq!(post(http, format!("{base}/api/v1/admin/merchants/{}/reinstate", shop.id), &root.token, json!({})).await.0, 200);
+    assert_eq!(stock(http, &base, &rose).await, 4, "its stock back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_merchant_takes_no_payment_on_sqlite() {
+    suspended_merchant_takes_no_payment(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_merchant_takes_no_payment_on_mysql() {
+    suspended_merchant_takes_no_payment(Db::MySql).await;
 }
 
 /// A claim and its renewals are one thing: refunding the claim's first order cancels the claim,

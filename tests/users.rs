@@ -550,10 +550,21 @@ async fn openapi_and_docs() {
     }
     let page = app.http.get(format!("{base}/docs/")).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    let csp = page.headers().get("content-security-policy").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-eval"), "the docs page has a CSP: {csp}");
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger"), "the Swagger UI page");
     let js = app.http.get(format!("{base}/docs/swagger-ui-bundle.js")).send().await.unwrap();
     assert_eq!(js.status(), 200, "assets come from the binary");
+    // Private answers are never cached; every answer says nosniff.
+    let me = login(&app.http, &base, "oa-me").await;
+    for path in ["/api/v1/me/export", "/api/v1/me", "/api/v1/conversations?limit=0"] {
+        let r = app.http.get(format!("{base}{path}")).bearer_auth(&me.token).send().await.unwrap();
+        assert_eq!(r.headers().get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{path}");
+        assert_eq!(r.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{path}");
+    }
+    let r = app.http.get(format!("{base}/api/v1/merchants")).send().await.unwrap();
+    assert_eq!(r.headers().get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"));
     app.shutdown.cancel();
 }
 

@@ -247,6 +247,20 @@ async fn wechat_pay_end_to_end() {
     let o = get(http, format!("{base}/api/v1/orders/{id}"), &buyer.token).await.1;
     assert_eq!(o["state"], "paid");
 
+    // A signed refund callback for a refund never asked (the order is paid, not refunded) is
+    // refused in WeChat Pay's shape, and counts as no confirmation; so is a 1 MB body.
+    let (headers, body) = refund_callback(&stand_in, &trade, "SUCCESS", 2990);
+    let mut req = http.post(format!("{base}/api/v1/payments/wechat/notify")).header("content-type", "application/json").body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "FAIL");
+    let r = http.post(format!("{base}/api/v1/payments/wechat/notify")).header("content-type", "application/json").body(vec![b' '; 1 << 20]).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "FAIL", "an oversized callback is answered in WeChat Pay's shape");
+
     // A refund: asked of WeChat Pay once, with the order's refund id.
     post(http, format!("{base}/api/v1/orders/{id}/refund"), &buyer.token, json!({"reason": "不要了"})).await;
     let (s, r) = post(http, format!("{base}/api/v1/merchant/orders/{id}/refund/approve"), &shop.token, json!({})).await;
@@ -273,7 +287,7 @@ async fn wechat_pay_end_to_end() {
         assert_eq!(req.send().await.unwrap().status(), 204);
     }
     let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    for line in ["jbk_payment_callbacks_total{outcome=\"refund_confirmed\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_failure\"} 1", "jbk_payment_callbacks_total{outcome=\"paid\"} 1", "jbk_payment_callbacks_total{outcome=\"duplicate\"} 1"] {
+    for line in ["jbk_payment_callbacks_total{outcome=\"refund_not_asked\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_confirmed\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_failure\"} 1", "jbk_payment_callbacks_total{outcome=\"paid\"} 1", "jbk_payment_callbacks_total{outcome=\"duplicate\"} 1"] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }
 }

@@ -239,15 +239,16 @@ impl ItemName {
     }
 }
 
-/// An amount of money in fen (1/100 yuan): 1 fen to 100,000,000 yuan.
+/// An amount of money in fen (1/100 yuan): 1 fen to 2^31 - 1 fen (WeChat Pay's `amount.total`
+/// is an int32).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AmountFen(i64);
 
 impl AmountFen {
-    pub const MAX: i64 = 10_000_000_000;
+    pub const MAX: i64 = i32::MAX as i64;
     pub fn new(v: i64) -> Result<Self, CoreError> {
         if !(1..=Self::MAX).contains(&v) {
-            return Err(CoreError::invalid("amount_fen must be between 1 and 10000000000"));
+            return Err(CoreError::invalid("amount_fen must be between 1 and 2147483647"));
         }
         Ok(Self(v))
     }

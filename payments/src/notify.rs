@@ -45,6 +45,10 @@ struct Envelope {
 
 #[derive(Deserialize)]
 struct Resource {
+    /// `transaction` for `TRANSACTION.*`, `refund` for `REFUND.*`: a resource of the other
+    /// kind under an event's name is refused.
+    #[serde(default)]
+    original_type: String,
     algorithm: String,
     ciphertext: String,
     nonce: String,
@@ -114,7 +118,17 @@ impl NotificationOpener {
         }
         let plaintext = decrypt_resource(self.api_v3_key.bytes(), &resource.nonce, &resource.associated_data, &resource.ciphertext)
             .map_err(|_| NotifyError::BadCiphertext)?;
-        if envelope.event_type.starts_with("TRANSACTION.") {
+        let expected = if envelope.event_type.starts_with("TRANSACTION.") {
+            "transaction"
+        } else if envelope.event_type.starts_with("REFUND.") {
+            "refund"
+        } else {
+            return Err(NotifyError::Malformed(format!("event_type {:?}", short(&envelope.event_type))));
+        };
+        if resource.original_type != expected {
+            return Err(NotifyError::Malformed(format!("original_type {:?} under {:?}", short(&resource.original_type), short(&envelope.event_type))));
+        }
+        if expected == "transaction" {
             let t: Transaction = serde_json::from_slice(&plaintext).map_err(|e| NotifyError::Malformed(format!("transaction: {e}")))?;
             self.check_mchid(&t.mchid)?;
             if t.appid != self.appid {
@@ -127,12 +141,10 @@ impl NotificationOpener {
                 amount_total: t.amount.total,
                 success_time: t.success_time,
             })
-        } else if envelope.event_type.starts_with("REFUND.") {
+        } else {
             let r: RefundResult = serde_json::from_slice(&plaintext).map_err(|e| NotifyError::Malformed(format!("refund: {e}")))?;
             self.check_mchid(&r.mchid)?;
             Ok(Notice::Refund { out_trade_no: r.out_trade_no, out_refund_no: r.out_refund_no, refund_status: r.refund_status, refund_fen: r.amount.refund })
-        } else {
-            Err(NotifyError::Malformed(format!("event_type {:?}", short(&envelope.event_type))))
         }
     }
 

@@ -367,6 +367,9 @@ async fn a_refund_callback_opens() {
     theirs["mchid"] = json!("1900000110");
     let body = envelope(API_V3_KEY, "REFUND.SUCCESS", "refund", &theirs);
     assert!(matches!(open(&f, &body, NOW), Err(NotifyError::NotOurs(_))));
+    // A refund's resource that says it is a transaction's is refused.
+    let body = envelope(API_V3_KEY, "REFUND.SUCCESS", "transaction", &result);
+    assert!(matches!(open(&f, &body, NOW), Err(NotifyError::Malformed(why)) if why.contains("original_type")));
 }
 
 #[tokio::test]
@@ -451,6 +454,9 @@ async fn a_malformed_callback_is_refused() {
         envelope(API_V3_KEY, "TRANSACTION.SUCCESS", "transaction", &string_total),
         envelope(API_V3_KEY, "MCHTRANSFER.BILL.FINISHED", "transaction", &transaction(MCHID, APPID)),
         envelope(API_V3_KEY, "REFUND.SUCCESS", "refund", &transaction(MCHID, APPID)),
+        // A payment's resource whose `original_type` says it is a refund's.
+        envelope(API_V3_KEY, "TRANSACTION.SUCCESS", "refund", &transaction(MCHID, APPID)),
+        envelope(API_V3_KEY, "TRANSACTION.SUCCESS", "", &transaction(MCHID, APPID)),
     ] {
         assert!(matches!(open(&f, &body, NOW), Err(NotifyError::Malformed(_))), "{body}");
     }

@@ -174,12 +174,39 @@ pub fn router(state: RestState) -> Router {
     // The document and its page are counted per address like the business routes: they are
     // the largest answers the shell serves.
     let docs = Router::from(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", openapi()))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_ip))
+        .layer(axum::middleware::map_response(docs_headers));
     business
         .merge(health)
         .merge(docs)
+        .layer(axum::middleware::from_fn(private_answers))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Every REST answer says `nosniff`; an answer to a request that carried a token is private
+/// (an export holds a phone number and licence in clear): `Cache-Control: no-store`, so
+/// neither a shared cache nor the browser's disk keeps it.
+async fn private_answers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let authenticated = req.headers().contains_key(header::AUTHORIZATION);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+    if authenticated {
+        h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// The Content-Security-Policy of the API's own page (`/docs`, Swagger UI): its scripts and
+/// styles from this origin only (its styles set inline attributes, hence `unsafe-inline` for
+/// styles alone), no frames, no plugins.
+pub const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+async fn docs_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, header::HeaderValue::from_static(DOCS_CSP));
+    resp
 }
 
 /// The answers for a path no route has (404 `not_found`) and a method the route does not take

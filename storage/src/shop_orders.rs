@@ -355,6 +355,12 @@ impl SqlStore {
 
 #[async_trait]
 impl ShopOrderStore for SqlStore {
+    async fn merchant_active(&self, merchant: UserId) -> Result<bool> {
+        let row = sqlx::query("SELECT status FROM merchants WHERE id = ?").bind(merchant.get()).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
+        let status: Option<String> = row.map(|r| r.try_get("status")).transpose().map_err(StorageError::from)?;
+        Ok(status.as_deref() == Some("active"))
+    }
+
     async fn claim_life(&self, claim: i64) -> Result<ClaimLife> {
         let row = sqlx::query("SELECT state FROM claims WHERE id = ?").bind(claim).fetch_optional(&self.pool).await.map_err(StorageError::from)?;
         let state: String = row.ok_or_else(|| corrupt("a claim order without its claim"))?.try_get("state").map_err(StorageError::from)?;

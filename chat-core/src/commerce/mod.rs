@@ -15,4 +15,4 @@ pub mod reviews;
 pub mod rules;
 pub mod state;
 
-pub use state::{apply, apply_for_claim, when_claim_cancelled, when_claim_ended, ClaimLife, Actor, OrderAction, OrderEvent, OrderState, RefundFrom, Transition};
+pub use state::{apply, apply_for_claim, refuse_payment, when_claim_cancelled, when_claim_ended, ClaimLife, Actor, OrderAction, OrderEvent, OrderState, RefundFrom, Transition};

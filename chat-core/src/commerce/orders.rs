@@ -9,7 +9,7 @@
 
 use super::pay::{Notice, PayParams, PaymentProvider, Prepay, Refund, RefundStatus};
 use super::rules::{self, DeliverySlot, OrderInput};
-use super::state::{apply, apply_for_claim, Actor, ClaimLife, OrderAction, OrderEvent, OrderState, Transition};
+use super::state::{apply, apply_for_claim, refuse_payment, Actor, ClaimLife, OrderAction, OrderEvent, OrderState, Transition};
 use crate::error::{CoreError, Result};
 use crate::ids::{OrderId, UserId};
 use crate::moderation::ModerationService;
@@ -238,6 +238,8 @@ pub trait ShopOrderStore: Send + Sync + 'static {
     /// claim's cancellation moves its other orders as `when_claim_cancelled` says, its end as
     /// `when_claim_ended` says, in the same transaction.
     async fn claim_life(&self, claim: i64) -> Result<ClaimLife>;
+    /// Whether `merchant` is active (approved and not suspended): only its orders are paid.
+    async fn merchant_active(&self, merchant: UserId) -> Result<bool>;
 }
 
 /// Who looks at an order, as the service sees them.
@@ -276,6 +278,8 @@ pub struct PaymentStats {
     pub refund_failures: AtomicU64,
     /// Refund callbacks that said SUCCESS.
     pub refunds_confirmed: AtomicU64,
+    /// Refund callbacks for a refund never asked (refused).
+    pub refused_refund: AtomicU64,
     /// Callbacks refused before reaching an order, by why (`NotifyError::code`).
     pub bad_signature: AtomicU64,
     pub stale_timestamp: AtomicU64,
@@ -297,7 +301,7 @@ impl PaymentStats {
         c.fetch_add(1, Relaxed);
     }
     /// Every count by its outcome label, for `/metrics`.
-    pub fn outcomes(&self) -> [(&'static str, u64); 14] {
+    pub fn outcomes(&self) -> [(&'static str, u64); 15] {
         [
             ("paid", self.paid.load(Relaxed)),
             ("duplicate", self.duplicate.load(Relaxed)),
@@ -313,6 +317,7 @@ impl PaymentStats {
             ("refund", self.refunds.load(Relaxed)),
             ("refund_failure", self.refund_failures.load(Relaxed)),
             ("refund_confirmed", self.refunds_confirmed.load(Relaxed)),
+            ("refund_not_asked", self.refused_refund.load(Relaxed)),
         ]
     }
 }
@@ -505,6 +510,9 @@ impl OrderService {
         if expires_at <= now {
             return Err(CoreError::StateConflict { state: order.state.as_str(), message: "the time to pay this order is over".into() });
         }
+        if !self.store.merchant_active(order.merchant).await? {
+            return Err(CoreError::StateConflict { state: order.state.as_str(), message: "this merchant is suspended: the order cannot be paid (商家已暂停营业)".into() });
+        }
         if let Some(claim) = order.claim {
             if self.store.claim_life(claim).await? != ClaimLife::Live {
                 return Err(CoreError::StateConflict { state: order.state.as_str(), message: "this claim is over or cancelled: its renewal cannot be paid".into() });
@@ -527,7 +535,22 @@ impl OrderService {
             Notice::Transaction { out_trade_no, transaction_id, trade_state, amount_total, .. } => (out_trade_no, transaction_id, trade_state, amount_total),
             Notice::Refund { out_trade_no, out_refund_no, refund_status, refund_fen } => {
                 // The refund was asked when the order became `refunded` (or a late payment was
-                // recorded); this says how it ended. Anything but SUCCESS needs staff.
+                // recorded), under our refund id for it and for its whole amount; this says how
+                // it ended. A refund we never asked for is refused (nothing is counted as
+                // confirmed). Anything but SUCCESS needs staff.
+                let order = match order_of_trade(out_trade_no) {
+                    Some(id) => self.store.order(id).await?,
+                    None => None,
+                };
+                let asked = order.is_some_and(|o| {
+                    let refunded = o.state == OrderState::Refunded || (o.state == OrderState::Cancelled && o.late_paid_at.is_some());
+                    refunded && *out_refund_no == refund_no(&o) && *refund_fen == o.amount_fen
+                });
+                if !asked {
+                    self.stats.refused_refund.fetch_add(1, Relaxed);
+                    tracing::warn!(%out_trade_no, %out_refund_no, "a refund callback for a refund never asked: refused");
+                    return Err(CoreError::invalid("no such refund was asked"));
+                }
                 if refund_status == "SUCCESS" {
                     self.stats.refunds_confirmed.fetch_add(1, Relaxed);
                 } else {
@@ -561,7 +584,11 @@ impl OrderService {
                 self.stats.duplicate.fetch_add(1, Relaxed);
                 return Ok(PaymentOutcome::Duplicate);
             }
-            let tr = self.transition_of(&order, OrderAction::Pay, Actor::System).await??;
+            let mut tr = self.transition_of(&order, OrderAction::Pay, Actor::System).await??;
+            if tr.event == OrderEvent::Paid && !self.store.merchant_active(order.merchant).await? {
+                // Suspended before this payment: the order is not paid; the money goes back.
+                tr = refuse_payment(tr);
+            }
             let change = Change { payment: Some((self.provider.name().to_owned(), transaction_id.clone())), ..Change::default() };
             if self.store.transition(id, order.state, &tr, &change, crate::now_ms()).await?.is_some() {
                 return Ok(if tr.event == OrderEvent::LatePayment {
@@ -589,7 +616,7 @@ impl OrderService {
         };
         let refund = Refund {
             out_trade_no: order.out_trade_no(),
-            out_refund_no: format!("{}R", order.out_trade_no()),
+            out_refund_no: refund_no(&order),
             reason,
             refund_fen: order.amount_fen,
             total_fen: order.amount_fen,
@@ -664,6 +691,11 @@ fn refund_reason(raw: &str, moderation: &ModerationService) -> Result<String> {
     let mut bad = Vec::new();
     let reason = rules::text("reason", raw, 1, 200, Some(moderation.filter()), &mut bad);
     if bad.is_empty() { Ok(reason) } else { Err(CoreError::Fields(bad)) }
+}
+
+/// Our id of the refund of `order` (one refund per order: its whole amount).
+pub fn refund_no(order: &ShopOrder) -> String {
+    format!("{}R", order.out_trade_no())
 }
 
 /// The summary of an order's lines: the first title, its quantity, and how many items in all.

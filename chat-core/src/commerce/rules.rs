@@ -9,8 +9,9 @@ use crate::moderation::WordFilter;
 pub const MAX_PHOTOS: usize = 9;
 /// Highest price of one item, in fen (1,000,000 yuan).
 pub const MAX_PRICE_FEN: i64 = 100_000_000;
-/// Highest amount of one order, in fen.
-pub const MAX_AMOUNT_FEN: i64 = 10_000_000_000;
+/// Highest amount of one order, in fen: below 2^31, since WeChat Pay's `amount.total` is an
+/// int32 (2,147,483,647 fen, about 21 million yuan).
+pub const MAX_AMOUNT_FEN: i64 = i32::MAX as i64;
 /// Most distinct products in one order, and most of one product.
 pub const MAX_LINES: usize = 20;
 pub const MAX_QUANTITY: u32 = 99;
@@ -314,5 +315,8 @@ mod tests {
         assert!(amount(&[(i64::MAX, 2)]).is_err());
         assert!(amount(&[(MAX_PRICE_FEN, 99), (MAX_PRICE_FEN, 99)]).is_err(), "past the order's limit");
         assert!(amount(&[]).is_err());
+        // WeChat Pay's int32: 2^31 - 1 fen is an amount, 2^31 is not.
+        assert_eq!(amount(&[(MAX_PRICE_FEN, 21), (47_483_647, 1)]).unwrap(), 2_147_483_647);
+        assert!(amount(&[(MAX_PRICE_FEN, 21), (47_483_648, 1)]).is_err(), "2^31 fen");
     }
 }

@@ -254,6 +254,17 @@ pub fn apply_for_claim(state: OrderState, action: OrderAction, actor: Actor, cla
     }
 }
 
+/// A payment an order can no longer take (its merchant was suspended before it was paid): an
+/// order waiting for payment is cancelled, its stock back, and the money goes back as a late
+/// payment's. Any other transition is left as it is.
+pub fn refuse_payment(tr: Transition) -> Transition {
+    if tr.event == OrderEvent::Paid {
+        t(OrderState::Cancelled, OrderEvent::LatePayment, true, true)
+    } else {
+        tr
+    }
+}
+
 /// What a claim's cancellation does to one of its other orders (renewals): unpaid, it is
 /// cancelled; paid (whatever happened since, a refund asked or the order completed), the money
 /// goes back; cancelled or refunded already, nothing. The claim's slot is the first order's,
@@ -333,6 +344,14 @@ mod tests {
         }
         assert!(may(Actor::Admin, ApproveRefund) && may(Actor::Merchant, RejectRefund) && !may(Actor::Buyer, ApproveRefund));
         assert!(!may(Actor::Buyer, Pay), "a buyer cannot declare their order paid");
+    }
+
+    #[test]
+    fn a_refused_payment_gives_stock_and_money_back() {
+        let paid = apply(Created, Pay, Actor::System).unwrap();
+        assert_eq!(refuse_payment(paid), Transition { to: Cancelled, event: OrderEvent::LatePayment, restock: true, refund_money: true });
+        let late = apply(Cancelled, Pay, Actor::System).unwrap();
+        assert_eq!(refuse_payment(late), late, "a late payment stays one (its stock went back at the cancel)");
     }
 
     #[test]

@@ -146,9 +146,9 @@ pub struct HistoryQuery {
     #[serde(default)]
     #[param(minimum = 0)]
     after: u64,
-    /// At most this many (1-200, default 50).
+    /// At most this many (1-200, default 50; outside that, 422 naming `limit`).
     #[param(minimum = 1, maximum = 200)]
-    limit: Option<u32>,
+    limit: Option<i64>,
 }
 
 /// A page of history, the same messages the socket's `sync` answers.
@@ -172,7 +172,13 @@ async fn messages(
 ) -> Result<Json<HistoryBody>, ApiError> {
     let id = conv_path(path)?;
     let Query(q) = query?;
-    let (page, more) = state.chat.history(me, id, Seq::parse(q.after)?, q.limit.unwrap_or(50)).await?;
+    let max = i64::from(jiebanke_chat_core::chat::MAX_HISTORY_LIMIT);
+    let limit = match q.limit {
+        None => 50,
+        Some(n) if (1..=max).contains(&n) => n as u32,
+        Some(_) => return Err(jiebanke_chat_core::CoreError::Fields(vec![jiebanke_chat_core::FieldProblem::new("limit", format!("must be 1-{max}"))]).into()),
+    };
+    let (page, more) = state.chat.history(me, id, Seq::parse(q.after)?, limit).await?;
     Ok(Json(HistoryBody { conv: id.to_string(), messages: page.iter().map(WireMessage::from).collect(), more }))
 }
 

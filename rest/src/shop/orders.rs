@@ -500,7 +500,13 @@ fn header(headers: &HeaderMap, name: &str) -> String {
         (status = 401, description = "bad signature", body = WechatAnswer),
         (status = 400, description = "refused", body = WechatAnswer),
         (status = 404, description = "no such order", body = WechatAnswer)))]
-async fn wechat_notify(State(state): State<RestState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn wechat_notify(State(state): State<RestState>, headers: HeaderMap, body: Result<Bytes, axum::extract::rejection::BytesRejection>) -> Response {
+    // A body over the limit (or one that could not be read) is answered in WeChat Pay's shape
+    // too, never the framework's plain text.
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return fail(e.status(), e.body_text()),
+    };
     let h = NotifyHeaders {
         serial: header(&headers, "wechatpay-serial"),
         signature: header(&headers, "wechatpay-signature"),
