@@ -450,7 +450,7 @@ impl TestRedis {
             if jiebanke_storage::testing::services_required() {
                 panic!("Redis at {url} is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: Redis test, no server at {url}: {e}");
+            jiebanke_storage::testing::skipped(&format!("Redis test, no server at {url}: {e}"));
             return None;
         }
         Some(TestRedis { url, prefix: format!("jbk_t_{:08x}", rand::random::<u32>()) })
@@ -482,7 +482,7 @@ impl OwnRedis {
             if jiebanke_storage::testing::services_required() {
                 panic!("redis-server is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: own redis-server: {e}");
+            jiebanke_storage::testing::skipped(&format!("own redis-server: {e}"));
             return None;
         }
         Some(r)
@@ -556,7 +556,7 @@ impl TestRabbit {
             if jiebanke_storage::testing::services_required() {
                 panic!("RabbitMQ at 127.0.0.1:{port} with rabbitmqctl is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: RabbitMQ test, no broker: {e}");
+            jiebanke_storage::testing::skipped(&format!("RabbitMQ test, no broker: {e}"));
             return None;
         }
         Some(TestRabbit { vhost, port })
@@ -674,7 +674,7 @@ impl OwnRedisCluster {
                 if jiebanke_storage::testing::services_required() {
                     panic!("a Redis Cluster of redis-server processes is required (JBK_REQUIRE_SERVICES=1): {e}");
                 }
-                eprintln!("SKIPPED: own Redis Cluster: {e}");
+                jiebanke_storage::testing::skipped(&format!("own Redis Cluster: {e}"));
                 None
             }
         }
