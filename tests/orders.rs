@@ -125,6 +125,8 @@ async fn whole_flow(db: Db) {
     let (s, p) = post(http, format!("{base}/api/v1/orders/{id}/pay"), &buyer.token, json!({})).await;
     assert_eq!((s, p["state"].as_str()), (409, Some("paid")), "{p}");
     assert_eq!(post(http, format!("{base}/api/v1/payments/local/JBK{:012}/confirm", id.parse::<i64>().unwrap()), &buyer.token, json!({})).await.0, 204);
+    // Past the outbox's redelivery window: no second alert came, live or stored.
+    past_redelivery_window().await;
     shop_ws.expect_silence(Duration::from_millis(300)).await;
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
@@ -184,6 +186,8 @@ async fn whole_flow(db: Db) {
     assert_eq!((s, r["state"].as_str()), (200, Some("refunded")), "{r}");
     assert_eq!(stock(http, &base, &rose).await, 3);
     eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the refund asked of the provider").await;
+    past_redelivery_window().await;
+    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the refund asked once");
 
     // A rejected refund goes back where it came from; an admin refunds (audited).
     let (_, o3) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": lily, "quantity": 1}]))).await;
@@ -363,7 +367,7 @@ async fn callbacks(db: Db) {
     }
     // The alert is made from the outbox after the commit: once.
     eventually(|| async { get(http, format!("{base}/api/v1/alerts"), &shop.token).await.1["items"].as_array().unwrap().len() == 1 }, "the alert").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    past_redelivery_window().await;
     assert_eq!(get(http, format!("{base}/api/v1/alerts"), &shop.token).await.1["items"].as_array().unwrap().len(), 1, "one alert");
 }
 
@@ -410,6 +414,8 @@ async fn expiry_and_late_payment(db: Db) {
     assert_eq!(stock(http, &base, &rose).await, 5, "a late payment takes no stock");
     assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
     eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the late payment refunded").await;
+    past_redelivery_window().await;
+    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the late payment refunded once");
     let (_, cancelled) = get(http, format!("{base}/api/v1/admin/orders?state=cancelled"), &root.token).await;
     assert_eq!(cancelled["items"][0]["late_payment"], true, "admins see it");
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;

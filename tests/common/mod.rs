@@ -91,6 +91,16 @@ pub async fn spawn_app(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp 
     TestApp { addr, shutdown, handle, http: reqwest::Client::new() }
 }
 
+/// Waits past the outbox's redelivery window, so that a check that something happened once has
+/// given a second delivery the time to show. An event whose verdict was not recorded comes
+/// again at the relay's next pass: at most `outbox_poll` later (the default, which every test
+/// node keeps), or `RELAY_RETRY_MAX` after a failed pass; RabbitMQ's consumer retries in place
+/// within the same bound. Twice the sum.
+pub async fn past_redelivery_window() {
+    let poll = Config::dev(std::path::PathBuf::new()).outbox_poll;
+    tokio::time::sleep(2 * (poll + jiebanke_chat_core::events::RELAY_RETRY_MAX)).await;
+}
+
 pub struct LoggedIn {
     pub token: String,
     pub id: String,
