@@ -264,11 +264,17 @@ async fn stock_race(db: Db) {
     for i in 0..20 {
         buyers.push(login(http, &base, &format!("sr-b{i}")).await);
     }
+    // On a multi-threaded runtime, every request let go at once: they really overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(buyers.len()));
     let tasks: Vec<_> = buyers
         .iter()
         .map(|b| {
             let (http, url, token, body) = (http.clone(), format!("{base}/api/v1/orders"), b.token.clone(), order_body(json!([{"product": rose, "quantity": 1}])));
-            tokio::spawn(async move { post(&http, url, &token, body).await })
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                post(&http, url, &token, body).await
+            })
         })
         .collect();
     let (mut created, mut out) = (0, 0);
@@ -283,12 +289,12 @@ async fn stock_race(db: Db) {
     assert_eq!(stock(http, &base, &rose).await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_race_on_sqlite() {
     stock_race(Db::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_race_on_mysql() {
     stock_race(Db::MySql).await;
 }
@@ -553,11 +559,17 @@ async fn slot_race(db: Db) {
     for i in 0..10 {
         users.push(login(http, &base, &format!("sl-u{i}")).await);
     }
+    // On a multi-threaded runtime, every request let go at once: they really overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(users.len()));
     let tasks: Vec<_> = users
         .iter()
         .map(|u| {
             let (http, url, token) = (http.clone(), url.clone(), u.token.clone());
-            tokio::spawn(async move { post(&http, url, &token, json!({"periods": 1})).await })
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                post(&http, url, &token, json!({"periods": 1})).await
+            })
         })
         .collect();
     let (mut placed, mut out) = (0, 0);
@@ -571,12 +583,12 @@ async fn slot_race(db: Db) {
     assert_eq!((placed, out), (3, 7));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slot_race_on_sqlite() {
     slot_race(Db::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slot_race_on_mysql() {
     slot_race(Db::MySql).await;
 }
