@@ -194,8 +194,12 @@ async fn three_nodes_carry_chat_typing_read_presence_and_membership() {
     assert_eq!(cc.say(302, &conv, after[2], "再见").await["type"], "ack");
     recv_where(&mut ca, "msg", |v| v["cmid"] == after[2]).await;
     recv_where(&mut cb, "msg", |v| v["cmid"] == after[2]).await;
-    // Node 3 has handed c the group's messages; c now writes to d directly on node 3, so every
-    // frame node 3 queued for d's socket before comes first. None is one of those messages.
+    // Node 3 has handed c the group's messages. One that reached node 3 for d out of order (a
+    // stale list on node 2 sends d seq n+2, node 1 rightly skipped n+1) is held for the gap and
+    // read from storage after `GAP_WAIT`: wait well past that, then c writes to d directly on
+    // node 3, so every frame node 3 queued for d's socket before comes first. None is one of
+    // those messages.
+    tokio::time::sleep(jiebanke_cluster::node::GAP_WAIT * 10).await;
     assert_eq!(cc.say(303, &dm, "c-to-d", "私聊").await["type"], "ack");
     loop {
         let v = cd.recv().await;
