@@ -140,7 +140,16 @@ async fn three_nodes_carry_chat_typing_read_presence_and_membership() {
     // A second session on another node changes nothing; closing the first leaves d online.
     let cd3 = connect(n3.addr, &d.token, Proto::Json).await;
     drop(cd);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Node 2 has finished closing that session once its gauge counts only b's (a session's
+    // presence step comes before the gauge); c, asking again, still sees d online.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(&n2.base(), "jbk_ws_connections").await != Some(1.0) {
+        assert!(tokio::time::Instant::now() < deadline, "node 2 never closed d's first session");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cc.send(json!({"type":"presence_subscribe","id":9,"users":[d.id]})).await;
+    let p = recv_where(&mut cc, "presence", |v| v["user"] == d.id.as_str()).await;
+    assert_eq!(p["online"], true, "closing the first of d's two sessions left d offline: {p}");
     drop(cd3);
     let p = recv_where(&mut cc, "presence", |v| v["user"] == d.id.as_str()).await;
     assert_eq!(p["online"], false, "offline only when the last session on any node closed: {p}");
@@ -166,6 +175,42 @@ async fn three_nodes_carry_chat_typing_read_presence_and_membership() {
         }
     }
     assert!(got, "a member added on node 1 never got node 2's messages live");
+
+    // Removal: the owner on node 1 removes d. No node may route the group to d any more (a
+    // member list cached on node 2 or 3 and not dropped would leak messages to d's socket).
+    let dm = direct(&http, &n3.base(), &c, &d).await;
+    let s = delete(&http, format!("{}/api/v1/conversations/{conv}/members/{}", n1.base(), d.id), &a.token).await;
+    assert_eq!(s, 204);
+    // a writes on node 1 after the removal. b (node 2) and c (node 3) getting it shows their
+    // nodes have read what node 1 published before it, the removal's invalidation included
+    // (one Redis; a subscriber reads in publish order). Then b writes on node 2, c on node 3.
+    let after = ["a-after-remove", "b-after-remove", "c-after-remove"];
+    assert_eq!(ca.say(300, &conv, after[0], "再见").await["type"], "ack");
+    recv_where(&mut cb, "msg", |v| v["cmid"] == after[0]).await;
+    recv_where(&mut cc, "msg", |v| v["cmid"] == after[0]).await;
+    assert_eq!(cb.say(301, &conv, after[1], "再见").await["type"], "ack");
+    recv_where(&mut ca, "msg", |v| v["cmid"] == after[1]).await;
+    recv_where(&mut cc, "msg", |v| v["cmid"] == after[1]).await;
+    assert_eq!(cc.say(302, &conv, after[2], "再见").await["type"], "ack");
+    recv_where(&mut ca, "msg", |v| v["cmid"] == after[2]).await;
+    recv_where(&mut cb, "msg", |v| v["cmid"] == after[2]).await;
+    // Node 3 has handed c the group's messages. One that reached node 3 for d out of order (a
+    // stale list on node 2 sends d seq n+2, node 1 rightly skipped n+1) is held for the gap and
+    // read from storage after `GAP_WAIT`: wait well past that, then c writes to d directly on
+    // node 3, so every frame node 3 queued for d's socket before comes first. None is one of
+    // those messages.
+    tokio::time::sleep(jiebanke_cluster::node::GAP_WAIT * 10).await;
+    assert_eq!(cc.say(303, &dm, "c-to-d", "私聊").await["type"], "ack");
+    loop {
+        let v = cd.recv().await;
+        if v["type"] != "msg" {
+            continue;
+        }
+        assert!(!(v["conv"] == conv.as_str() && after.contains(&v["cmid"].as_str().unwrap_or(""))), "d, removed, got {v}");
+        if v["cmid"] == "c-to-d" {
+            break;
+        }
+    }
     drop((n1, n2, n3));
 }
 

@@ -133,6 +133,8 @@ async fn whole_flow(db: Db) {
     let (s, p) = post(http, format!("{base}/api/v1/orders/{id}/pay"), &buyer.token, json!({})).await;
     assert_eq!((s, p["state"].as_str()), (409, Some("paid")), "{p}");
     assert_eq!(post(http, format!("{base}/api/v1/payments/local/JBK{:012}/confirm", id.parse::<i64>().unwrap()), &buyer.token, json!({})).await.0, 204);
+    // Past the outbox's redelivery window: no second alert came, live or stored.
+    past_redelivery_window().await;
     shop_ws.expect_silence(Duration::from_millis(300)).await;
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
@@ -192,6 +194,8 @@ async fn whole_flow(db: Db) {
     assert_eq!((s, r["state"].as_str()), (200, Some("refunded")), "{r}");
     assert_eq!(stock(http, &base, &rose).await, 3);
     eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the refund asked of the provider").await;
+    past_redelivery_window().await;
+    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the refund asked once");
 
     // A rejected refund goes back where it came from; an admin refunds (audited).
     let (_, o3) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": lily, "quantity": 1}]))).await;
@@ -268,11 +272,17 @@ async fn stock_race(db: Db) {
     for i in 0..20 {
         buyers.push(login(http, &base, &format!("sr-b{i}")).await);
     }
+    // On a multi-threaded runtime, every request let go at once: they really overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(buyers.len()));
     let tasks: Vec<_> = buyers
         .iter()
         .map(|b| {
             let (http, url, token, body) = (http.clone(), format!("{base}/api/v1/orders"), b.token.clone(), order_body(json!([{"product": rose, "quantity": 1}])));
-            tokio::spawn(async move { post(&http, url, &token, body).await })
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                post(&http, url, &token, body).await
+            })
         })
         .collect();
     let (mut created, mut out) = (0, 0);
@@ -287,12 +297,12 @@ async fn stock_race(db: Db) {
     assert_eq!(stock(http, &base, &rose).await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_race_on_sqlite() {
     stock_race(Db::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stock_race_on_mysql() {
     stock_race(Db::MySql).await;
 }
@@ -371,7 +381,7 @@ async fn callbacks(db: Db) {
     }
     // The alert is made from the outbox after the commit: once.
     eventually(|| async { get(http, format!("{base}/api/v1/alerts"), &shop.token).await.1["items"].as_array().unwrap().len() == 1 }, "the alert").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    past_redelivery_window().await;
     assert_eq!(get(http, format!("{base}/api/v1/alerts"), &shop.token).await.1["items"].as_array().unwrap().len(), 1, "one alert");
 }
 
@@ -418,6 +428,8 @@ async fn expiry_and_late_payment(db: Db) {
     assert_eq!(stock(http, &base, &rose).await, 5, "a late payment takes no stock");
     assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
     eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the late payment refunded").await;
+    past_redelivery_window().await;
+    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the late payment refunded once");
     let (_, cancelled) = get(http, format!("{base}/api/v1/admin/orders?state=cancelled"), &root.token).await;
     assert_eq!(cancelled["items"][0]["late_payment"], true, "admins see it");
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
@@ -678,11 +690,17 @@ async fn slot_race(db: Db) {
     for i in 0..10 {
         users.push(login(http, &base, &format!("sl-u{i}")).await);
     }
+    // On a multi-threaded runtime, every request let go at once: they really overlap.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(users.len()));
     let tasks: Vec<_> = users
         .iter()
         .map(|u| {
             let (http, url, token) = (http.clone(), url.clone(), u.token.clone());
-            tokio::spawn(async move { post(&http, url, &token, json!({"periods": 1})).await })
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                post(&http, url, &token, json!({"periods": 1})).await
+            })
         })
         .collect();
     let (mut placed, mut out) = (0, 0);
@@ -696,12 +714,12 @@ async fn slot_race(db: Db) {
     assert_eq!((placed, out), (3, 7));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slot_race_on_sqlite() {
     slot_race(Db::Sqlite).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slot_race_on_mysql() {
     slot_race(Db::MySql).await;
 }

@@ -137,7 +137,7 @@ async fn s3_server() -> Option<S3Server> {
             if jiebanke_storage::testing::services_required() {
                 panic!("an S3 server is required (JBK_REQUIRE_SERVICES=1): {bin}: {e}");
             }
-            eprintln!("SKIPPED: S3 test, {bin} not runnable: {e}");
+            jiebanke_storage::testing::skipped(&format!("S3 test, {bin} not runnable: {e}"));
             return None;
         }
     };

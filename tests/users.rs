@@ -648,12 +648,21 @@ async fn erase(db: Db) {
     let root = login(http, &base, "er-root").await;
     let e = login(http, &base, "er-e").await;
     let f = login(http, &base, "er-f").await;
-    put(http, format!("{base}/api/v1/me/phone"), &e.token, Some(json!({"phone": PHONE}))).await;
-    patch(http, format!("{base}/api/v1/me"), &e.token, json!({"bio":"要被删除的简介"})).await;
+    let (s, p) = put(http, format!("{base}/api/v1/me/phone"), &e.token, Some(json!({"phone": PHONE}))).await;
+    assert_eq!((s, p["phone"].as_str()), (200, Some("138****5678")), "{p}");
+    const BIO: &str = "要被删除的简介";
+    const TEXT: &str = "我的消息 er-erase-8f3a";
+    let (s, p) = patch(http, format!("{base}/api/v1/me"), &e.token, json!({ "bio": BIO })).await;
+    assert_eq!((s, p["bio"].as_str()), (200, Some(BIO)), "{p}");
     let dm = direct(http, &base, &e, &f).await;
     let mut se1 = connect(app.addr, &e.token, Proto::Json).await;
     let mut se2 = connect(app.addr, &e.token, Proto::MsgPack).await;
-    se1.say(1, &dm, "er-1", "我的消息").await;
+    assert_eq!(se1.say(1, &dm, "er-1", TEXT).await["type"], "ack");
+    // The scan below sees them while they are there.
+    let before = String::from_utf8_lossy(&stored_bytes(&tdb).await).into_owned();
+    for there in ["138****5678", BIO, TEXT] {
+        assert!(before.contains(there), "{there} is stored before the erasure");
+    }
 
     assert_eq!(delete(http, format!("{base}/api/v1/me"), &e.token).await, 204);
     for s in [&mut se1, &mut se2] {
@@ -675,7 +684,12 @@ async fn erase(db: Db) {
     assert_eq!((p["nickname"].as_str(), p["erased"].as_bool(), p["bio"].as_str()), (Some("已注销用户"), Some(true), Some("")));
     let (_, h) = get(http, format!("{base}/api/v1/conversations/{dm}/messages"), &f.token).await;
     assert_eq!(h["messages"][0]["body"], json!({"kind":"deleted"}));
-    assert!(!String::from_utf8_lossy(&stored_bytes(&tdb).await).contains("138****5678"), "the masked phone is gone too");
+    // Nothing of it is left in the stored bytes (SQLite's files, free pages and WAL included;
+    // every text column on MySQL): not the masked phone, the bio, or the message's text.
+    let after = String::from_utf8_lossy(&stored_bytes(&tdb).await).into_owned();
+    for gone in ["138****5678", BIO, TEXT] {
+        assert!(!after.contains(gone), "{gone} is still stored after the erasure");
+    }
     // The same identity logs in as a new account.
     let again = login(http, &base, "er-e").await;
     assert_ne!(again.id, e.id);

@@ -243,6 +243,7 @@ async fn wechat_pay_end_to_end() {
     }
     let alert = ws.recv_type("order_alert").await;
     assert_eq!(alert["order"]["id"], id.as_str());
+    past_redelivery_window().await;
     ws.expect_silence(Duration::from_millis(300)).await;
     let o = get(http, format!("{base}/api/v1/orders/{id}"), &buyer.token).await.1;
     assert_eq!(o["state"], "paid");
@@ -265,17 +266,18 @@ async fn wechat_pay_end_to_end() {
     post(http, format!("{base}/api/v1/orders/{id}/refund"), &buyer.token, json!({"reason": "不要了"})).await;
     let (s, r) = post(http, format!("{base}/api/v1/merchant/orders/{id}/refund/approve"), &shop.token, json!({})).await;
     assert_eq!((s, r["state"].as_str()), (200, Some("refunded")));
+    let refunds = || -> Vec<Value> { stand_in.requests.lock().unwrap().iter().filter(|(p, _)| p == "/v3/refund/domestic/refunds").map(|(_, v)| v.clone()).collect() };
     let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let refunds: Vec<Value> = stand_in.requests.lock().unwrap().iter().filter(|(p, _)| p == "/v3/refund/domestic/refunds").map(|(_, v)| v.clone()).collect();
-        if let Some(r) = refunds.first() {
-            assert_eq!(refunds.len(), 1);
-            assert_eq!((r["out_trade_no"].as_str(), r["out_refund_no"].as_str(), r["amount"]["refund"].as_i64()), (Some(trade.as_str()), Some(format!("{trade}R").as_str()), Some(2990)));
-            break;
-        }
+    while refunds().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "no refund reached WeChat Pay");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Past the outbox's redelivery window: still one.
+    past_redelivery_window().await;
+    let refunds = refunds();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    let r = &refunds[0];
+    assert_eq!((r["out_trade_no"].as_str(), r["out_refund_no"].as_str(), r["amount"]["refund"].as_i64()), (Some(trade.as_str()), Some(format!("{trade}R").as_str()), Some(2990)));
     // The refund's end comes back as its own callback: SUCCESS counted; anything else counted
     // as a failure for staff.
     for status in ["SUCCESS", "ABNORMAL"] {

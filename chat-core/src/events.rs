@@ -18,6 +18,10 @@ use tokio::sync::Notify;
 
 /// Most events one relay pass hands over.
 pub const RELAY_BATCH: u32 = 128;
+/// The longest pause of the relay after a failed pass: an event not recorded as relayed is handed
+/// over again at most this long after the failure (and at most the poll interval after a pass
+/// that did not record it).
+pub const RELAY_RETRY_MAX: Duration = Duration::from_secs(2);
 /// Most pending alerts sent to a merchant's new session (the rest come with the next connect
 /// once these are acked, or through REST).
 pub const MAX_PENDING_ON_CONNECT: u32 = 500;
@@ -128,7 +132,7 @@ pub async fn run_relay(store: Arc<dyn OutboxStore>, relay: Arc<RelayFn>, wake: A
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "outbox not relayed; events stay in the outbox");
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
+                backoff = (backoff * 2).min(RELAY_RETRY_MAX);
             }
         }
     }

@@ -181,7 +181,7 @@ impl AmqpLink {
                     Err(CoreError::Unavailable(e)) => {
                         tracing::warn!(error = %e, event = %event.id, "event handler unavailable; retrying");
                         tokio::time::sleep(wait).await;
-                        wait = (wait * 2).min(Duration::from_secs(2));
+                        wait = (wait * 2).min(jiebanke_chat_core::events::RELAY_RETRY_MAX);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, event = %event.id, "event cannot be handled; dead-lettered");

@@ -38,8 +38,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How long a held out-of-order message waits for the missing ones before they are read from
-/// storage.
-const GAP_WAIT: Duration = Duration::from_millis(150);
+/// storage (public for the tests that wait past it).
+pub const GAP_WAIT: Duration = Duration::from_millis(150);
 /// Most events one publish pipeline carries.
 const PUBLISH_BATCH: usize = 256;
 /// Bound of every Redis command and connection attempt.

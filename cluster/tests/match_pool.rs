@@ -18,7 +18,7 @@ fn redis_here() -> Option<redis::Connection> {
         Ok(c) => Some(c),
         Err(e) if std::env::var("JBK_REQUIRE_SERVICES").as_deref() == Ok("1") => panic!("Redis at {URL} is required: {e}"),
         Err(e) => {
-            eprintln!("SKIPPED: Redis test, no server at {URL}: {e}");
+            jiebanke_storage::testing::skipped(&format!("Redis test, no server at {URL}: {e}"));
             None
         }
     }

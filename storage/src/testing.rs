@@ -14,6 +14,26 @@ pub fn services_required() -> bool {
     std::env::var("JBK_REQUIRE_SERVICES").map(|v| v == "1").unwrap_or(false)
 }
 
+/// Says that a test is skipped because `what` is missing: a `SKIPPED:` line on stderr (libtest
+/// shows it only for a failing test, or with `--nocapture`) and, when `JBK_SKIP_LOG` names a
+/// file, the same line appended to it. `.ci/run` sets `JBK_SKIP_LOG` and fails when the file is
+/// not empty afterwards: the backstop for a skip path that forgets `services_required()`.
+pub fn skipped(what: &str) {
+    let line = format!("SKIPPED: {what}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("JBK_SKIP_LOG") {
+        use std::io::Write;
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| writeln!(f, "{line}"));
+        if let Err(e) = written {
+            panic!("{line} (and could not append it to JBK_SKIP_LOG {}: {e})", path.to_string_lossy());
+        }
+    }
+}
+
 /// A MySQL database created for one test and dropped when this value is dropped.
 pub struct TestMySql {
     pub url: String,
@@ -38,7 +58,7 @@ impl TestMySql {
                 if services_required() {
                     panic!("MySQL/MariaDB at {admin} is required (JBK_REQUIRE_SERVICES=1): {why}");
                 }
-                eprintln!("SKIPPED: MySQL/MariaDB test, no server at {admin}: {why}");
+                skipped(&format!("MySQL/MariaDB test, no server at {admin}: {why}"));
                 return None;
             }
         };

@@ -61,7 +61,7 @@ impl Driver {
             if std::env::var("JBK_REQUIRE_SERVICES").as_deref() == Ok("1") {
                 panic!("chromium and chromedriver are required (apt-get install -y chromium chromium-driver)");
             }
-            eprintln!("SKIPPED: chromium/chromedriver not installed");
+            jiebanke_storage::testing::skipped("chromium/chromedriver not installed");
             return None;
         };
         let port = super::common::free_port();

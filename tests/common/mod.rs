@@ -91,6 +91,16 @@ pub async fn spawn_app(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp 
     TestApp { addr, shutdown, handle, http: reqwest::Client::new() }
 }
 
+/// Waits past the outbox's redelivery window, so that a check that something happened once has
+/// given a second delivery the time to show. An event whose verdict was not recorded comes
+/// again at the relay's next pass: at most `outbox_poll` later (the default, which every test
+/// node keeps), or `RELAY_RETRY_MAX` after a failed pass; RabbitMQ's consumer retries in place
+/// within the same bound. Twice the sum.
+pub async fn past_redelivery_window() {
+    let poll = Config::dev(std::path::PathBuf::new()).outbox_poll;
+    tokio::time::sleep(2 * (poll + jiebanke_chat_core::events::RELAY_RETRY_MAX)).await;
+}
+
 pub struct LoggedIn {
     pub token: String,
     pub id: String,
@@ -467,7 +477,7 @@ impl TestRedis {
             if jiebanke_storage::testing::services_required() {
                 panic!("Redis at {url} is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: Redis test, no server at {url}: {e}");
+            jiebanke_storage::testing::skipped(&format!("Redis test, no server at {url}: {e}"));
             return None;
         }
         Some(TestRedis { url, prefix: format!("jbk_t_{:08x}", rand::random::<u32>()) })
@@ -499,7 +509,7 @@ impl OwnRedis {
             if jiebanke_storage::testing::services_required() {
                 panic!("redis-server is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: own redis-server: {e}");
+            jiebanke_storage::testing::skipped(&format!("own redis-server: {e}"));
             return None;
         }
         Some(r)
@@ -573,7 +583,7 @@ impl TestRabbit {
             if jiebanke_storage::testing::services_required() {
                 panic!("RabbitMQ at 127.0.0.1:{port} with rabbitmqctl is required (JBK_REQUIRE_SERVICES=1): {e}");
             }
-            eprintln!("SKIPPED: RabbitMQ test, no broker: {e}");
+            jiebanke_storage::testing::skipped(&format!("RabbitMQ test, no broker: {e}"));
             return None;
         }
         Some(TestRabbit { vhost, port })
@@ -691,7 +701,7 @@ impl OwnRedisCluster {
                 if jiebanke_storage::testing::services_required() {
                     panic!("a Redis Cluster of redis-server processes is required (JBK_REQUIRE_SERVICES=1): {e}");
                 }
-                eprintln!("SKIPPED: own Redis Cluster: {e}");
+                jiebanke_storage::testing::skipped(&format!("own Redis Cluster: {e}"));
                 None
             }
         }
