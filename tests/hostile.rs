@@ -416,6 +416,14 @@ async fn loose_frames_are_refused_in_both_codecs() {
         (json!({"type":"send","id":21,"conv":conv,"cmid":"loose-3","body":{"kind":"text","text":["x"]}}), "invalid"),
         (json!({"type":"send","id":22,"conv":[conv],"cmid":"loose-4","body":{"kind":"text","text":"x"}}), "invalid"),
         (json!({"type":"presence_subscribe","id":23,"users":[format!(" {}", bob.id)]}), "invalid"),
+        // The one text rule, as on REST: no NUL or other control characters (line breaks and
+        // tabs are fine), no bidi controls, no tag characters, not only invisible characters.
+        (json!({"type":"send","id":24,"conv":conv,"cmid":"loose-5","body":{"kind":"text","text":"a\u{0}b"}}), "invalid"),
+        (json!({"type":"send","id":25,"conv":conv,"cmid":"loose-6","body":{"kind":"text","text":"\u{202E}gnp.exe"}}), "invalid"),
+        (json!({"type":"send","id":26,"conv":conv,"cmid":"loose-7","body":{"kind":"text","text":"hi\u{E0041}"}}), "invalid"),
+        (json!({"type":"send","id":27,"conv":conv,"cmid":"loose-8","body":{"kind":"text","text":"\u{200B}\u{3164}"}}), "invalid"),
+        (json!({"type":"match_request","id":28,"destination":"\u{202E}ilaD","from":"2030-01-01","to":"2030-01-05"}), "invalid"),
+        (json!({"type":"report","id":29,"conv":conv,"seq":1,"reason":"\u{200B}"}), "invalid"),
     ];
     for (i, (frame, code)) in cases.iter().enumerate() {
         c.send(frame.clone()).await;
@@ -522,6 +530,26 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     let resp = app.http.delete(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "method_not_allowed");
+
+    // The one text rule, as on the socket: bidi controls, tag characters, control characters
+    // and invisible-only names are refused, each naming its field.
+    for (body, field) in [
+        (json!({"nickname": "\u{202E}gnp.exe"}), "nickname"),
+        (json!({"nickname": "\u{200B}\u{3164}"}), "nickname"),
+        (json!({"nickname": "a\u{E0041}"}), "nickname"),
+        (json!({"bio": "a\u{0}b"}), "bio"),
+        (json!({"bio": "\u{2066}x\u{2069}"}), "bio"),
+        (json!({"tags": ["\u{FEFF}"]}), "tags[0]"),
+    ] {
+        let r = app.http.patch(format!("{base}/api/v1/me")).bearer_auth(&alice.token).json(&body).send().await.unwrap();
+        let s = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!((s, v["fields"][0]["field"].as_str()), (422, Some(field)), "{body}: {v}");
+    }
+    let r = app.http.patch(format!("{base}/api/v1/me")).bearer_auth(&alice.token).json(&json!({"bio": "两行\n\t文字"})).send().await.unwrap();
+    assert_eq!(r.status(), 200, "line breaks and tabs in a bio");
+    let (s, v) = post(&app.http, format!("{base}/api/v1/conversations"), &alice.token, json!({"kind": "group", "title": "\u{200B}", "members": [bob.id]})).await;
+    assert_eq!((s, v["fields"][0]["field"].as_str()), (422, Some("title")), "{v}");
 
     // The history's `limit` outside 1-200 is refused, never clamped.
     for limit in ["0", "201", "4294967295", "-1"] {

@@ -41,6 +41,9 @@ async fn queue(db: Db) {
     let (s, v) = post(http, format!("{base}/api/v1/users/{}/report", a.id), &b.token, json!({"reason": "骚扰"})).await;
     assert_eq!(s, 201, "{v}");
     let reported_user = v["item"].as_str().unwrap().to_owned();
+    // Reported again by the same reporter: the same open item, no second one in the queue.
+    let (s, v) = post(http, format!("{base}/api/v1/users/{}/report", a.id), &b.token, json!({"reason": "还在骚扰"})).await;
+    assert_eq!((s, v["item"].as_str()), (201, Some(reported_user.as_str())), "{v}");
     assert_eq!(post(http, format!("{base}/api/v1/users/{}/report", b.id), &b.token, json!({"reason": "x"})).await.0, 422, "not yourself");
     assert_eq!(post(http, format!("{base}/api/v1/users/999999/report", ), &b.token, json!({"reason": "x"})).await.0, 404);
     let live = op_ws.recv_type("moderation").await;

@@ -19,6 +19,8 @@
 //! - `users`: accounts, privacy settings, blocks, personal data (a folder: model, rules, pii,
 //!   port).
 //! - `uploads`: photos checked by their bytes, stripped of metadata, behind `BlobStore`.
+//! - `text`: the one rule of what characters a user-written text may hold (control, bidi and
+//!   tag characters; invisible-only names).
 //! - `merchants`: merchant applications' rules (the unified social credit code, the review).
 //! - `memory`: an in-memory `Store` for tests and examples.
 
@@ -41,6 +43,7 @@ pub mod ports;
 pub mod presence;
 pub mod sessions;
 pub mod staff;
+pub mod text;
 pub mod uploads;
 pub mod users;
 

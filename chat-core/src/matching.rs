@@ -42,8 +42,8 @@ impl Destination {
         if n > MAX_DESTINATION_CHARS {
             return Err(CoreError::invalid(format!("destination is longer than {MAX_DESTINATION_CHARS} characters")));
         }
-        if folded.chars().any(char::is_control) {
-            return Err(CoreError::invalid("destination must not contain control characters"));
+        if let Some(p) = crate::text::required_problem(&folded, crate::text::Lines::One) {
+            return Err(CoreError::invalid(format!("destination {p}")));
         }
         Ok(Destination(folded))
     }

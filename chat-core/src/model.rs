@@ -110,8 +110,8 @@ impl Title {
         let n = t.chars().count();
         let problem = if n == 0 || n > 64 {
             "must be 1-64 characters"
-        } else if t.chars().any(char::is_control) {
-            "must not contain control characters"
+        } else if let Some(p) = crate::text::required_problem(t, crate::text::Lines::One) {
+            p
         } else {
             return Ok(Self(t.to_owned()));
         };
@@ -147,11 +147,14 @@ pub struct MessageText(String);
 impl MessageText {
     pub const MAX_CHARS: usize = 4000;
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        if s.trim().is_empty() {
+        if !crate::text::is_visible(s) {
             return Err(CoreError::invalid("text must not be empty"));
         }
         if s.chars().count() > Self::MAX_CHARS {
             return Err(CoreError::invalid("text must be at most 4000 characters"));
+        }
+        if let Some(p) = crate::text::problem(s, crate::text::Lines::Many) {
+            return Err(CoreError::invalid(format!("text {p}")));
         }
         Ok(Self(s.to_owned()))
     }
@@ -337,7 +340,11 @@ pub struct ReportReason(String);
 
 impl ReportReason {
     pub fn parse(s: &str) -> Result<Self, CoreError> {
-        trimmed(s, 200, "reason").map(Self).map_err(|_| CoreError::Fields(vec![FieldProblem::new("reason", "must be 1-200 characters")]))
+        let r = trimmed(s, 200, "reason").map_err(|_| CoreError::Fields(vec![FieldProblem::new("reason", "must be 1-200 characters")]))?;
+        match crate::text::required_problem(&r, crate::text::Lines::Many) {
+            Some(p) => Err(CoreError::Fields(vec![FieldProblem::new("reason", p)])),
+            None => Ok(Self(r)),
+        }
     }
     pub fn as_str(&self) -> &str {
         &self.0

@@ -279,8 +279,11 @@ impl ModerationService {
     pub async fn appeal(&self, user: UserId, text: &str) -> Result<ModerationItem> {
         let text = text.trim();
         let n = text.chars().count();
-        if n == 0 || n > 1000 || text.chars().any(|c| c.is_control() && c != '\n') {
+        if n == 0 || n > 1000 {
             return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("text", "must be 1-1000 characters")]));
+        }
+        if let Some(p) = crate::text::required_problem(text, crate::text::Lines::Many) {
+            return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("text", p)]));
         }
         if !self.filter.matches(text).is_empty() {
             return Err(CoreError::Fields(vec![crate::error::FieldProblem::new("text", "contains words that are not allowed")]));

@@ -119,7 +119,10 @@ pub trait AlertStore: Send + Sync + 'static {
 pub trait ModerationStore: Send + Sync + 'static {
     /// One message, tombstone or not.
     async fn message(&self, conv: ConvId, seq: Seq) -> Result<Option<Message>>;
-    /// Stores a moderation item and its `moderation.created` event in ONE transaction.
+    /// Stores a moderation item and its `moderation.created` event in ONE transaction. A
+    /// report (`ModerationKind::Report` with a reporter) of a subject the same reporter has an
+    /// open report of is not stored again: the open one is answered, unchanged, with no event
+    /// (so even two racing reports make one item).
     async fn create_moderation_item(&self, item: &NewModerationItem, now: i64) -> Result<ModerationItem>;
     /// Items matching `filter` with an id above `after`, oldest first, at most `limit`.
     async fn moderation_items(&self, filter: &ItemFilter, after: Option<ModerationId>, limit: u32) -> Result<Vec<ModerationItem>>;

@@ -86,10 +86,18 @@ impl ModerationStore for SqlStore {
                 Subject::Message { conv, seq } => (conv.get(), seq.get() as i64),
                 _ => (0, 0),
             };
-            let res = sqlx::query(
-                "INSERT INTO moderation_items (kind, conv_id, seq, subject_kind, subject_id, author_id, reporter_id, reason, words, excerpt, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
+            // A report is one per (subject, reporter) while open: the unique key makes a second
+            // one (even one racing the first) find the first.
+            let open_key = match (item.kind, item.reporter) {
+                (ModerationKind::Report, Some(r)) => Some(format!("{}:{}:{}", item.subject.kind(), item.subject.id(), r.get())),
+                _ => None,
+            };
+            let sql = format!(
+                "{} INTO moderation_items (kind, conv_id, seq, subject_kind, subject_id, author_id, reporter_id, reason, words, excerpt, created_at, open_report_key) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self.dialect.insert_ignore()
+            );
+            let res = sqlx::query(AssertSqlSafe(sql))
             .bind(item.kind.as_str())
             .bind(conv)
             .bind(seq)
@@ -101,8 +109,17 @@ impl ModerationStore for SqlStore {
             .bind(words)
             .bind(item.excerpt.clone())
             .bind(now)
+            .bind(open_key.clone())
             .execute(&mut *tx)
             .await?;
+            if res.rows_affected() == 0 {
+                // The reporter's report of this subject is open already: that one, unchanged.
+                let sql = format!("SELECT {ITEM_COLS} FROM moderation_items WHERE open_report_key = ?");
+                let row = sqlx::query(AssertSqlSafe(sql)).bind(open_key).fetch_one(&mut *tx).await?;
+                let existing = item_from(&row)?;
+                tx.rollback().await?;
+                return Ok(existing);
+            }
             let id = self.insert_id(&mut tx, res).await?;
             let stored = ModerationItem {
                 id: ModerationId::new(id).map_err(|_| corrupt("item id"))?,
@@ -163,7 +180,7 @@ impl ModerationStore for SqlStore {
     async fn resolve_item(&self, id: ModerationId, action: ResolveAction, by: UserId, now: i64, audit: &NewAudit) -> Result<Option<ModerationItem>> {
         let run = async {
             let mut tx = self.begin_write().await?;
-            let done = sqlx::query("UPDATE moderation_items SET status = 'resolved', resolved_action = ?, resolved_by = ?, resolved_at = ? WHERE id = ? AND status = 'open'")
+            let done = sqlx::query("UPDATE moderation_items SET status = 'resolved', resolved_action = ?, resolved_by = ?, resolved_at = ?, open_report_key = NULL WHERE id = ? AND status = 'open'")
                 .bind(action.as_str())
                 .bind(by.get())
                 .bind(now)

@@ -682,6 +682,20 @@ async fn moderation_items_are_resolved_once_with_their_effect(s: &SqlStore) {
     assert_eq!(s.moderation_items(&ItemFilter { open: Some(false), subject_kind: None }, None, 10).await.unwrap().len(), 4);
     let entries = s.audit_entries(None, Some(AuditAction::ModerationResolve), None, 10).await.unwrap();
     assert_eq!(entries.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), vec!["moderation_item:ap", "moderation_item:u", "moderation_item:p", "moderation_item:m"]);
+    // The same reporter reporting the same subject again gets the open item, not a new one;
+    // two at once make one too.
+    let again = s.create_moderation_item(&item(ModerationKind::Report, Subject::Profile(a), a), 20).await.unwrap();
+    assert_ne!(again.id, p.id, "resolved, the subject may be reported again");
+    assert_eq!(s.create_moderation_item(&item(ModerationKind::Report, Subject::Profile(a), a), 21).await.unwrap(), again);
+    let (x, y) = tokio::join!(
+        s.create_moderation_item(&item(ModerationKind::Report, Subject::User(b), b), 8),
+        s.create_moderation_item(&item(ModerationKind::Report, Subject::User(b), b), 8)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x.id, y.id, "racing reports make one item");
+    let c2 = s.upsert_user(&id("wf-c"), "C", 1).await.unwrap().id;
+    let other = NewModerationItem { reporter: Some(c2), ..item(ModerationKind::Report, Subject::Profile(a), a) };
+    assert_ne!(s.create_moderation_item(&other, 22).await.unwrap().id, again.id, "another reporter's report is its own");
 }
 
 /// The catalog: products of active merchants listed, by merchant and title (wildcards as text),

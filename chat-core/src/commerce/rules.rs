@@ -23,8 +23,12 @@ pub const MAX_DELIVERY_DAYS_AHEAD: i64 = 60;
 pub(crate) fn text(field: &str, raw: &str, min: usize, max: usize, filter: Option<&WordFilter>, bad: &mut Vec<FieldProblem>) -> String {
     let t = raw.trim();
     let n = t.chars().count();
-    if n < min || n > max || t.chars().any(|c| c.is_control() && c != '\n') {
-        bad.push(FieldProblem::new(field, format!("must be {min}-{max} characters without control characters")));
+    // A required text must show something; any text holds only what the one text rule allows.
+    let rule = if min > 0 { crate::text::required_problem(t, crate::text::Lines::Many) } else { crate::text::problem(t, crate::text::Lines::Many) };
+    if n < min || n > max {
+        bad.push(FieldProblem::new(field, format!("must be {min}-{max} characters")));
+    } else if let Some(p) = rule {
+        bad.push(FieldProblem::new(field, p));
     } else if filter.is_some_and(|f| !f.matches(t).is_empty()) {
         bad.push(FieldProblem::new(field, "contains words that are not allowed"));
     }

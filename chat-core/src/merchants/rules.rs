@@ -93,8 +93,10 @@ pub struct Application {
 fn text(field: &str, raw: &str, max: usize, bad: &mut Vec<FieldProblem>) -> String {
     let t = raw.trim();
     let n = t.chars().count();
-    if n == 0 || n > max || t.chars().any(char::is_control) {
-        bad.push(FieldProblem::new(field, format!("must be 1-{max} characters without control characters")));
+    if n == 0 || n > max {
+        bad.push(FieldProblem::new(field, format!("must be 1-{max} characters")));
+    } else if let Some(p) = crate::text::required_problem(t, crate::text::Lines::One) {
+        bad.push(FieldProblem::new(field, p));
     }
     t.to_owned()
 }
@@ -182,8 +184,10 @@ pub fn lead(input: LeadInput, filter: Option<&WordFilter>) -> Result<Lead> {
     let city = text("city", &input.city, 32, &mut bad);
     screen("city", &city, filter, &mut bad);
     let message = input.message.trim().to_owned();
-    if message.chars().count() > LEAD_MESSAGE_CHARS || message.chars().any(|c| c.is_control() && c != '\n') {
-        bad.push(FieldProblem::new("message", format!("must be at most {LEAD_MESSAGE_CHARS} characters without control characters")));
+    if message.chars().count() > LEAD_MESSAGE_CHARS {
+        bad.push(FieldProblem::new("message", format!("must be at most {LEAD_MESSAGE_CHARS} characters")));
+    } else if let Some(p) = crate::text::problem(&message, crate::text::Lines::Many) {
+        bad.push(FieldProblem::new("message", p));
     }
     screen("message", &message, filter, &mut bad);
     match (phone, category) {
@@ -196,8 +200,11 @@ pub fn lead(input: LeadInput, filter: Option<&WordFilter>) -> Result<Lead> {
 pub fn reason(field: &str, raw: &str) -> Result<String> {
     let r = raw.trim();
     let n = r.chars().count();
-    if n == 0 || n > 500 || r.chars().any(|c| c.is_control() && c != '\n') {
+    if n == 0 || n > 500 {
         return Err(CoreError::Fields(vec![FieldProblem::new(field, "must be 1-500 characters")]));
+    }
+    if let Some(p) = crate::text::required_problem(r, crate::text::Lines::Many) {
+        return Err(CoreError::Fields(vec![FieldProblem::new(field, p)]));
     }
     Ok(r.to_owned())
 }

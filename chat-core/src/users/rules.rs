@@ -32,10 +32,6 @@ pub struct SettingsInput {
     pub matchable: Option<bool>,
 }
 
-fn has_control(s: &str) -> bool {
-    s.chars().any(|c| c.is_control())
-}
-
 /// Screens user-written text with the banned-word filter: a problem for `field` when it hits.
 fn screen(field: &str, text: &str, filter: &WordFilter, out: &mut Vec<FieldProblem>) {
     if !filter.matches(text).is_empty() {
@@ -51,8 +47,8 @@ fn short_text(field: &str, raw: &str, max: usize, out: &mut Vec<FieldProblem>) -
         out.push(FieldProblem::new(field, format!("must be 1-{max} characters")));
         return None;
     }
-    if has_control(t) {
-        out.push(FieldProblem::new(field, "must not contain control characters"));
+    if let Some(p) = crate::text::required_problem(t, crate::text::Lines::One) {
+        out.push(FieldProblem::new(field, p));
         return None;
     }
     Some(t.to_owned())
@@ -106,8 +102,8 @@ pub fn profile_patch(input: ProfileInput, filter: &WordFilter, this_year: i64) -
         let b = b.trim();
         if b.chars().count() > BIO_MAX {
             bad.push(FieldProblem::new("bio", format!("must be at most {BIO_MAX} characters")));
-        } else if b.chars().any(|c| c.is_control() && c != '\n') {
-            bad.push(FieldProblem::new("bio", "must not contain control characters other than line breaks"));
+        } else if let Some(p) = crate::text::problem(b, crate::text::Lines::Many) {
+            bad.push(FieldProblem::new("bio", p));
         } else {
             screen("bio", b, filter, &mut bad);
             patch.bio = Some(b.to_owned());
