@@ -561,10 +561,9 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     s.set_phone(again.id, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
 }
 
-/// Staff accounts: made with their user and entry, locked after repeated failures (racing
-/// failures all count), a code used once (racing logins with one code: one wins), disabled
-/// with the role dropped.
-async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
+/// Staff accounts: made with their user and entry, a code used once (racing logins with one
+/// code: one wins), disabled with the role dropped.
+async fn staff_accounts_use_codes_once(s: &SqlStore) {
     use jiebanke_chat_core::staff::*;
     let new = |name: &str, role| NewStaff { username: name.into(), role, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() };
     let root = s.create_staff(&new("root", Role::Admin), None, 1).await.unwrap();
@@ -574,31 +573,18 @@ async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
     let u = s.user(anna).await.unwrap().unwrap();
     assert_eq!((u.provider.as_str(), u.nickname.as_str(), u.role), ("staff", "anna", Role::Operator));
     let rec = s.staff_by_username("anna").await.unwrap().unwrap();
-    assert_eq!((rec.user, rec.role, rec.failures, rec.locked_until, rec.disabled, rec.last_step), (anna, Role::Operator, 0, None, false, 0));
+    assert_eq!((rec.user, rec.role, rec.disabled, rec.last_step), (anna, Role::Operator, false, 0));
     assert_eq!(s.staff_by_id(anna).await.unwrap(), Some(rec));
     assert!(s.staff_by_username("nobody").await.unwrap().is_none());
     let made = s.audit_entries(None, Some(AuditAction::StaffCreate), None, 10).await.unwrap();
     assert_eq!(made.iter().map(|e| (e.actor, e.ip.as_deref())).collect::<Vec<_>>(), vec![(root, Some("192.0.2.9")), (root, Some("cli"))]);
-
-    // Five failures at once all count and lock; the lock runs out and the count starts again.
-    futures_util::future::join_all((0..5).map(|_| s.record_failure(anna, 100, 5, 1000))).await.into_iter().for_each(|r| r.unwrap());
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.locked_until), (5, Some(1100)));
-    s.record_failure(anna, 1200, 5, 1000).await.unwrap();
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.locked_until), (1, None), "an expired lock starts the count again");
-    for _ in 0..3 {
-        s.record_failure(anna, 1300, 5, 1000).await.unwrap();
-    }
-    assert_eq!(s.staff_by_id(anna).await.unwrap().unwrap().locked_until, None, "four failures do not lock");
 
     // A code's step is used once; racing logins with one code: exactly one succeeds.
     let wins = futures_util::future::join_all((0..8).map(|_| s.record_success(anna, 50, 1400))).await;
     assert_eq!(wins.iter().filter(|w| *w.as_ref().unwrap()).count(), 1, "{wins:?}");
     assert!(!s.record_success(anna, 49, 1401).await.unwrap(), "an older step neither");
     assert!(s.record_success(anna, 51, 1402).await.unwrap());
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.last_step), (0, 51), "a success resets the count");
+    assert_eq!(s.staff_by_id(anna).await.unwrap().unwrap().last_step, 51);
 
     let audit = NewAudit::new(&by, AuditAction::StaffDisable, format!("user:{anna}"));
     let d = s.set_staff_disabled(anna, true, 1500, &audit).await.unwrap().unwrap();
@@ -611,6 +597,58 @@ async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
     assert_eq!(last.before, Some(serde_json::json!({"disabled": false, "role": "operator"})));
     assert_eq!(s.staff_accounts(None, 10).await.unwrap().iter().map(|r| r.user).collect::<Vec<_>>(), vec![root, anna]);
     assert_eq!(s.staff_accounts(Some(root), 10).await.unwrap().len(), 1);
+}
+
+/// Failed staff logins: counted per (username, address) and per address, any username (an
+/// unknown one too); racing failures all count, each seeing its own count; the failure that
+/// reaches the pair's limit writes its audit entry once; windows run out; a success clears
+/// only its pair.
+async fn staff_login_failures_count_per_pair_and_address(s: &SqlStore) {
+    use jiebanke_chat_core::staff::login::{LoginFailures, LoginLimits};
+    use jiebanke_chat_core::staff::*;
+    let limits = LoginLimits { pair_failures: 5, address_failures: 8, window_ms: 1000 };
+    let anna = s.create_staff(&NewStaff { username: "anna".into(), role: Role::Operator, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() }, None, 1).await.unwrap();
+    let zero = LoginFailures::default();
+    assert_eq!(s.login_failures("anna", "192.0.2.1", 100, 1000).await.unwrap(), zero);
+
+    // Five failures of one pair at once: all counted, each sees a different count, one audit.
+    let audit = NewAudit::new(&Actor::new(anna, Some("192.0.2.1".into())), AuditAction::StaffLoginLimited, format!("user:{anna}"))
+        .after(serde_json::json!({"username": "anna", "address": "192.0.2.1", "failures": 5}));
+    let counts = futures_util::future::join_all((0..5).map(|_| s.record_login_failure("anna", "192.0.2.1", 100, &limits, Some(&audit)))).await;
+    let mut seen: Vec<u32> = counts.into_iter().map(|c| c.unwrap().pair).collect();
+    seen.sort();
+    assert_eq!(seen, vec![1, 2, 3, 4, 5], "racing failures each counted once");
+    assert_eq!(s.login_failures("anna", "192.0.2.1", 200, 1000).await.unwrap(), LoginFailures { pair: 5, pair_since: 100, address: 5, address_since: 100 });
+    let limited = s.audit_entries(None, Some(AuditAction::StaffLoginLimited), None, 10).await.unwrap();
+    assert_eq!(limited.len(), 1, "the limit is audited once");
+    assert_eq!((limited[0].actor, limited[0].target.clone(), limited[0].ip.as_deref()), (anna, format!("user:{anna}"), Some("192.0.2.1")));
+    assert_eq!(limited[0].after, audit.after);
+    // Past the limit, more failures count but audit nothing more.
+    assert_eq!(s.record_login_failure("anna", "192.0.2.1", 150, &limits, Some(&audit)).await.unwrap().pair, 6);
+    assert_eq!(s.audit_entries(None, Some(AuditAction::StaffLoginLimited), None, 10).await.unwrap().len(), 1);
+
+    // Another address: its own pair and its own address count.
+    assert_eq!(s.login_failures("anna", "203.0.113.5", 200, 1000).await.unwrap(), zero);
+    // An unknown username from the first address: its own pair, the address's count grows.
+    let c = s.record_login_failure("nobody", "192.0.2.1", 300, &limits, None).await.unwrap();
+    assert_eq!((c.pair, c.pair_since, c.address, c.address_since), (1, 300, 7, 100));
+    let racing = futures_util::future::join_all(["u1", "u2", "u3"].map(|u| s.record_login_failure(u, "192.0.2.1", 300, &limits, None))).await;
+    assert!(racing.iter().all(|r| r.as_ref().unwrap().pair == 1));
+    assert_eq!(s.login_failures("x", "192.0.2.1", 300, 1000).await.unwrap().address, 10, "racing failures of other names all count for the address");
+
+    // A success clears its pair only.
+    s.clear_login_failures("anna", "192.0.2.1").await.unwrap();
+    let c = s.login_failures("anna", "192.0.2.1", 300, 1000).await.unwrap();
+    assert_eq!((c.pair, c.address), (0, 10));
+    assert_eq!(s.login_failures("nobody", "192.0.2.1", 300, 1000).await.unwrap().pair, 1);
+
+    // Windows run out: nothing counted after, and the next failure starts a new window.
+    assert_eq!(s.login_failures("nobody", "192.0.2.1", 1300, 1000).await.unwrap(), LoginFailures { pair: 0, pair_since: 0, address: 0, address_since: 0 });
+    let c = s.record_login_failure("nobody", "192.0.2.1", 1300, &limits, None).await.unwrap();
+    assert_eq!(c, LoginFailures { pair: 1, pair_since: 1300, address: 1, address_since: 1300 });
+    // Starting a window forgot the ended ones.
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM staff_login_failures").fetch_one(s.pool()).await.unwrap();
+    assert_eq!(left, 1);
 }
 
 /// QR login tickets: confirmed once and consumed once, even racing; nothing after expiry.
@@ -757,7 +795,8 @@ both!(
     erase_unlinks_and_keeps_a_ban,
     audit_entries_share_their_change_transaction,
     merchants_applications_and_leads,
-    staff_accounts_lock_and_use_codes_once,
+    staff_accounts_use_codes_once,
+    staff_login_failures_count_per_pair_and_address,
     qr_tickets_confirm_and_consume_once,
     moderation_items_are_resolved_once_with_their_effect,
     catalog_lists_active_merchants_products
