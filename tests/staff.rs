@@ -143,6 +143,11 @@ async fn console_logins(db: Db) {
         assert_eq!(staff_login_from(http, &base, sprayer, &format!("guess{i}"), "wrong password!!", "000000").await.0, 401, "guess {i}");
     }
     assert_eq!(staff_login_from(http, &base, sprayer, "root", PASSWORD, &code(&root_secret, 0)).await.0, 429);
+    // Ten attempts sent at once: five are checked (401), the others are over the limit.
+    let racing = futures_util::future::join_all((0..10).map(|_| staff_login_from(http, &base, "198.51.100.10", "racer", "wrong password!!", "000000"))).await;
+    let mut statuses: Vec<u16> = racing.iter().map(|r| r.0).collect();
+    statuses.sort();
+    assert_eq!(statuses, [[401; 5], [429; 5]].concat(), "attempts at once cannot pass the limit");
     let (_, list) = get(http, format!("{base}/api/v1/admin/staff"), &root).await;
     let anna_row = list["items"].as_array().unwrap().iter().find(|i| i["username"] == "anna").unwrap().clone();
     assert!(anna_row.get("totp_secret").is_none() && anna_row.get("password_hash").is_none(), "{anna_row}");

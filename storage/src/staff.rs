@@ -1,16 +1,16 @@
 //! `SqlStore` as `StaffStore`: staff accounts beside their user rows (provider `staff`). The
 //! password arrives hashed and the TOTP secret sealed; a code's one use is a conditional UPDATE,
-//! so racing logins cannot both pass with one code. Failed logins are counted in
+//! so racing logins cannot both pass with one code. Login attempts are counted in
 //! `staff_login_failures` (per username and address) and `staff_login_address_failures` by one
-//! upsert each, inside one transaction, so racing failures on any node all count. The old
-//! per-account columns (`failures`, `locked_until`) are left unread.
+//! upsert each, inside one transaction, so racing attempts on any node all count, each seeing
+//! its own count. The old per-account columns (`failures`, `locked_until`) are left unread.
 
 use crate::store::{corrupt, role_from};
 use crate::{SqlStore, StorageError};
 use async_trait::async_trait;
 use jiebanke_chat_core::audit::{Actor, AuditAction, NewAudit};
 use jiebanke_chat_core::error::Result;
-use jiebanke_chat_core::staff::login::{LoginFailures, LoginLimits};
+use jiebanke_chat_core::staff::login::LoginFailures;
 use jiebanke_chat_core::staff::*;
 use jiebanke_chat_core::{CoreError, UserId};
 use sqlx::any::AnyRow;
@@ -45,17 +45,17 @@ impl SqlStore {
 }
 
 impl SqlStore {
-    /// The counts of windows that started after `expired`.
-    async fn login_counts(&self, conn: &mut sqlx::AnyConnection, username: &str, address: &str, expired: i64) -> Result<LoginFailures, StorageError> {
+    /// The counts of windows that started after `ended`.
+    async fn login_counts(&self, conn: &mut sqlx::AnyConnection, username: &str, address: &str, ended: i64) -> Result<LoginFailures, StorageError> {
         let pair = sqlx::query("SELECT window_start, failures FROM staff_login_failures WHERE username = ? AND address = ? AND window_start > ?")
             .bind(username.to_owned())
             .bind(address.to_owned())
-            .bind(expired)
+            .bind(ended)
             .fetch_optional(&mut *conn)
             .await?;
         let by_address = sqlx::query("SELECT window_start, failures FROM staff_login_address_failures WHERE address = ? AND window_start > ?")
             .bind(address.to_owned())
-            .bind(expired)
+            .bind(ended)
             .fetch_optional(&mut *conn)
             .await?;
         let read = |row: Option<AnyRow>| -> Result<(i64, u32), StorageError> {
@@ -140,12 +140,7 @@ impl StaffStore for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn login_failures(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures> {
-        let mut conn = self.pool.acquire().await.map_err(StorageError::from)?;
-        Ok(self.login_counts(&mut conn, username, address, now - window_ms).await?)
-    }
-
-    async fn record_login_failure(&self, username: &str, address: &str, now: i64, limits: &LoginLimits, audit: Option<&NewAudit>) -> Result<LoginFailures> {
+    async fn count_login_attempt(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures> {
         // Two engines, one meaning: insert the row, or on its key start a new window or add one.
         // In MySQL's SET list later assignments see earlier ones, so `failures` comes first and
         // both read the old `window_start`; SQLite reads old values throughout.
@@ -156,7 +151,7 @@ impl StaffStore for SqlStore {
         let bump = "failures = CASE WHEN window_start <= ? THEN 1 ELSE failures + 1 END, window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END";
         let pair_sql = format!("INSERT INTO staff_login_failures (username, address, window_start, failures) VALUES (?, ?, ?, 1) {} {bump}", on_key("username, address"));
         let address_sql = format!("INSERT INTO staff_login_address_failures (address, window_start, failures) VALUES (?, ?, 1) {} {bump}", on_key("address"));
-        let expired = now - limits.window_ms;
+        let ended = now - window_ms;
         let run = || async {
             let mut tx = self.begin_write().await?;
             // Always the pair first, then the address: racing transactions lock in one order.
@@ -164,17 +159,14 @@ impl StaffStore for SqlStore {
                 .bind(username.to_owned())
                 .bind(address.to_owned())
                 .bind(now)
-                .bind(expired)
-                .bind(expired)
+                .bind(ended)
+                .bind(ended)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(AssertSqlSafe(address_sql.clone())).bind(address.to_owned()).bind(now).bind(expired).bind(expired).bind(now).execute(&mut *tx).await?;
-            // Our own rows, locked by the upserts: the counts include this failure exactly once.
-            let counts = self.login_counts(&mut tx, username, address, expired).await?;
-            if let Some(a) = audit.filter(|_| counts.pair == limits.pair_failures) {
-                self.write_audit(&mut tx, a, now).await?;
-            }
+            sqlx::query(AssertSqlSafe(address_sql.clone())).bind(address.to_owned()).bind(now).bind(ended).bind(ended).bind(now).execute(&mut *tx).await?;
+            // Our own rows, locked by the upserts: the counts include this attempt exactly once.
+            let counts = self.login_counts(&mut tx, username, address, ended).await?;
             tx.commit().await?;
             Ok::<_, StorageError>(counts)
         };
@@ -193,7 +185,7 @@ impl StaffStore for SqlStore {
             // its own so that the counting transaction locks only its own rows).
             for table in ["staff_login_failures", "staff_login_address_failures"] {
                 let sql = format!("DELETE FROM {table} WHERE window_start <= ?");
-                if let Err(e) = sqlx::query(AssertSqlSafe(sql)).bind(expired).execute(&self.pool).await {
+                if let Err(e) = sqlx::query(AssertSqlSafe(sql)).bind(ended).execute(&self.pool).await {
                     tracing::warn!(error = %e, table, "clearing ended login-failure windows failed; the next one retries");
                 }
             }
@@ -201,14 +193,33 @@ impl StaffStore for SqlStore {
         Ok(counts)
     }
 
-    async fn clear_login_failures(&self, username: &str, address: &str) -> Result<()> {
-        sqlx::query("DELETE FROM staff_login_failures WHERE username = ? AND address = ?")
-            .bind(username.to_owned())
-            .bind(address.to_owned())
-            .execute(&self.pool)
-            .await
-            .map_err(StorageError::from)?;
-        Ok(())
+    async fn login_succeeded(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<()> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM staff_login_failures WHERE username = ? AND address = ?")
+                .bind(username.to_owned())
+                .bind(address.to_owned())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE staff_login_address_failures SET failures = failures - 1 WHERE address = ? AND window_start > ? AND failures > 0")
+                .bind(address.to_owned())
+                .bind(now - window_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(())
+        };
+        Ok(run.await?)
+    }
+
+    async fn login_limited(&self, audit: &NewAudit, now: i64) -> Result<()> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            self.write_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(())
+        };
+        Ok(run.await?)
     }
 
     async fn staff_accounts(&self, after: Option<UserId>, limit: u32) -> Result<Vec<StaffRecord>> {

@@ -599,56 +599,54 @@ async fn staff_accounts_use_codes_once(s: &SqlStore) {
     assert_eq!(s.staff_accounts(Some(root), 10).await.unwrap().len(), 1);
 }
 
-/// Failed staff logins: counted per (username, address) and per address, any username (an
-/// unknown one too); racing failures all count, each seeing its own count; the failure that
-/// reaches the pair's limit writes its audit entry once; windows run out; a success clears
-/// only its pair.
-async fn staff_login_failures_count_per_pair_and_address(s: &SqlStore) {
-    use jiebanke_chat_core::staff::login::{LoginFailures, LoginLimits};
+/// Staff login attempts: counted per (username, address) and per address, any username (an
+/// unknown one too); racing attempts all count, each seeing a count of its own; a success
+/// clears its pair and gives back its address count; windows run out; the limit's audit entry.
+async fn staff_login_attempts_count_per_pair_and_address(s: &SqlStore) {
+    use jiebanke_chat_core::staff::login::LoginFailures;
     use jiebanke_chat_core::staff::*;
-    let limits = LoginLimits { pair_failures: 5, address_failures: 8, window_ms: 1000 };
+    let w = 1000;
     let anna = s.create_staff(&NewStaff { username: "anna".into(), role: Role::Operator, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() }, None, 1).await.unwrap();
-    let zero = LoginFailures::default();
-    assert_eq!(s.login_failures("anna", "192.0.2.1", 100, 1000).await.unwrap(), zero);
 
-    // Five failures of one pair at once: all counted, each sees a different count, one audit.
+    // Five attempts of one pair at once: all counted, each sees a different count.
+    let counts = futures_util::future::join_all((0..5).map(|_| s.count_login_attempt("anna", "192.0.2.1", 100, w))).await;
+    let mut seen: Vec<(u32, u32)> = counts.into_iter().map(|c| c.unwrap()).map(|c| (c.pair, c.address)).collect();
+    seen.sort();
+    assert_eq!(seen, vec![(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)], "racing attempts each counted once");
+    let c = s.count_login_attempt("anna", "192.0.2.1", 150, w).await.unwrap();
+    assert_eq!(c, LoginFailures { pair: 6, pair_since: 100, address: 6, address_since: 100 });
+
+    // Another address has counts of its own.
+    assert_eq!(s.count_login_attempt("anna", "203.0.113.5", 200, w).await.unwrap(), LoginFailures { pair: 1, pair_since: 200, address: 1, address_since: 200 });
+    // Unknown usernames from the first address: pairs of their own, the address's count grows,
+    // racing too.
+    let racing = futures_util::future::join_all(["u1", "u2", "u3", "nobody"].map(|u| s.count_login_attempt(u, "192.0.2.1", 300, w))).await;
+    let mut by_address: Vec<u32> = racing.iter().map(|r| r.as_ref().unwrap().address).collect();
+    by_address.sort();
+    assert_eq!(by_address, vec![7, 8, 9, 10]);
+    assert!(racing.iter().all(|r| r.as_ref().unwrap().pair == 1));
+
+    // A success clears its pair and gives its attempt back to the address.
+    s.login_succeeded("anna", "192.0.2.1", 300, w).await.unwrap();
+    let c = s.count_login_attempt("anna", "192.0.2.1", 310, w).await.unwrap();
+    assert_eq!((c.pair, c.pair_since, c.address), (1, 310, 10));
+
+    // Windows run out: the next attempt starts new ones, and forgets the ended ones.
+    let c = s.count_login_attempt("nobody", "192.0.2.1", 1300, w).await.unwrap();
+    assert_eq!(c, LoginFailures { pair: 1, pair_since: 1300, address: 1, address_since: 1300 });
+    let left: Vec<(String, String)> = sqlx::query_as("SELECT username, address FROM staff_login_failures ORDER BY username, address").fetch_all(s.pool()).await.unwrap();
+    assert_eq!(left, vec![("anna".to_owned(), "192.0.2.1".to_owned()), ("nobody".to_owned(), "192.0.2.1".to_owned())]);
+    // A success after its address window ended takes nothing below zero.
+    s.login_succeeded("nobody", "192.0.2.1", 5000, w).await.unwrap();
+    assert_eq!(s.count_login_attempt("x", "192.0.2.1", 1400, w).await.unwrap().address, 2);
+
+    // The limit's audit entry.
     let audit = NewAudit::new(&Actor::new(anna, Some("192.0.2.1".into())), AuditAction::StaffLoginLimited, format!("user:{anna}"))
         .after(serde_json::json!({"username": "anna", "address": "192.0.2.1", "failures": 5}));
-    let counts = futures_util::future::join_all((0..5).map(|_| s.record_login_failure("anna", "192.0.2.1", 100, &limits, Some(&audit)))).await;
-    let mut seen: Vec<u32> = counts.into_iter().map(|c| c.unwrap().pair).collect();
-    seen.sort();
-    assert_eq!(seen, vec![1, 2, 3, 4, 5], "racing failures each counted once");
-    assert_eq!(s.login_failures("anna", "192.0.2.1", 200, 1000).await.unwrap(), LoginFailures { pair: 5, pair_since: 100, address: 5, address_since: 100 });
+    s.login_limited(&audit, 400).await.unwrap();
     let limited = s.audit_entries(None, Some(AuditAction::StaffLoginLimited), None, 10).await.unwrap();
-    assert_eq!(limited.len(), 1, "the limit is audited once");
-    assert_eq!((limited[0].actor, limited[0].target.clone(), limited[0].ip.as_deref()), (anna, format!("user:{anna}"), Some("192.0.2.1")));
+    assert_eq!((limited.len(), limited[0].actor, limited[0].ip.as_deref(), limited[0].at), (1, anna, Some("192.0.2.1"), 400));
     assert_eq!(limited[0].after, audit.after);
-    // Past the limit, more failures count but audit nothing more.
-    assert_eq!(s.record_login_failure("anna", "192.0.2.1", 150, &limits, Some(&audit)).await.unwrap().pair, 6);
-    assert_eq!(s.audit_entries(None, Some(AuditAction::StaffLoginLimited), None, 10).await.unwrap().len(), 1);
-
-    // Another address: its own pair and its own address count.
-    assert_eq!(s.login_failures("anna", "203.0.113.5", 200, 1000).await.unwrap(), zero);
-    // An unknown username from the first address: its own pair, the address's count grows.
-    let c = s.record_login_failure("nobody", "192.0.2.1", 300, &limits, None).await.unwrap();
-    assert_eq!((c.pair, c.pair_since, c.address, c.address_since), (1, 300, 7, 100));
-    let racing = futures_util::future::join_all(["u1", "u2", "u3"].map(|u| s.record_login_failure(u, "192.0.2.1", 300, &limits, None))).await;
-    assert!(racing.iter().all(|r| r.as_ref().unwrap().pair == 1));
-    assert_eq!(s.login_failures("x", "192.0.2.1", 300, 1000).await.unwrap().address, 10, "racing failures of other names all count for the address");
-
-    // A success clears its pair only.
-    s.clear_login_failures("anna", "192.0.2.1").await.unwrap();
-    let c = s.login_failures("anna", "192.0.2.1", 300, 1000).await.unwrap();
-    assert_eq!((c.pair, c.address), (0, 10));
-    assert_eq!(s.login_failures("nobody", "192.0.2.1", 300, 1000).await.unwrap().pair, 1);
-
-    // Windows run out: nothing counted after, and the next failure starts a new window.
-    assert_eq!(s.login_failures("nobody", "192.0.2.1", 1300, 1000).await.unwrap(), LoginFailures { pair: 0, pair_since: 0, address: 0, address_since: 0 });
-    let c = s.record_login_failure("nobody", "192.0.2.1", 1300, &limits, None).await.unwrap();
-    assert_eq!(c, LoginFailures { pair: 1, pair_since: 1300, address: 1, address_since: 1300 });
-    // Starting a window forgot the ended ones.
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM staff_login_failures").fetch_one(s.pool()).await.unwrap();
-    assert_eq!(left, 1);
 }
 
 /// QR login tickets: confirmed once and consumed once, even racing; nothing after expiry.
@@ -796,7 +794,7 @@ both!(
     audit_entries_share_their_change_transaction,
     merchants_applications_and_leads,
     staff_accounts_use_codes_once,
-    staff_login_failures_count_per_pair_and_address,
+    staff_login_attempts_count_per_pair_and_address,
     qr_tickets_confirm_and_consume_once,
     moderation_items_are_resolved_once_with_their_effect,
     catalog_lists_active_merchants_products

@@ -9,9 +9,13 @@
 //!   the same 401 after the same work: one argon2 verification, against a dummy hash when the
 //!   name is unknown.
 //!
-//! The limit is decided from the counts alone, before the username is looked up, so a 429 says
-//! nothing about whether the name exists; that answer skips argon2 on purpose (a limited client
-//! must not be able to make the server hash).
+//! Each attempt is counted as a failure BEFORE it is checked, in one atomic step that answers
+//! the counts with it included, and a success gives its count back. Checking first and counting
+//! after would let many attempts sent at once all pass the check; counted first, at most
+//! `pair_failures` attempts of a pair are ever verified in a window. The limit is decided from
+//! the counts alone, before the username is looked up, so a 429 says nothing about whether the
+//! name exists; that answer skips argon2 on purpose (a limited client must not be able to make
+//! the server hash).
 
 use super::StaffStore;
 use crate::audit::{Actor, AuditAction, NewAudit};
@@ -39,6 +43,7 @@ impl Default for LoginLimits {
 }
 
 /// The failures counted in the current windows (0, with `since` meaningless, when none).
+/// Counts include attempts being checked (see the module's comment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoginFailures {
     pub pair: u32,
@@ -48,11 +53,12 @@ pub struct LoginFailures {
 }
 
 impl LoginFailures {
-    /// How long until the pair or the address may try again; `None` if neither is limited.
+    /// For counts that include the attempt at hand: how long until the pair or the address may
+    /// try again (the attempt is over a limit); `None` if it may be checked.
     pub fn limited_for(&self, limits: &LoginLimits, now: i64) -> Option<u64> {
         let wait = |since: i64| (since + limits.window_ms - now).max(1) as u64;
-        let pair = (self.pair >= limits.pair_failures).then(|| wait(self.pair_since));
-        let address = (self.address >= limits.address_failures).then(|| wait(self.address_since));
+        let pair = (self.pair > limits.pair_failures).then(|| wait(self.pair_since));
+        let address = (self.address > limits.address_failures).then(|| wait(self.address_since));
         pair.max(address)
     }
 }
@@ -126,7 +132,7 @@ fn refused() -> CoreError {
 pub(super) async fn login(store: &dyn StaffStore, key: &DataKey, limits: &LoginLimits, verifications: &AtomicU64, attempt: &LoginAttempt<'_>, now: i64) -> Result<UserId> {
     let name = username_key(attempt.username);
     let address = address_key(attempt.address);
-    let counted = store.login_failures(&name, &address, now, limits.window_ms).await?;
+    let counted = store.count_login_attempt(&name, &address, now, limits.window_ms).await?;
     if let Some(retry_after_ms) = counted.limited_for(limits, now) {
         return Err(CoreError::RateLimited { retry_after_ms });
     }
@@ -148,20 +154,22 @@ pub(super) async fn login(store: &dyn StaffStore, key: &DataKey, limits: &LoginL
         // the same code): refused like any other failure.
         if let Some(step) = step {
             if store.record_success(r.user, step, now).await? {
-                store.clear_login_failures(&name, &address).await?;
+                store.login_succeeded(&name, &address, now, limits.window_ms).await?;
                 return Ok(r.user);
             }
         }
     }
-    // The account (when there is one) is named in the audit entry of the failure that limits
-    // its pair; the actor is the account whose logins are limited (the client has no account).
-    let audit = record.as_ref().map(|r| {
-        NewAudit::new(&Actor::new(r.user, Some(attempt.address.to_string())), AuditAction::StaffLoginLimited, format!("user:{}", r.user))
-            .after(serde_json::json!({"username": name, "address": address, "failures": limits.pair_failures}))
-    });
-    let after = store.record_login_failure(&name, &address, now, limits, audit.as_ref()).await?;
-    if after.pair == limits.pair_failures || after.address == limits.address_failures {
-        tracing::warn!(username = %name, address = %address, pair = after.pair, by_address = after.address, "staff logins limited");
+    // The failure is counted already. The one that brings an existing account's pair to its
+    // limit is audited; the actor is that account (the client has none).
+    if counted.pair == limits.pair_failures {
+        if let Some(r) = &record {
+            let entry = NewAudit::new(&Actor::new(r.user, Some(attempt.address.to_string())), AuditAction::StaffLoginLimited, format!("user:{}", r.user))
+                .after(serde_json::json!({"username": name, "address": address, "failures": limits.pair_failures}));
+            store.login_limited(&entry, now).await?;
+        }
+    }
+    if counted.pair == limits.pair_failures || counted.address == limits.address_failures {
+        tracing::warn!(username = %name, address = %address, pair = counted.pair, by_address = counted.address, "staff logins limited");
     }
     Err(refused())
 }
@@ -201,11 +209,12 @@ mod tests {
     #[test]
     fn limited_for_names_the_longer_wait() {
         let l = LoginLimits::default();
-        let f = LoginFailures { pair: 4, pair_since: 0, address: 19, address_since: 0 };
+        // The fifth attempt is still checked; the sixth is not.
+        let f = LoginFailures { pair: 5, pair_since: 0, address: 20, address_since: 0 };
         assert_eq!(f.limited_for(&l, 10), None);
-        let f = LoginFailures { pair: 5, pair_since: 100, address: 3, address_since: 0 };
+        let f = LoginFailures { pair: 6, pair_since: 100, address: 3, address_since: 0 };
         assert_eq!(f.limited_for(&l, 1000), Some((100 + l.window_ms - 1000) as u64));
-        let f = LoginFailures { pair: 5, pair_since: 100, address: 20, address_since: 500 };
+        let f = LoginFailures { pair: 6, pair_since: 100, address: 21, address_since: 500 };
         assert_eq!(f.limited_for(&l, 1000), Some((500 + l.window_ms - 1000) as u64));
     }
 
@@ -255,20 +264,20 @@ mod tests {
             }
             Ok(fresh)
         }
-        async fn login_failures(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures> {
+        async fn count_login_attempt(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures> {
+            bump(self.pairs.lock().unwrap().entry((username.to_owned(), address.to_owned())).or_insert((i64::MIN / 2, 0)), now, window_ms);
+            bump(self.addresses.lock().unwrap().entry(address.to_owned()).or_insert((i64::MIN / 2, 0)), now, window_ms);
             Ok(self.counts(username, address, now, window_ms))
         }
-        async fn record_login_failure(&self, username: &str, address: &str, now: i64, limits: &LoginLimits, audit: Option<&NewAudit>) -> Result<LoginFailures> {
-            bump(self.pairs.lock().unwrap().entry((username.to_owned(), address.to_owned())).or_insert((i64::MIN / 2, 0)), now, limits.window_ms);
-            bump(self.addresses.lock().unwrap().entry(address.to_owned()).or_insert((i64::MIN / 2, 0)), now, limits.window_ms);
-            let c = self.counts(username, address, now, limits.window_ms);
-            if let Some(a) = audit.filter(|_| c.pair == limits.pair_failures) {
-                self.audits.lock().unwrap().push(a.clone());
-            }
-            Ok(c)
-        }
-        async fn clear_login_failures(&self, username: &str, address: &str) -> Result<()> {
+        async fn login_succeeded(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<()> {
             self.pairs.lock().unwrap().remove(&(username.to_owned(), address.to_owned()));
+            if let Some(a) = self.addresses.lock().unwrap().get_mut(address).filter(|a| a.0 > now - window_ms) {
+                a.1 = a.1.saturating_sub(1);
+            }
+            Ok(())
+        }
+        async fn login_limited(&self, audit: &NewAudit, _: i64) -> Result<()> {
+            self.audits.lock().unwrap().push(audit.clone());
             Ok(())
         }
         async fn staff_accounts(&self, _: Option<UserId>, _: u32) -> Result<Vec<StaffRecord>> {
@@ -333,7 +342,7 @@ mod tests {
         assert_eq!(store.counts("nobody", "192.0.2.1", now, limits.window_ms).pair, 1);
         assert_eq!(store.counts("anna", "192.0.2.1", now, limits.window_ms).pair, 2);
         assert_eq!(store.counts("anna", "192.0.2.1", now, limits.window_ms).address, 5);
-        // The right answer logs in, and resets its pair (not the address).
+        // The right answer logs in, and resets its pair; the address keeps its failures only.
         assert_eq!(login(&store, &key, &limits, &n, &attempt("anna", PASSWORD, &c, "192.0.2.1"), now).await, Ok(UserId::new(1).unwrap()));
         assert_eq!(n.load(Ordering::Relaxed), 6);
         let after = store.counts("anna", "192.0.2.1", now, limits.window_ms);
@@ -368,6 +377,30 @@ mod tests {
         // The window runs out: the stranger's pair may try again.
         let later = now + limits.window_ms + 1;
         assert_eq!(login(&store, &key, &limits, &n, &attempt("anna", "wrong password!!", "000000", "198.51.100.7"), later).await, Err(refused()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn attempts_sent_at_once_cannot_pass_the_limit() {
+        let (store, key) = setup();
+        let (store, key, n) = (std::sync::Arc::new(store), std::sync::Arc::new(key), std::sync::Arc::new(AtomicU64::new(0)));
+        let now = 1_800_000_000_000;
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let (store, key, n) = (store.clone(), key.clone(), n.clone());
+                tokio::spawn(async move {
+                    let wrong = attempt("anna", "wrong password!!", "000000", "198.51.100.7");
+                    login(store.as_ref(), &key, &LoginLimits::default(), &n, &wrong, now).await
+                })
+            })
+            .collect();
+        let mut limited = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Err(CoreError::RateLimited { .. }) => limited += 1,
+                other => assert_eq!(other, Err(refused())),
+            }
+        }
+        assert_eq!((limited, n.load(Ordering::Relaxed)), (7, 5), "only five attempts were verified");
     }
 
     #[tokio::test]

@@ -107,18 +107,17 @@ pub trait StaffStore: Send + Sync + 'static {
     /// step or a later one logged in already: a code is used once, even by two logins at the
     /// same moment.
     async fn record_success(&self, user: UserId, step: u64, now: i64) -> Result<bool>;
-    /// The failed logins of (`username`, `address`) and of `address` alone, in windows that
-    /// started after `now - window_ms` (an older window counts 0). Kept for any username, an
+    /// Counts a login attempt as a failure of (`username`, `address`) and of `address`, each in
+    /// its window (a window that started `window_ms` or more before `now` starts again at `now`
+    /// with 1), and answers both counts with this one included. Atomic: attempts at once, on
+    /// any node, all count, and each sees a count of its own. Any username is counted, an
     /// unknown one too.
-    async fn login_failures(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures>;
-    /// Counts one failed login for the pair and for the address, each in its window (a window
-    /// older than `limits.window_ms` starts again at `now` with 1), and answers the counts now.
-    /// Atomic: failures at once, on any node, all count, and each sees its own count. The
-    /// failure that brings the pair to `limits.pair_failures` writes `audit` (when given) in
-    /// the same transaction.
-    async fn record_login_failure(&self, username: &str, address: &str, now: i64, limits: &LoginLimits, audit: Option<&NewAudit>) -> Result<LoginFailures>;
-    /// A login of the pair succeeded: its count starts again (the address's count stays).
-    async fn clear_login_failures(&self, username: &str, address: &str) -> Result<()>;
+    async fn count_login_attempt(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures>;
+    /// The attempt counted for the pair succeeded: the pair's count is cleared, and the
+    /// address's (within its window) gives this attempt back.
+    async fn login_succeeded(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<()>;
+    /// Writes the `staff.login_limited` entry of an account's pair reaching its limit.
+    async fn login_limited(&self, audit: &NewAudit, now: i64) -> Result<()>;
     /// Staff accounts by user id ascending after `after`, at most `limit`.
     async fn staff_accounts(&self, after: Option<UserId>, limit: u32) -> Result<Vec<StaffRecord>>;
     /// Disables (the role dropped to `none` too) or enables an account, with `audit`. `None`
@@ -138,7 +137,6 @@ pub struct StaffService {
     /// argon2 verifications made by logins (see `login::login`).
     verifications: AtomicU64,
 }
-
 
 impl StaffService {
     pub fn new(store: Arc<dyn StaffStore>, moderation: Arc<ModerationService>, key: Arc<DataKey>) -> Self {
@@ -176,6 +174,12 @@ impl StaffService {
         let staff = NewStaff { username: name.clone(), role, password_hash, totp_cipher };
         let user = self.store.create_staff(&staff, by, crate::now_ms()).await?;
         Ok(Enrolment { user, username: name.clone(), role, totp_secret: totp::base32(&secret), totp_uri: totp::otpauth_uri(ISSUER, &name, &secret) })
+    }
+
+    /// How many argon2 verifications logins have run: every refusal but a limited one costs
+    /// exactly one, whether the username exists or not.
+    pub fn password_verifications(&self) -> u64 {
+        self.verifications.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A console login: the user id once username, password and a current, unused code match.
