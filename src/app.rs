@@ -284,7 +284,7 @@ impl Application {
             Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
             None => jiebanke_storage::ObjectBlobs::local(&config.data_dir).context("the uploads directory")?,
         });
-        let uploads = Arc::new(jiebanke_chat_core::uploads::UploadService::new(blobs.clone(), store_arc.clone()));
+        let uploads = Arc::new(jiebanke_chat_core::uploads::UploadService::new(blobs.clone(), store_arc.clone(), config.uploads));
         let ready_blobs = config.s3.is_some().then(|| blobs.clone());
         let ready_store = store.clone();
         let ready_cluster = cluster.clone();

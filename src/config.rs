@@ -124,6 +124,10 @@ pub struct ServeArgs {
     pub s3_endpoint: Option<String>,
     #[arg(long, env = "JBK_S3_REGION", default_value = "ap-shanghai")]
     pub s3_region: String,
+    /// The most pixels (width × height, read from the header) an uploaded photo may have; each
+    /// side is also at most 8192. Larger ones are refused with 422 before anything is stored.
+    #[arg(long, env = "JBK_UPLOAD_MAX_PIXELS", default_value_t = jiebanke_chat_core::uploads::DEFAULT_MAX_PIXELS)]
+    pub upload_max_pixels: u64,
     #[arg(long, env = "JBK_S3_ACCESS_KEY_ID", hide_env_values = true)]
     pub s3_access_key_id: Option<String>,
     #[arg(long, env = "JBK_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
@@ -312,6 +316,8 @@ pub struct Config {
     pub zone: jiebanke_chat_core::BusinessZone,
     /// Object storage for uploads; `None`: the data dir.
     pub s3: Option<jiebanke_storage::S3Config>,
+    /// How large an uploaded photo may be once decoded.
+    pub uploads: jiebanke_chat_core::uploads::ImageLimits,
     pub token_ttl: Duration,
     pub dev_login: bool,
     pub wechat: Option<WeChatConfig>,
@@ -423,6 +429,7 @@ impl Config {
             privacy_version: "2026-11-01".into(),
             zone: jiebanke_chat_core::BusinessZone::shanghai(),
             s3: None,
+            uploads: jiebanke_chat_core::uploads::ImageLimits::default(),
             token_ttl: Duration::from_secs(3600),
             dev_login: true,
             wechat: None,
@@ -606,6 +613,14 @@ impl Config {
             privacy_version: a.privacy_version,
             zone,
             s3,
+            uploads: {
+                use jiebanke_chat_core::uploads::{ImageLimits, MAX_SIDE};
+                let most = u64::from(MAX_SIDE) * u64::from(MAX_SIDE);
+                if !(1..=most).contains(&a.upload_max_pixels) {
+                    anyhow::bail!("JBK_UPLOAD_MAX_PIXELS must be 1-{most} (each side is at most {MAX_SIDE} anyway)");
+                }
+                ImageLimits { max_pixels: a.upload_max_pixels, max_side: MAX_SIDE }
+            },
             token_ttl: Duration::from_secs(a.token_ttl_secs.max(60)),
             dev_login,
             wechat,

@@ -61,7 +61,8 @@ fn table() -> Vec<Row> {
         row("get", "/api/v1/auth/qr/{ticket}", [200, 200, 200, 200, 200, 200, 200]),
         row("post", "/api/v1/auth/qr/{ticket}/confirm", [401, 409, 204, 409, 409, 409, 409]),
         // Wrong credentials, whoever sends them (the working login is tests/staff.rs's).
-        with("post", "/api/v1/auth/staff/login", |_, _| json!({"username": "nobody", "password": "not a password", "totp": "000000"}), [401, 401, 401, 401, 401, 401, 401]),
+        // A username per role: five failures of one (username, address) pair are rate limited.
+        with("post", "/api/v1/auth/staff/login", |r, _| json!({"username": format!("nobody-{r}"), "password": "not a password", "totp": "000000"}), [401, 401, 401, 401, 401, 401, 401]),
         row("get", "/api/v1/me", [401, 200, 200, 200, 200, 200, 200]),
         with("patch", "/api/v1/me", |_, _| json!({"bio": "matrix"}), [401, 200, 200, 200, 200, 200, 200]),
         row("get", "/api/v1/users/{id}", [401, 200, 200, 200, 200, 200, 200]),

@@ -1,10 +1,12 @@
 //! Uploads over real HTTP: photos recognised by their bytes, EXIF/XMP/text metadata stripped,
 //! served back with their content type; stored in the data dir (SQLite), and in S3-compatible
 //! object storage (a real S3 server: moto's `moto_server`, from PyPI, started by the test);
-//! deleted, blobs and rows, when their owner erases their account.
+//! deleted, blobs and rows, when their owner erases their account. Decompression bombs (a
+//! header claiming too many pixels) are refused with 422 and nothing stored; a JPEG+ZIP
+//! polyglot is stored without its ZIP.
 
 mod common;
-use common::images::{jpeg_with_metadata, png_with_metadata};
+use common::images::{jpeg_claiming, jpeg_with_metadata, png_claiming, png_with_metadata};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -85,11 +87,39 @@ async fn uploads_in_the_data_dir_on(db: Db) {
     let urls = round_trip(&app).await;
     let files: Vec<_> = urls.iter().map(|u| tdb.dir.0.join("uploads").join(u.trim_start_matches("/uploads/"))).collect();
     assert!(files.iter().all(|f| f.is_file()), "stored under the data dir");
+    bombs_are_refused(&app, &tdb.dir.0.join("uploads")).await;
     erase_takes_the_uploads(&app, &urls).await;
     for f in &files {
         assert!(!f.exists(), "{} left in the data dir", f.display());
     }
     app.shutdown.cancel();
+}
+
+/// Headers claiming too many pixels: 422 naming `file` and why, and no file written. A
+/// JPEG+ZIP polyglot: stored, without the ZIP.
+async fn bombs_are_refused(app: &TestApp, dir: &std::path::Path) {
+    let (base, http) = (app.base(), &app.http);
+    let me = login(http, &base, "up-bomber").await;
+    let stored = || std::fs::read_dir(dir).unwrap().count();
+    let before = stored();
+    for (name, raw, says) in [
+        ("bomb.png", png_claiming(50_000, 50_000), "50000×50000"),
+        ("bomb.jpg", jpeg_claiming(65_535, 65_535), "65535×65535"),
+        ("tall.png", png_claiming(1, 8_193), "1×8193"),
+        ("many.png", png_claiming(8_000, 6_000), "at most 40000000"),
+    ] {
+        let (s, e) = send(http, &base, &me.token, name, raw).await;
+        assert_eq!((s, e["code"].as_str(), e["fields"][0]["field"].as_str()), (422, Some("invalid"), Some("file")), "{name}: {e}");
+        let problem = e["fields"][0]["problem"].as_str().unwrap();
+        assert!(problem.starts_with("图片") && problem.contains(says), "{name}: {problem}");
+    }
+    assert_eq!(stored(), before, "nothing stored for a refused image");
+    let zip = b"PK\x03\x04\x14\0\0\0\0\0secret.txt PK\x05\x06\0\0\0\0".to_vec();
+    let (s, up) = send(http, &base, &me.token, "polyglot.jpg", [jpeg_with_metadata(), zip].concat()).await;
+    assert_eq!(s, 201, "{up}");
+    let body = http.get(format!("{base}{}", up["url"].as_str().unwrap())).send().await.unwrap().bytes().await.unwrap();
+    assert!(body.ends_with(&[0xFF, 0xD9]) && !body.windows(2).any(|w| w == b"PK"), "the ZIP after the JPEG's end is not stored");
+    assert_eq!(stored(), before + 1);
 }
 
 /// Erases the account of `round_trip`'s user: its uploads answer 404, another user's stays.

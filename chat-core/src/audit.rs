@@ -28,13 +28,15 @@ pub enum AuditAction {
     StaffCreate,
     StaffDisable,
     StaffEnable,
+    /// A (username, address) pair reached its failed-login limit; the actor is the account.
+    StaffLoginLimited,
     ModerationResolve,
     /// An admin gave an order's money back.
     OrderRefund,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::RoleSet,
         AuditAction::UserBan,
         AuditAction::UserUnban,
@@ -49,6 +51,7 @@ impl AuditAction {
         AuditAction::StaffCreate,
         AuditAction::StaffDisable,
         AuditAction::StaffEnable,
+        AuditAction::StaffLoginLimited,
         AuditAction::ModerationResolve,
         AuditAction::OrderRefund,
     ];
@@ -68,6 +71,7 @@ impl AuditAction {
             AuditAction::StaffCreate => "staff.create",
             AuditAction::StaffDisable => "staff.disable",
             AuditAction::StaffEnable => "staff.enable",
+            AuditAction::StaffLoginLimited => "staff.login_limited",
             AuditAction::ModerationResolve => "moderation.resolve",
             AuditAction::OrderRefund => "order.refund",
         }

@@ -24,9 +24,9 @@ pub enum CoreError {
     /// The user is banned: no login, no session.
     #[error("banned: this account is banned")]
     Banned,
-    /// Too many failed logins: the account is locked for `retry_after_ms` more.
-    #[error("locked: too many failed logins, retry later")]
-    Locked { retry_after_ms: u64 },
+    /// Too many failed logins from this client: it may try again in `retry_after_ms`.
+    #[error("登录失败次数过多，请稍后再试 (too many failed logins, retry later)")]
+    RateLimited { retry_after_ms: u64 },
     /// Named fields of the input are not acceptable (each with what is wrong with it).
     #[error("invalid: {}", fields_text(.0))]
     Fields(Vec<FieldProblem>),
@@ -67,7 +67,7 @@ impl CoreError {
             CoreError::Unauthorized(_) => "unauthorized",
             CoreError::Banned => "banned",
             CoreError::Fields(_) => "invalid",
-            CoreError::Locked { .. } => "locked",
+            CoreError::RateLimited { .. } => "rate_limited",
             CoreError::OutOfStock(_) => "out_of_stock",
             CoreError::StateConflict { .. } => "conflict",
         }

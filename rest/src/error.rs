@@ -45,7 +45,7 @@ impl From<CoreError> for ApiError {
             CoreError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             CoreError::Banned => StatusCode::FORBIDDEN,
             CoreError::Fields(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            CoreError::Locked { .. } => StatusCode::LOCKED,
+            CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             CoreError::OutOfStock(_) | CoreError::StateConflict { .. } => StatusCode::CONFLICT,
         };
         let message = match &e {
@@ -58,7 +58,7 @@ impl From<CoreError> for ApiError {
         };
         let message = if fields.is_empty() { message } else { "some fields are not acceptable (字段无效)".to_owned() };
         let retry_after_ms = match &e {
-            CoreError::Locked { retry_after_ms } => Some((*retry_after_ms).max(1)),
+            CoreError::RateLimited { retry_after_ms } => Some((*retry_after_ms).max(1)),
             _ => None,
         };
         let state = match &e {

@@ -1,19 +1,22 @@
 //! `SqlStore` as `StaffStore`: staff accounts beside their user rows (provider `staff`). The
-//! password arrives hashed and the TOTP secret sealed; lock counting is done in the database
-//! (`failures + 1`) and a code's one use is a conditional UPDATE, so racing logins can neither
-//! both pass with one code nor lose a count.
+//! password arrives hashed and the TOTP secret sealed; a code's one use is a conditional UPDATE,
+//! so racing logins cannot both pass with one code. Login attempts are counted in
+//! `staff_login_failures` (per username and address) and `staff_login_address_failures` by one
+//! upsert each, inside one transaction, so racing attempts on any node all count, each seeing
+//! its own count. The old per-account columns (`failures`, `locked_until`) are left unread.
 
 use crate::store::{corrupt, role_from};
 use crate::{SqlStore, StorageError};
 use async_trait::async_trait;
 use jiebanke_chat_core::audit::{Actor, AuditAction, NewAudit};
 use jiebanke_chat_core::error::Result;
+use jiebanke_chat_core::staff::login::LoginFailures;
 use jiebanke_chat_core::staff::*;
 use jiebanke_chat_core::{CoreError, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-const COLS: &str = "s.user_id, s.username, u.role, s.password_hash, s.totp_cipher, s.failures, s.locked_until, s.disabled_at, s.last_step, s.created_at";
+const COLS: &str = "s.user_id, s.username, u.role, s.password_hash, s.totp_cipher, s.disabled_at, s.last_step, s.created_at";
 
 fn staff_from(row: &AnyRow) -> Result<StaffRecord, StorageError> {
     Ok(StaffRecord {
@@ -22,8 +25,6 @@ fn staff_from(row: &AnyRow) -> Result<StaffRecord, StorageError> {
         role: role_from(row)?,
         password_hash: row.try_get("password_hash")?,
         totp_cipher: row.try_get("totp_cipher")?,
-        failures: row.try_get::<i64, _>("failures")?.max(0) as u32,
-        locked_until: row.try_get("locked_until")?,
         disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
         last_step: row.try_get::<i64, _>("last_step")?.max(0) as u64,
         created_at: row.try_get("created_at")?,
@@ -40,6 +41,32 @@ impl SqlStore {
         };
         let row = q.fetch_optional(conn).await?;
         row.as_ref().map(staff_from).transpose()
+    }
+}
+
+impl SqlStore {
+    /// The counts of windows that started after `ended`.
+    async fn login_counts(&self, conn: &mut sqlx::AnyConnection, username: &str, address: &str, ended: i64) -> Result<LoginFailures, StorageError> {
+        let pair = sqlx::query("SELECT window_start, failures FROM staff_login_failures WHERE username = ? AND address = ? AND window_start > ?")
+            .bind(username.to_owned())
+            .bind(address.to_owned())
+            .bind(ended)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let by_address = sqlx::query("SELECT window_start, failures FROM staff_login_address_failures WHERE address = ? AND window_start > ?")
+            .bind(address.to_owned())
+            .bind(ended)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let read = |row: Option<AnyRow>| -> Result<(i64, u32), StorageError> {
+            Ok(match row {
+                Some(r) => (r.try_get("window_start")?, r.try_get::<i64, _>("failures")?.clamp(0, i64::from(u32::MAX)) as u32),
+                None => (0, 0),
+            })
+        };
+        let (pair_since, pair) = read(pair)?;
+        let (address_since, address) = read(by_address)?;
+        Ok(LoginFailures { pair, pair_since, address, address_since })
     }
 }
 
@@ -102,21 +129,81 @@ impl StaffStore for SqlStore {
         Ok(self.staff_where(&mut conn, "s.user_id = ?", sqlx_bind::Bind::Id(user.get())).await?)
     }
 
-    async fn record_failure(&self, user: UserId, now: i64, lock_after: u32, lock_ms: i64) -> Result<()> {
-        let run = async {
+    async fn record_success(&self, user: UserId, step: u64, _now: i64) -> Result<bool> {
+        let done = sqlx::query("UPDATE staff_accounts SET last_step = ? WHERE user_id = ? AND last_step < ?")
+            .bind(step as i64)
+            .bind(user.get())
+            .bind(step as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_login_attempt(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures> {
+        // Two engines, one meaning: insert the row, or on its key start a new window or add one.
+        // In MySQL's SET list later assignments see earlier ones, so `failures` comes first and
+        // both read the old `window_start`; SQLite reads old values throughout.
+        let on_key = |key: &str| match self.dialect {
+            crate::Dialect::Sqlite => format!("ON CONFLICT ({key}) DO UPDATE SET"),
+            crate::Dialect::MySql => "ON DUPLICATE KEY UPDATE".to_owned(),
+        };
+        let bump = "failures = CASE WHEN window_start <= ? THEN 1 ELSE failures + 1 END, window_start = CASE WHEN window_start <= ? THEN ? ELSE window_start END";
+        let pair_sql = format!("INSERT INTO staff_login_failures (username, address, window_start, failures) VALUES (?, ?, ?, 1) {} {bump}", on_key("username, address"));
+        let address_sql = format!("INSERT INTO staff_login_address_failures (address, window_start, failures) VALUES (?, ?, 1) {} {bump}", on_key("address"));
+        let ended = now - window_ms;
+        let run = || async {
             let mut tx = self.begin_write().await?;
-            // A lock that has run out starts the count again.
-            sqlx::query("UPDATE staff_accounts SET failures = 0, locked_until = NULL WHERE user_id = ? AND locked_until IS NOT NULL AND locked_until <= ?")
-                .bind(user.get())
+            // Always the pair first, then the address: racing transactions lock in one order.
+            sqlx::query(AssertSqlSafe(pair_sql.clone()))
+                .bind(username.to_owned())
+                .bind(address.to_owned())
+                .bind(now)
+                .bind(ended)
+                .bind(ended)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-            // `locked_until` is assigned first: MySQL evaluates SET left to right with the new
-            // values, SQLite with the old ones; this order reads the old count on both.
-            sqlx::query("UPDATE staff_accounts SET locked_until = CASE WHEN failures + 1 >= ? THEN ? ELSE locked_until END, failures = failures + 1 WHERE user_id = ?")
-                .bind(i64::from(lock_after))
-                .bind(now + lock_ms)
-                .bind(user.get())
+            sqlx::query(AssertSqlSafe(address_sql.clone())).bind(address.to_owned()).bind(now).bind(ended).bind(ended).bind(now).execute(&mut *tx).await?;
+            // Our own rows, locked by the upserts: the counts include this attempt exactly once.
+            let counts = self.login_counts(&mut tx, username, address, ended).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(counts)
+        };
+        let mut tries = 0;
+        let counts = loop {
+            tries += 1;
+            match run().await {
+                // InnoDB may end one of several racing upserts as a deadlock: it did nothing,
+                // so it is run again.
+                Err(StorageError::Db(sqlx::Error::Database(e))) if tries < 4 && e.code().as_deref() == Some("40001") => continue,
+                other => break other?,
+            }
+        };
+        if counts.pair == 1 {
+            // A new window began: a good moment to forget windows that ended (best effort, on
+            // its own so that the counting transaction locks only its own rows).
+            for table in ["staff_login_failures", "staff_login_address_failures"] {
+                let sql = format!("DELETE FROM {table} WHERE window_start <= ?");
+                if let Err(e) = sqlx::query(AssertSqlSafe(sql)).bind(ended).execute(&self.pool).await {
+                    tracing::warn!(error = %e, table, "clearing ended login-failure windows failed; the next one retries");
+                }
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn login_succeeded(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<()> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("DELETE FROM staff_login_failures WHERE username = ? AND address = ?")
+                .bind(username.to_owned())
+                .bind(address.to_owned())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE staff_login_address_failures SET failures = failures - 1 WHERE address = ? AND window_start > ? AND failures > 0")
+                .bind(address.to_owned())
+                .bind(now - window_ms)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -125,15 +212,14 @@ impl StaffStore for SqlStore {
         Ok(run.await?)
     }
 
-    async fn record_success(&self, user: UserId, step: u64, _now: i64) -> Result<bool> {
-        let done = sqlx::query("UPDATE staff_accounts SET failures = 0, locked_until = NULL, last_step = ? WHERE user_id = ? AND last_step < ?")
-            .bind(step as i64)
-            .bind(user.get())
-            .bind(step as i64)
-            .execute(&self.pool)
-            .await
-            .map_err(StorageError::from)?;
-        Ok(done.rows_affected() == 1)
+    async fn login_limited(&self, audit: &NewAudit, now: i64) -> Result<()> {
+        let run = async {
+            let mut tx = self.begin_write().await?;
+            self.write_audit(&mut tx, audit, now).await?;
+            tx.commit().await?;
+            Ok::<_, StorageError>(())
+        };
+        Ok(run.await?)
     }
 
     async fn staff_accounts(&self, after: Option<UserId>, limit: u32) -> Result<Vec<StaffRecord>> {

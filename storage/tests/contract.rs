@@ -561,10 +561,9 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
     s.set_phone(again.id, &SealedPhone { cipher: "c".into(), index: "er-idx".into(), masked: "m".into() }).await.unwrap();
 }
 
-/// Staff accounts: made with their user and entry, locked after repeated failures (racing
-/// failures all count), a code used once (racing logins with one code: one wins), disabled
-/// with the role dropped.
-async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
+/// Staff accounts: made with their user and entry, a code used once (racing logins with one
+/// code: one wins), disabled with the role dropped.
+async fn staff_accounts_use_codes_once(s: &SqlStore) {
     use jiebanke_chat_core::staff::*;
     let new = |name: &str, role| NewStaff { username: name.into(), role, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() };
     let root = s.create_staff(&new("root", Role::Admin), None, 1).await.unwrap();
@@ -574,31 +573,18 @@ async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
     let u = s.user(anna).await.unwrap().unwrap();
     assert_eq!((u.provider.as_str(), u.nickname.as_str(), u.role), ("staff", "anna", Role::Operator));
     let rec = s.staff_by_username("anna").await.unwrap().unwrap();
-    assert_eq!((rec.user, rec.role, rec.failures, rec.locked_until, rec.disabled, rec.last_step), (anna, Role::Operator, 0, None, false, 0));
+    assert_eq!((rec.user, rec.role, rec.disabled, rec.last_step), (anna, Role::Operator, false, 0));
     assert_eq!(s.staff_by_id(anna).await.unwrap(), Some(rec));
     assert!(s.staff_by_username("nobody").await.unwrap().is_none());
     let made = s.audit_entries(None, Some(AuditAction::StaffCreate), None, 10).await.unwrap();
     assert_eq!(made.iter().map(|e| (e.actor, e.ip.as_deref())).collect::<Vec<_>>(), vec![(root, Some("192.0.2.9")), (root, Some("cli"))]);
-
-    // Five failures at once all count and lock; the lock runs out and the count starts again.
-    futures_util::future::join_all((0..5).map(|_| s.record_failure(anna, 100, 5, 1000))).await.into_iter().for_each(|r| r.unwrap());
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.locked_until), (5, Some(1100)));
-    s.record_failure(anna, 1200, 5, 1000).await.unwrap();
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.locked_until), (1, None), "an expired lock starts the count again");
-    for _ in 0..3 {
-        s.record_failure(anna, 1300, 5, 1000).await.unwrap();
-    }
-    assert_eq!(s.staff_by_id(anna).await.unwrap().unwrap().locked_until, None, "four failures do not lock");
 
     // A code's step is used once; racing logins with one code: exactly one succeeds.
     let wins = futures_util::future::join_all((0..8).map(|_| s.record_success(anna, 50, 1400))).await;
     assert_eq!(wins.iter().filter(|w| *w.as_ref().unwrap()).count(), 1, "{wins:?}");
     assert!(!s.record_success(anna, 49, 1401).await.unwrap(), "an older step neither");
     assert!(s.record_success(anna, 51, 1402).await.unwrap());
-    let r = s.staff_by_id(anna).await.unwrap().unwrap();
-    assert_eq!((r.failures, r.last_step), (0, 51), "a success resets the count");
+    assert_eq!(s.staff_by_id(anna).await.unwrap().unwrap().last_step, 51);
 
     let audit = NewAudit::new(&by, AuditAction::StaffDisable, format!("user:{anna}"));
     let d = s.set_staff_disabled(anna, true, 1500, &audit).await.unwrap().unwrap();
@@ -611,6 +597,56 @@ async fn staff_accounts_lock_and_use_codes_once(s: &SqlStore) {
     assert_eq!(last.before, Some(serde_json::json!({"disabled": false, "role": "operator"})));
     assert_eq!(s.staff_accounts(None, 10).await.unwrap().iter().map(|r| r.user).collect::<Vec<_>>(), vec![root, anna]);
     assert_eq!(s.staff_accounts(Some(root), 10).await.unwrap().len(), 1);
+}
+
+/// Staff login attempts: counted per (username, address) and per address, any username (an
+/// unknown one too); racing attempts all count, each seeing a count of its own; a success
+/// clears its pair and gives back its address count; windows run out; the limit's audit entry.
+async fn staff_login_attempts_count_per_pair_and_address(s: &SqlStore) {
+    use jiebanke_chat_core::staff::login::LoginFailures;
+    use jiebanke_chat_core::staff::*;
+    let w = 1000;
+    let anna = s.create_staff(&NewStaff { username: "anna".into(), role: Role::Operator, password_hash: "$argon2id$x".into(), totp_cipher: "tc".into() }, None, 1).await.unwrap();
+
+    // Five attempts of one pair at once: all counted, each sees a different count.
+    let counts = futures_util::future::join_all((0..5).map(|_| s.count_login_attempt("anna", "192.0.2.1", 100, w))).await;
+    let mut seen: Vec<(u32, u32)> = counts.into_iter().map(|c| c.unwrap()).map(|c| (c.pair, c.address)).collect();
+    seen.sort();
+    assert_eq!(seen, vec![(1, 1), (2, 2), (3, 3), (4, 4), (5, 5)], "racing attempts each counted once");
+    let c = s.count_login_attempt("anna", "192.0.2.1", 150, w).await.unwrap();
+    assert_eq!(c, LoginFailures { pair: 6, pair_since: 100, address: 6, address_since: 100 });
+
+    // Another address has counts of its own.
+    assert_eq!(s.count_login_attempt("anna", "203.0.113.5", 200, w).await.unwrap(), LoginFailures { pair: 1, pair_since: 200, address: 1, address_since: 200 });
+    // Unknown usernames from the first address: pairs of their own, the address's count grows,
+    // racing too.
+    let racing = futures_util::future::join_all(["u1", "u2", "u3", "nobody"].map(|u| s.count_login_attempt(u, "192.0.2.1", 300, w))).await;
+    let mut by_address: Vec<u32> = racing.iter().map(|r| r.as_ref().unwrap().address).collect();
+    by_address.sort();
+    assert_eq!(by_address, vec![7, 8, 9, 10]);
+    assert!(racing.iter().all(|r| r.as_ref().unwrap().pair == 1));
+
+    // A success clears its pair and gives its attempt back to the address.
+    s.login_succeeded("anna", "192.0.2.1", 300, w).await.unwrap();
+    let c = s.count_login_attempt("anna", "192.0.2.1", 310, w).await.unwrap();
+    assert_eq!((c.pair, c.pair_since, c.address), (1, 310, 10));
+
+    // Windows run out: the next attempt starts new ones, and forgets the ended ones.
+    let c = s.count_login_attempt("nobody", "192.0.2.1", 1300, w).await.unwrap();
+    assert_eq!(c, LoginFailures { pair: 1, pair_since: 1300, address: 1, address_since: 1300 });
+    let left: Vec<(String, String)> = sqlx::query_as("SELECT username, address FROM staff_login_failures ORDER BY username, address").fetch_all(s.pool()).await.unwrap();
+    assert_eq!(left, vec![("anna".to_owned(), "192.0.2.1".to_owned()), ("nobody".to_owned(), "192.0.2.1".to_owned())]);
+    // A success after its address window ended takes nothing below zero.
+    s.login_succeeded("nobody", "192.0.2.1", 5000, w).await.unwrap();
+    assert_eq!(s.count_login_attempt("x", "192.0.2.1", 1400, w).await.unwrap().address, 2);
+
+    // The limit's audit entry.
+    let audit = NewAudit::new(&Actor::new(anna, Some("192.0.2.1".into())), AuditAction::StaffLoginLimited, format!("user:{anna}"))
+        .after(serde_json::json!({"username": "anna", "address": "192.0.2.1", "failures": 5}));
+    s.login_limited(&audit, 400).await.unwrap();
+    let limited = s.audit_entries(None, Some(AuditAction::StaffLoginLimited), None, 10).await.unwrap();
+    assert_eq!((limited.len(), limited[0].actor, limited[0].ip.as_deref(), limited[0].at), (1, anna, Some("192.0.2.1"), 400));
+    assert_eq!(limited[0].after, audit.after);
 }
 
 /// QR login tickets: confirmed once and consumed once, even racing; nothing after expiry.
@@ -771,7 +807,8 @@ both!(
     erase_unlinks_and_keeps_a_ban,
     audit_entries_share_their_change_transaction,
     merchants_applications_and_leads,
-    staff_accounts_lock_and_use_codes_once,
+    staff_accounts_use_codes_once,
+    staff_login_attempts_count_per_pair_and_address,
     qr_tickets_confirm_and_consume_once,
     moderation_items_are_resolved_once_with_their_effect,
     catalog_lists_active_merchants_products

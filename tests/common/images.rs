@@ -58,3 +58,25 @@ pub fn one_pixel_png() -> Vec<u8> {
     png_chunk(&mut v, b"IEND", &[]);
     v
 }
+
+/// A PNG whose IHDR claims `w` x `h` (its data is a few bytes: the shape of a decompression
+/// bomb, refused before anything would decode it).
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut v = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 0, 0, 0, 0]);
+    png_chunk(&mut v, b"IHDR", &ihdr);
+    png_chunk(&mut v, b"IDAT", &[0x78, 0x9C, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01]);
+    png_chunk(&mut v, b"IEND", &[]);
+    v
+}
+
+/// `jpeg_with_metadata` with its frame (SOF0) claiming `w` x `h`.
+pub fn jpeg_claiming(w: u16, h: u16) -> Vec<u8> {
+    let mut v = jpeg_with_metadata();
+    let sof = v.windows(2).position(|p| p == [0xFF, 0xC0]).unwrap();
+    v[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    v[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    v
+}

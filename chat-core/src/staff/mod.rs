@@ -1,13 +1,16 @@
 //! Staff accounts: the console logins of operators and admins. A staff account is a user (login
 //! provider `staff`, subject its username) with a password (argon2id, the PHC string stored)
 //! and a TOTP secret (RFC 6238, sealed with the data key). A login needs all three: username,
-//! password and a current code, and each code logs in once. Repeated failures lock the account
-//! for a while (`LOCK_AFTER` failures, `LOCK_MS`). Admins create staff and disable them
+//! password and a current code, and each code logs in once. Failed logins are limited per
+//! (username, address) and per address, never per account (`login`: a stranger cannot lock the
+//! owner out, nor tell which usernames exist). Admins create staff and disable them
 //! (disabling also drops the role, so the account's powers end on its next request); the first
 //! admin is made with `jiebanke staff create`.
 //!
-//! Who acts is audited: `staff.create`, `staff.disable`, `staff.enable`.
+//! Who acts is audited: `staff.create`, `staff.disable`, `staff.enable`; and a pair's logins
+//! limited after failures, `staff.login_limited`.
 
+pub mod login;
 pub mod totp;
 
 use crate::audit::{Actor, AuditAction, NewAudit};
@@ -17,12 +20,10 @@ use crate::model::Role;
 use crate::moderation::ModerationService;
 use crate::users::DataKey;
 use async_trait::async_trait;
+use login::{hash_password, totp_aad, LoginAttempt, LoginFailures, LoginLimits};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-/// Failed logins in a row that lock an account.
-pub const LOCK_AFTER: u32 = 5;
-/// How long a locked account stays locked.
-pub const LOCK_MS: i64 = 15 * 60 * 1000;
 /// The identity provider of staff accounts.
 pub const PROVIDER: &str = "staff";
 /// The issuer an authenticator app shows.
@@ -76,8 +77,6 @@ pub struct StaffRecord {
     pub role: Role,
     pub password_hash: String,
     pub totp_cipher: String,
-    pub failures: u32,
-    pub locked_until: Option<i64>,
     pub disabled: bool,
     /// The step of the last code that logged in (a code is used once).
     pub last_step: u64,
@@ -104,13 +103,21 @@ pub trait StaffStore: Send + Sync + 'static {
     async fn create_staff(&self, staff: &NewStaff, by: Option<&Actor>, now: i64) -> Result<UserId>;
     async fn staff_by_username(&self, username: &str) -> Result<Option<StaffRecord>>;
     async fn staff_by_id(&self, user: UserId) -> Result<Option<StaffRecord>>;
-    /// Counts a failed login; at `lock_after` failures in a row the account is locked until
-    /// `now + lock_ms`. Atomic (two failures at once both count).
-    async fn record_failure(&self, user: UserId, now: i64, lock_after: u32, lock_ms: i64) -> Result<()>;
-    /// A login succeeded with the code of `step`: failures reset. False (nothing changed) if a
-    /// code of this step or a later one logged in already: a code is used once, even by two
-    /// logins at the same moment.
+    /// A login succeeded with the code of `step`. False (nothing changed) if a code of this
+    /// step or a later one logged in already: a code is used once, even by two logins at the
+    /// same moment.
     async fn record_success(&self, user: UserId, step: u64, now: i64) -> Result<bool>;
+    /// Counts a login attempt as a failure of (`username`, `address`) and of `address`, each in
+    /// its window (a window that started `window_ms` or more before `now` starts again at `now`
+    /// with 1), and answers both counts with this one included. Atomic: attempts at once, on
+    /// any node, all count, and each sees a count of its own. Any username is counted, an
+    /// unknown one too.
+    async fn count_login_attempt(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<LoginFailures>;
+    /// The attempt counted for the pair succeeded: the pair's count is cleared, and the
+    /// address's (within its window) gives this attempt back.
+    async fn login_succeeded(&self, username: &str, address: &str, now: i64, window_ms: i64) -> Result<()>;
+    /// Writes the `staff.login_limited` entry of an account's pair reaching its limit.
+    async fn login_limited(&self, audit: &NewAudit, now: i64) -> Result<()>;
     /// Staff accounts by user id ascending after `after`, at most `limit`.
     async fn staff_accounts(&self, after: Option<UserId>, limit: u32) -> Result<Vec<StaffRecord>>;
     /// Disables (the role dropped to `none` too) or enables an account, with `audit`. `None`
@@ -122,46 +129,18 @@ fn fields(list: Vec<FieldProblem>) -> Result<()> {
     if list.is_empty() { Ok(()) } else { Err(CoreError::Fields(list)) }
 }
 
-/// A hash (of a random password, made once) verified for unknown usernames, so that they take
-/// as long as known ones.
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let mut pw = [0u8; 16];
-        let _ = getrandom::fill(&mut pw);
-        hash_password(&totp::base32(&pw)).unwrap_or_default()
-    })
-}
-
 pub struct StaffService {
     store: Arc<dyn StaffStore>,
     moderation: Arc<ModerationService>,
     key: Arc<DataKey>,
-}
-
-fn hash_password(password: &str) -> Result<String> {
-    use argon2::password_hash::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| CoreError::unavailable(format!("hashing the password: {e}")))
-}
-
-fn password_matches(password: &str, phc: &str) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    match argon2::password_hash::phc::PasswordHash::new(phc) {
-        Ok(h) => argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
-        Err(_) => false,
-    }
+    limits: LoginLimits,
+    /// argon2 verifications made by logins (see `login::login`).
+    verifications: AtomicU64,
 }
 
 impl StaffService {
     pub fn new(store: Arc<dyn StaffStore>, moderation: Arc<ModerationService>, key: Arc<DataKey>) -> Self {
-        StaffService { store, moderation, key }
-    }
-
-    fn totp_aad(username: &str) -> String {
-        format!("staff_totp/{username}")
+        StaffService { store, moderation, key, limits: LoginLimits::default(), verifications: AtomicU64::new(0) }
     }
 
     /// Makes a staff account: by an admin (`by`), or from the command line (`None`). Answers
@@ -191,49 +170,24 @@ impl StaffService {
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| CoreError::unavailable(format!("hashing: {e}")))??;
-        let totp_cipher = self.key.seal_unbound(&Self::totp_aad(&name), &totp::base32(&secret))?;
+        let totp_cipher = self.key.seal_unbound(&totp_aad(&name), &totp::base32(&secret))?;
         let staff = NewStaff { username: name.clone(), role, password_hash, totp_cipher };
         let user = self.store.create_staff(&staff, by, crate::now_ms()).await?;
         Ok(Enrolment { user, username: name.clone(), role, totp_secret: totp::base32(&secret), totp_uri: totp::otpauth_uri(ISSUER, &name, &secret) })
     }
 
+    /// How many argon2 verifications logins have run: every refusal but a limited one costs
+    /// exactly one, whether the username exists or not.
+    pub fn password_verifications(&self) -> u64 {
+        self.verifications.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A console login: the user id once username, password and a current, unused code match.
-    /// Any mismatch answers the same `unauthorized` (nothing tells which part was wrong, or
-    /// whether the username exists), and counts towards the lock; a locked account answers
-    /// `Locked` with how long it stays locked.
-    pub async fn login(&self, username: &str, password: &str, code: &str, now: i64) -> Result<UserId> {
-        let refused = || CoreError::Unauthorized("invalid username, password or code".into());
-        let record = match self.store.staff_by_username(username.trim()).await? {
-            Some(r) => r,
-            None => {
-                let p = password.to_owned();
-                let _ = tokio::task::spawn_blocking(move || password_matches(&p, dummy_hash())).await;
-                return Err(refused());
-            }
-        };
-        if let Some(until) = record.locked_until.filter(|u| *u > now) {
-            return Err(CoreError::Locked { retry_after_ms: (until - now) as u64 });
-        }
-        let (p, hash) = (password.to_owned(), record.password_hash.clone());
-        let password_ok = tokio::task::spawn_blocking(move || password_matches(&p, &hash))
-            .await
-            .map_err(|e| CoreError::unavailable(format!("verifying: {e}")))?;
-        let secret = self.key.open_unbound(&Self::totp_aad(&record.username), &record.totp_cipher)?;
-        let step = totp::decode_base32(&secret).and_then(|s| totp::verify(&s, code.trim(), now));
-        match step {
-            Some(step) if password_ok && !record.disabled => {
-                if !self.store.record_success(record.user, step, now).await? {
-                    // A code used already (a replay, or a second login with the same code).
-                    self.store.record_failure(record.user, now, LOCK_AFTER, LOCK_MS).await?;
-                    return Err(refused());
-                }
-                Ok(record.user)
-            }
-            _ => {
-                self.store.record_failure(record.user, now, LOCK_AFTER, LOCK_MS).await?;
-                Err(refused())
-            }
-        }
+    /// Any mismatch answers the same `Unauthorized` (nothing tells which part was wrong, or
+    /// whether the username exists); too many failures of the (username, address) pair, or of
+    /// the address, answer `RateLimited` (see `login`).
+    pub async fn login(&self, attempt: &LoginAttempt<'_>, now: i64) -> Result<UserId> {
+        login::login(self.store.as_ref(), &self.key, &self.limits, &self.verifications, attempt, now).await
     }
 
     pub async fn list(&self, me: UserId, after: Option<UserId>, limit: u32) -> Result<Vec<StaffRecord>> {
@@ -268,16 +222,5 @@ mod tests {
         assert!(password("correct horse battery", "root").is_ok());
         assert!(password("short", "root").is_err());
         assert!(password("operator-anna", "operator-anna").is_err());
-    }
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password("correct horse battery").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(password_matches("correct horse battery", &h));
-        assert!(!password_matches("correct horse batterz", &h));
-        assert!(!password_matches("x", "not a phc string"));
-        assert!(argon2::password_hash::phc::PasswordHash::new(dummy_hash()).is_ok(), "the dummy is a real hash (it costs what a real one does)");
-        assert!(!password_matches("anything", dummy_hash()));
     }
 }

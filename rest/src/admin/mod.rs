@@ -226,11 +226,12 @@ async fn reload_words(State(state): State<RestState>, Acting(actor): Acting) -> 
 #[derive(Serialize, ToSchema)]
 pub struct AuditView {
     pub id: String,
-    /// The staff member's user id.
+    /// The staff member's user id (for `staff.login_limited`, the account whose logins were
+    /// limited).
     pub actor: String,
     /// `role.set`, `user.ban`, `user.unban`, `message.delete`, `banned_words.reload`,
     /// `merchant_application.approve|reject|reveal`, `merchant.suspend|reinstate`,
-    /// `merchant_lead.handle`.
+    /// `merchant_lead.handle`, `staff.create|disable|enable|login_limited`, ...
     pub action: String,
     /// What was acted on: `user:12`, `merchant_application:3`, `message:5:9`, ...
     pub target: String,

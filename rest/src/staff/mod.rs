@@ -16,6 +16,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
+use jiebanke_chat_core::staff::login::LoginAttempt;
 use jiebanke_chat_core::staff::{Enrolment, NewStaffInput, StaffRecord};
 use jiebanke_chat_core::UserId;
 use serde::{Deserialize, Serialize};
@@ -42,8 +43,10 @@ pub struct StaffLoginBody {
 }
 
 /// A console login: username, password and a current TOTP code (each code logs in once). Any
-/// mismatch is the same 401; five in a row lock the account for 15 minutes (423 `locked` with
-/// `retry_after_ms`). Limited per address like `/auth/login`.
+/// mismatch, an unknown username too, is the same 401. Five failures of one username from one
+/// address in 15 minutes, or twenty from one address whatever the usernames, answer 429
+/// `rate_limited` (`retry_after_ms`, `Retry-After`) to that pair or address only: the owner
+/// logging in from elsewhere is not held. Also limited per address like `/auth/login`.
 #[utoipa::path(post, path = "/api/v1/auth/staff/login", tag = "auth", request_body = StaffLoginBody,
     responses((status = 200, body = LoginAnswer)))]
 async fn staff_login(
@@ -53,7 +56,10 @@ async fn staff_login(
 ) -> Result<Json<LoginAnswer>, ApiError> {
     crate::rate_check(&state.login_limiter, &peer.ip(), "too many logins, retry later")?;
     let StrictJson(b) = body;
-    let user = state.staff.login(&b.username, &b.password, &b.totp, jiebanke_chat_core::now_ms()).await?;
+    // `peer` is the client's address: the listener has replaced the proxy's with the forwarded
+    // one where the proxy is trusted.
+    let attempt = LoginAttempt { username: &b.username, password: &b.password, code: &b.totp, address: peer.ip() };
+    let user = state.staff.login(&attempt, jiebanke_chat_core::now_ms()).await?;
     // A banned staff user is refused like any other.
     state.moderation.session_allowed(user).await?;
     state.activity.seen(user);
@@ -109,8 +115,6 @@ pub struct StaffView {
     /// `admin`, `operator`, or `none` (disabled, or re-roled).
     pub role: String,
     pub disabled: bool,
-    /// Set while locked after failed logins.
-    pub locked_until: Option<i64>,
     pub created_at: i64,
 }
 
@@ -121,7 +125,6 @@ impl From<&StaffRecord> for StaffView {
             username: r.username.clone(),
             role: r.role.as_str().to_owned(),
             disabled: r.disabled,
-            locked_until: r.locked_until,
             created_at: r.created_at,
         }
     }
