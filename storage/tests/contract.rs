@@ -723,10 +723,8 @@ async fn moderation_items_are_resolved_once_with_their_effect(s: &SqlStore) {
     let again = s.create_moderation_item(&item(ModerationKind::Report, Subject::Profile(a), a), 20).await.unwrap();
     assert_ne!(again.id, p.id, "resolved, the subject may be reported again");
     assert_eq!(s.create_moderation_item(&item(ModerationKind::Report, Subject::Profile(a), a), 21).await.unwrap(), again);
-    let (x, y) = tokio::join!(
-        s.create_moderation_item(&item(ModerationKind::Report, Subject::User(b), b), 8),
-        s.create_moderation_item(&item(ModerationKind::Report, Subject::User(b), b), 8)
-    );
+    let twice = item(ModerationKind::Report, Subject::User(b), b);
+    let (x, y) = tokio::join!(s.create_moderation_item(&twice, 8), s.create_moderation_item(&twice, 8));
     let (x, y) = (x.unwrap(), y.unwrap());
     assert_eq!(x.id, y.id, "racing reports make one item");
     let c2 = s.upsert_user(&id("wf-c"), "C", 1).await.unwrap().id;
