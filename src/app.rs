@@ -27,6 +27,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics`' own listener (`JBK_METRICS_LISTEN`), if not `off`.
+    metrics: Option<TcpListener>,
     http: crate::listener::ListenConfig,
     listener_stats: crate::listener::ListenerStats,
     router: axum::Router,
@@ -374,11 +376,22 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        Ok(Application { listener, http: config.http.clone(), listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background })
+        let metrics = match config.metrics_listen {
+            crate::config::MetricsListen::Off => None,
+            crate::config::MetricsListen::At(addr) => {
+                Some(TcpListener::bind(addr).await.with_context(|| format!("binding the metrics listener {addr} (JBK_METRICS_LISTEN)"))?)
+            }
+        };
+        Ok(Application { listener, metrics, http: config.http.clone(), listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, unless `JBK_METRICS_LISTEN=off`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The whole router (REST and gateway), for driving the server without a socket (the
@@ -394,7 +407,23 @@ impl Application {
     }
 
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, http, listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background } = self;
+        let Application { listener, metrics, http, listener_stats, router, gateway, store, writer, shutdown, cluster, amqp, background } = self;
+        // `/metrics` on its own listener (an operator's address, never the app's port): plain
+        // axum, ended with the shutdown.
+        let metrics_task = match metrics {
+            Some(l) => {
+                tracing::info!(addr = %l.local_addr()?, "metrics serving at /metrics");
+                let app = jiebanke_rest::with_fallbacks(jiebanke_gateway::metrics_router(gateway.clone()));
+                let stop = shutdown.clone();
+                Some(tokio::spawn(async move {
+                    let serve = axum::serve(l, app.into_make_service()).with_graceful_shutdown(async move { stop.cancelled().await });
+                    if let Err(e) = serve.await {
+                        tracing::warn!(error = %e, "the metrics listener stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
         tracing::info!(
             addr = %listener.local_addr()?,
             max_connections = http.max_connections,
@@ -418,7 +447,7 @@ impl Application {
             }
         };
         let ((), ()) = tokio::join!(serve, drain);
-        for task in &background {
+        for task in background.iter().chain(metrics_task.as_ref()) {
             task.abort();
         }
         if let Some(link) = &amqp {

@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "JBK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, apart from the app's port: an address, `0` (a free port on
+    /// 127.0.0.1, logged) or `off`.
+    #[arg(long, env = "JBK_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
+    pub metrics_listen: String,
     /// Where the embedded database and generated secrets live.
     #[arg(long, env = "JBK_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
@@ -291,7 +295,7 @@ pub struct ServeArgs {
     /// open-file limit less 1,024.
     #[arg(long, env = "JBK_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
-    /// The last connection permits, kept for /healthz, /readyz and /metrics.
+    /// The last connection permits, kept for /healthz and /readyz.
     #[arg(long, env = "JBK_RESERVED_CONNECTIONS", default_value_t = 32)]
     pub reserved_connections: usize,
     /// Connections one client IP may hold (trusted proxies are exempt).
@@ -302,10 +306,33 @@ pub struct ServeArgs {
     pub trusted_proxies: String,
 }
 
+/// Where `/metrics` is served (`JBK_METRICS_LISTEN`): never on the app's port, which faces the
+/// internet; payment outcomes and online counts are for the operator's Prometheus only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsListen {
+    Off,
+    /// Port 0 picks a free one (logged at start).
+    At(SocketAddr),
+}
+
+impl MetricsListen {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        match s.trim() {
+            "off" => Ok(MetricsListen::Off),
+            "0" => Ok(MetricsListen::At(SocketAddr::from(([127, 0, 0, 1], 0)))),
+            other => other
+                .parse()
+                .map(MetricsListen::At)
+                .map_err(|_| anyhow::anyhow!("JBK_METRICS_LISTEN must be an address (127.0.0.1:9464), 0 or off, not {other:?}")),
+        }
+    }
+}
+
 /// The server's settings after parsing and checking.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub metrics_listen: MetricsListen,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub env: Environment,
@@ -421,6 +448,7 @@ impl Config {
     pub fn dev(data_dir: PathBuf) -> Config {
         Config {
             listen: "127.0.0.1:0".parse().expect("literal address"),
+            metrics_listen: MetricsListen::At(SocketAddr::from(([127, 0, 0, 1], 0))),
             data_dir,
             database_url: None,
             env: Environment::Development,
@@ -605,6 +633,7 @@ impl Config {
         }
         Ok(Config {
             listen: a.listen,
+            metrics_listen: MetricsListen::parse(&a.metrics_listen)?,
             data_dir: a.data_dir,
             database_url: a.database_url,
             env: a.env,

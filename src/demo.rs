@@ -200,6 +200,8 @@ pub async fn run(mut config: Config) -> anyhow::Result<Outcome> {
     // The demo's own server: on a free port (a `serve` may hold the configured one), its admin
     // made at login, and no rate limit in the way of one client doing everything at once.
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Nobody scrapes the demo's short-lived server (and a `serve` may hold the metrics port).
+    config.metrics_listen = crate::config::MetricsListen::Off;
     config.admins.push(("dev".into(), ADMIN_CODE.into()));
     let many = NonZeroU32::new(1_000_000).expect("nonzero");
     config.http_rate = (many, many);

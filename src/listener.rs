@@ -4,7 +4,7 @@
 //! - **A permit before `accept`** (as mini-redis does): the process holds at most
 //!   `max_connections` client sockets, so it never runs into its open-file limit. The last
 //!   `reserved` of those permits are the reserve: a connection accepted on one may only ask for
-//!   `/healthz`, `/readyz` and `/metrics` (anything else gets 503 `overloaded`), is not kept alive
+//!   `/healthz` and `/readyz` (anything else gets 503 `overloaded`), is not kept alive
 //!   and has a short header timeout, so that probes keep answering while the service is full.
 //!   Past the reserve new clients wait in the kernel's backlog.
 //! - **A cap per client IP** (an IPv6 client's /64), checked right after `accept`: a
@@ -62,7 +62,7 @@ pub struct ListenConfig {
     pub idle_timeout: Duration,
     /// Client sockets the process holds at most (HTTP and WebSocket), the reserve included.
     pub max_connections: usize,
-    /// The last permits of `max_connections`, kept for `/healthz`, `/readyz` and `/metrics`.
+    /// The last permits of `max_connections`, kept for `/healthz` and `/readyz`.
     pub reserved_connections: usize,
     /// Connections one client IP may hold (trusted proxies are exempt).
     pub max_connections_per_ip: usize,
@@ -73,7 +73,7 @@ pub struct ListenConfig {
 /// Header timeout of a connection accepted on a reserved permit.
 const RESERVED_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Paths a connection on a reserved permit may ask for.
-const OPS_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+const OPS_PATHS: &[&str] = &["/healthz", "/readyz"];
 
 impl Default for ListenConfig {
     fn default() -> Self {

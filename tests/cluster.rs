@@ -143,7 +143,7 @@ async fn three_nodes_carry_chat_typing_read_presence_and_membership() {
     // Node 2 has finished closing that session once its gauge counts only b's (a session's
     // presence step comes before the gauge); c, asking again, still sees d online.
     let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(&n2.base(), "jbk_ws_connections").await != Some(1.0) {
+    while metric(&n2.metrics_base(), "jbk_ws_connections").await != Some(1.0) {
         assert!(tokio::time::Instant::now() < deadline, "node 2 never closed d's first session");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -359,7 +359,7 @@ async fn redis_restart_under_traffic_recovers_by_itself() {
     let m = recv_where(&mut ca, "msg", |v| v["cmid"] == "after-b").await;
     assert_eq!(m["seq"], ack["seq"]);
     // The outage is visible in /metrics.
-    let text = http.get(format!("{}/metrics", n2.base())).send().await.unwrap().text().await.unwrap();
+    let text = http.get(format!("{}/metrics", n2.metrics_base())).send().await.unwrap().text().await.unwrap();
     let reconnects: f64 = text
         .lines()
         .find(|l| l.starts_with("jbk_cluster_reconnects_total "))
@@ -813,6 +813,7 @@ async fn a_second_live_process_with_the_same_node_id_is_refused() {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
     cmd.arg("serve")
         .env("JBK_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("JBK_METRICS_LISTEN", "0")
         .env("JBK_DATA_DIR", &db.dir.0)
         .env("JBK_DATABASE_URL", db.url().unwrap())
         .stdout(out.try_clone().unwrap())

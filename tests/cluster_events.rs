@@ -168,7 +168,7 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
         orders.push(paid(&http, &n1.base(), &root, &shop, &format!("断网订单 {i}")).await["id"].as_str().unwrap().to_owned());
     }
     eventually("the outbox holding all 20 events", || async {
-        (metric(&n1.base(), "jbk_outbox_pending").await == Some(20.0)).then_some(())
+        (metric(&n1.metrics_base(), "jbk_outbox_pending").await == Some(20.0)).then_some(())
     })
     .await;
 
@@ -185,12 +185,12 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
     got.sort();
     orders.sort();
     assert_eq!(got, orders);
-    eventually("an empty outbox", || async { (metric(&n1.base(), "jbk_outbox_pending").await == Some(0.0)).then_some(()) }).await;
+    eventually("an empty outbox", || async { (metric(&n1.metrics_base(), "jbk_outbox_pending").await == Some(0.0)).then_some(()) }).await;
     assert_eq!(pending_alerts(&http, &n1.base(), &shop).await.len(), 20);
     // They went through the broker (confirmed publishes), after the nodes saw the connection drop.
-    let published = metric(&n1.base(), "jbk_amqp_published_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_published_total").await.unwrap();
+    let published = metric(&n1.metrics_base(), "jbk_amqp_published_total").await.unwrap() + metric(&n2.metrics_base(), "jbk_amqp_published_total").await.unwrap();
     assert!(published >= 20.0, "published {published}");
-    assert!(metric(&n1.base(), "jbk_amqp_reconnects_total").await.unwrap() >= 1.0);
+    assert!(metric(&n1.metrics_base(), "jbk_amqp_reconnects_total").await.unwrap() >= 1.0);
 
     // The same event delivered again (as after a relay crash between confirm and mark): the
     // consumer handles it and changes nothing.
@@ -206,7 +206,7 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
         paid_at: first["order"]["paid_at"].as_i64().unwrap(),
         details: Default::default(),
     });
-    let consumed_before = metric(&n1.base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_consumed_total").await.unwrap();
+    let consumed_before = metric(&n1.metrics_base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.metrics_base(), "jbk_amqp_consumed_total").await.unwrap();
     let publish = |payload: Vec<u8>, id: String| {
         let ch = ch.clone();
         async move {
@@ -223,7 +223,7 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
     };
     publish(jiebanke_storage::encode_event(&event).into_bytes(), first["alert"].as_str().unwrap().to_owned()).await;
     eventually("the redelivered event handled", || async {
-        let now = metric(&n1.base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_consumed_total").await.unwrap();
+        let now = metric(&n1.metrics_base(), "jbk_amqp_consumed_total").await.unwrap() + metric(&n2.metrics_base(), "jbk_amqp_consumed_total").await.unwrap();
         (now > consumed_before).then_some(())
     })
     .await;
@@ -242,7 +242,7 @@ async fn rabbitmq_cut_and_restored_loses_no_event_consumers_are_idempotent_and_d
         (q.message_count() == 2).then_some(())
     })
     .await;
-    let dead = metric(&n1.base(), "jbk_amqp_dead_lettered_total").await.unwrap() + metric(&n2.base(), "jbk_amqp_dead_lettered_total").await.unwrap();
+    let dead = metric(&n1.metrics_base(), "jbk_amqp_dead_lettered_total").await.unwrap() + metric(&n2.metrics_base(), "jbk_amqp_dead_lettered_total").await.unwrap();
     assert_eq!(dead, 2.0);
 
     // The program declared its queues durable: the broker refuses to redeclare them otherwise.
@@ -374,7 +374,7 @@ async fn an_order_paid_on_one_node_alerts_the_merchant_on_another() {
     let refunds = || async {
         let mut n = 0;
         for node in [&n1, &n2] {
-            let text = reqwest::get(format!("{}/metrics", node.base())).await.unwrap().text().await.unwrap();
+            let text = reqwest::get(format!("{}/metrics", node.metrics_base())).await.unwrap().text().await.unwrap();
             n += text.lines().find_map(|l| l.strip_prefix("jbk_payment_callbacks_total{outcome=\"refund\"} ")).and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
         }
         (n == 1).then_some(())

@@ -147,8 +147,12 @@ fn compose_runs_a_full_cluster() {
     assert!(ingress.contains("- path: /\n") && ingress.contains("proxy-body-size: 6m"), "the ingress routes the pages and uploads");
     let prom: serde_yaml::Value = serde_yaml::from_str(&read("prometheus.yml")).unwrap();
     let targets = format!("{:?}", prom["scrape_configs"][0]["static_configs"][0]["targets"]);
-    for g in ["gateway1", "gateway2", "gateway3"] {
-        assert!(targets.contains(g), "prometheus scrapes {g}");
+    for g in ["gateway1", "gateway2", "gateway3", "rest"] {
+        assert!(targets.contains(&format!("{g}:9464")), "prometheus scrapes {g} on the metrics port: {targets}");
+    }
+    assert!(read("docker-compose.yml").contains("JBK_METRICS_LISTEN: 0.0.0.0:9464"), "compose serves /metrics on its port");
+    for d in ["k8s/gateway-deployment.yaml", "k8s/rest-deployment.yaml"] {
+        assert!(read(d).contains("prometheus.io/port: \"9464\""), "{d} is scraped on the metrics port");
     }
     for p in ["grafana/provisioning/datasources/prometheus.yml", "grafana/provisioning/dashboards/jiebanke.yml"] {
         let v: serde_yaml::Value = serde_yaml::from_str(&read(p)).unwrap();
@@ -181,7 +185,7 @@ async fn grafana_dashboard_queries_real_metric_names() {
     // The close is counted as the session ends, just after its close frame went out.
     let mut text = String::new();
     for _ in 0..100 {
-        text = app.http.get(format!("{}/metrics", app.base())).send().await.unwrap().text().await.unwrap();
+        text = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
         if text.contains("jbk_ws_closes_total{") {
             break;
         }

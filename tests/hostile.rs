@@ -103,9 +103,9 @@ async fn connections_that_never_finish_a_request_are_closed_by_their_timeouts() 
     // assertion beyond "it did close"; the phase counters tell which rule closed it.
     let _ = started;
 
-    let base = app.base();
-    assert!(metric(&base, "jbk_http_timeouts_total").await.unwrap_or(0.0) >= 4.0);
-    let text = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let (base, mbase) = (app.base(), app.metrics_base());
+    assert!(metric(&mbase, "jbk_http_timeouts_total").await.unwrap_or(0.0) >= 4.0);
+    let text = reqwest::get(format!("{mbase}/metrics")).await.unwrap().text().await.unwrap();
     for phase in ["header", "body", "idle"] {
         let line = text
             .lines()
@@ -182,7 +182,7 @@ async fn the_process_cap_sheds_new_clients_while_healthz_answers_and_recovers_af
     let mut c = sessions.pop().unwrap();
     c.send(json!({"type":"ping","id":1})).await;
     assert_eq!(c.recv_type("pong").await["id"], 1);
-    assert!(metric(&base, "jbk_http_connections_shed_total").await.unwrap_or(0.0) >= 1.0);
+    assert!(metric(&app.metrics_base(), "jbk_http_connections_shed_total").await.unwrap_or(0.0) >= 1.0);
 }
 
 #[tokio::test]
@@ -204,7 +204,7 @@ async fn one_ip_cannot_hold_more_than_its_cap() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = raw_request(addr, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status_of(&out), 200);
-    let text = reqwest::get(format!("{}/metrics", app.base())).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", app.metrics_base())).await.unwrap().text().await.unwrap();
     assert!(text.lines().any(|l| l.starts_with("jbk_http_connections_shed_total{reason=\"per_ip\"} ") && !l.ends_with(" 0")), "{text}");
 }
 
@@ -373,7 +373,7 @@ async fn protocol_errors_close_with_the_rfc_6455_codes() {
         let _ = s.write_all(&frame(0x88, &1000u16.to_be_bytes(), true)).await;
         read_to_close(&mut s, Duration::from_secs(5)).await.expect("closed after the handshake");
     }
-    let text = reqwest::get(format!("{}/metrics", app.base())).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", app.metrics_base())).await.unwrap().text().await.unwrap();
     assert!(text.contains("reason=\"protocol_error\""), "{text}");
     assert!(text.contains("reason=\"invalid_utf8\""), "{text}");
 }
@@ -527,6 +527,12 @@ async fn loose_rest_input_is_refused_in_the_json_shape() {
     // Unknown routes and wrong methods answer in the JSON shape too (a fuzzing find).
     let (s, v) = get(&app.http, format!("{base}/api/v1/conversations/"), &alice.token).await;
     assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{v}");
+    // `/metrics` is not on the app's port (it has a listener of its own, for operators).
+    let (s404, v) = get(&app.http, format!("{base}/metrics"), &alice.token).await;
+    assert_eq!((s404, v["code"].as_str()), (404, Some("not_found")), "{v}");
+    let m = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    assert!(m.text().await.unwrap().contains("jbk_payment_callbacks_total"));
     let resp = app.http.delete(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.json::<Value>().await.unwrap()["code"], "method_not_allowed");
@@ -637,12 +643,14 @@ async fn accept_out_of_descriptors_backs_off_quietly_and_recovers() {
     use std::os::unix::process::CommandExt;
     let db = TestDb::new(Db::Sqlite).await.unwrap();
     let port = free_port();
+    let metrics_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let log = db.dir.0.join("emfile.log");
     let out = std::fs::File::create(&log).unwrap();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jiebanke"));
     cmd.arg("serve")
         .env("JBK_LISTEN", addr.to_string())
+        .env("JBK_METRICS_LISTEN", metrics_addr.to_string())
         .env("JBK_DATA_DIR", &db.dir.0)
         .env("JBK_MAX_CONNECTIONS", "5000")
         .env("JBK_MAX_CONNECTIONS_PER_IP", "5000")
@@ -683,7 +691,7 @@ async fn accept_out_of_descriptors_backs_off_quietly_and_recovers() {
         assert!(tokio::time::Instant::now() < deadline, "did not recover: {}", std::fs::read_to_string(&log).unwrap());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = http.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap().text().await.unwrap();
     let emfile = text
         .lines()
         .find(|l| l.starts_with("jbk_http_accept_errors_total{kind=\"emfile\"}"))

@@ -243,7 +243,7 @@ async fn slow_consumer_is_cut_off_without_slowing_others() {
     assert_eq!(tokio::time::timeout(WAIT, reader).await.unwrap().unwrap(), n, "the fast reader got everything");
     // The slow one was disconnected (its queue of 64 overflowed), with 4008 on the wire.
     assert!(matches!(cslow.expect_close(Duration::from_secs(30)).await, Some((4008, _)) | None));
-    let metrics = app.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("jbk_ws_closes_total{reason=\"slow_consumer\"} 1"), "{metrics}");
     // Nothing was lost for the slow one: it reconnects and syncs everything.
     let mut again = connect(app.addr, &slow.token, Proto::Json).await;
@@ -269,7 +269,7 @@ async fn dead_connections_are_closed_after_missed_heartbeats() {
     // The server closed it (the close frame, 4002, may be lost behind the pongs the client
     // owes, so the metric is the witness).
     let _ = dead.expect_close(WAIT).await;
-    let metrics = app.http.get(format!("{}/metrics", app.base())).send().await.unwrap().text().await.unwrap();
+    let metrics = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("jbk_ws_closes_total{reason=\"heartbeat_timeout\"} 1"), "{metrics}");
     assert!(metrics.contains("jbk_ws_connections 1"), "only the live session is left: {metrics}");
 }
@@ -284,7 +284,7 @@ async fn metrics_count_frames_errors_and_ack_latency() {
     c.say(1, &conv, "m", "hi").await;
     c.send(json!({"type":"teleport"})).await;
     expect_error(&mut c, "unknown_type").await;
-    let text = app.http.get(format!("{}/metrics", app.base())).send().await.unwrap().text().await.unwrap();
+    let text = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
     for needle in [
         "jbk_ws_connections 1",
         "jbk_ws_frames_in_total{type=\"send\"} 1",
@@ -355,7 +355,7 @@ async fn garbage_never_kills_the_session_or_the_server() {
     // Every session task ended once its socket closed.
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let text = app.http.get(format!("{}/metrics", app.base())).send().await.unwrap().text().await.unwrap();
+        let text = app.http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
         if text.contains("jbk_ws_connections 0") {
             break;
         }

@@ -259,5 +259,5 @@ async fn concurrent_requests_are_each_matched_once() {
         assert_eq!(pair[1].1, pair[0].0);
         assert!(seen.insert(pair[0].0.clone()) && seen.insert(pair[1].0.clone()), "matched twice");
     }
-    assert_eq!(metric(&app.base(), "jbk_match_proposals_total").await, Some((n / 2) as f64));
+    assert_eq!(metric(&app.metrics_base(), "jbk_match_proposals_total").await, Some((n / 2) as f64));
 }

@@ -104,7 +104,7 @@ async fn alerts_reach_every_session_of_the_merchant_and_come_again_until_acked()
     assert_eq!(s, 200);
     let (_, v) = get(&app.http, format!("{}/api/v1/alerts", app.base()), &shop.token).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 4);
-    assert_eq!(metric(&app.base(), "jbk_outbox_dead").await, Some(0.0));
+    assert_eq!(metric(&app.metrics_base(), "jbk_outbox_dead").await, Some(0.0));
 }
 
 #[tokio::test]

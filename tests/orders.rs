@@ -51,6 +51,7 @@ async fn pay(http: &reqwest::Client, base: &str, buyer: &LoggedIn, order: &str) 
     post(http, format!("{base}/api/v1/payments/local/{}/confirm", p["payment"].as_str().unwrap()), &buyer.token, json!({})).await.0
 }
 
+/// A counter from the metrics listener at `base` (`TestApp::metrics_base`).
 async fn metric(http: &reqwest::Client, base: &str, needle: &str) -> u64 {
     let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines().find_map(|l| l.strip_prefix(needle).and_then(|v| v.trim().parse().ok())).unwrap_or(0)
@@ -138,8 +139,8 @@ async fn whole_flow(db: Db) {
     shop_ws.expect_silence(Duration::from_millis(300)).await;
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "{alerts}");
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"paid\"}").await, 1);
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"duplicate\"}").await, 1);
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"paid\"}").await, 1);
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"duplicate\"}").await, 1);
 
     // The merchant sees the recipient while it must deliver, masked after.
     let (_, list) = get(http, format!("{base}/api/v1/merchant/orders?state=paid"), &shop.token).await;
@@ -193,9 +194,9 @@ async fn whole_flow(db: Db) {
     let (s, r) = post(http, format!("{base}/api/v1/merchant/orders/{id2}/refund/approve"), &shop.token, json!({})).await;
     assert_eq!((s, r["state"].as_str()), (200, Some("refunded")), "{r}");
     assert_eq!(stock(http, &base, &rose).await, 3);
-    eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the refund asked of the provider").await;
+    eventually(|| async { metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the refund asked of the provider").await;
     past_redelivery_window().await;
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the refund asked once");
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the refund asked once");
 
     // A rejected refund goes back where it came from; an admin refunds (audited).
     let (_, o3) = post(http, format!("{base}/api/v1/orders"), &buyer.token, order_body(json!([{"product": lily, "quantity": 1}]))).await;
@@ -343,7 +344,7 @@ async fn callbacks(db: Db) {
     };
     let trade = format!("JBK{id:012}");
     let outcome = |o: &'static str| {
-        let (http, base) = (http.clone(), base.clone());
+        let (http, base) = (http.clone(), app.metrics_base());
         async move { metric(&http, &base, &format!("jbk_payment_callbacks_total{{outcome=\"{o}\"}}")).await }
     };
 
@@ -426,10 +427,10 @@ async fn expiry_and_late_payment(db: Db) {
     let o = order_of(http, &base, &buyer, &id).await;
     assert_eq!((o["state"].as_str(), o["late_payment"].as_bool()), (Some("cancelled"), Some(true)));
     assert_eq!(stock(http, &base, &rose).await, 5, "a late payment takes no stock");
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
-    eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the late payment refunded").await;
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
+    eventually(|| async { metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the late payment refunded").await;
     past_redelivery_window().await;
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the late payment refunded once");
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await, 1, "the late payment refunded once");
     let (_, cancelled) = get(http, format!("{base}/api/v1/admin/orders?state=cancelled"), &root.token).await;
     assert_eq!(cancelled["items"][0]["late_payment"], true, "admins see it");
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
@@ -583,7 +584,7 @@ async fn suspended_merchant_takes_no_payment(db: Db) {
     assert_eq!(post(http, confirm, &buyer.token, json!({})).await.0, 204);
     let o = order_of(http, &base, &buyer, &open).await;
     assert_eq!((o["state"].as_str(), o["late_payment"].as_bool()), (Some("cancelled"), Some(true)), "{o}");
-    eventually(|| async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the payment given back").await;
+    eventually(|| async { metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await == 1 }, "the payment given back").await;
     let (_, alerts) = get(http, format!("{base}/api/v1/alerts"), &shop.token).await;
     assert_eq!(alerts["items"].as_array().unwrap().len(), 1, "an alert for the order paid before only");
     // The order paid before the suspension is still the merchant's to deliver.
@@ -656,10 +657,10 @@ async fn cancelled_claim_keeps_no_money(db: Db) {
     assert_eq!(post(http, confirm, &b.token, json!({})).await.0, 204);
     let o = order_of(http, &base, &b, &unpaid).await;
     assert_eq!((o["state"].as_str(), o["late_payment"].as_bool()), (Some("cancelled"), Some(true)), "{o}");
-    assert_eq!(metric(http, &base, "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
+    assert_eq!(metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"late_payment\"}").await, 1);
     // Four refunds asked: the first order, two renewals and the late payment; and no more after
     // the outbox had time to deliver anything again.
-    let refunds = || async { metric(http, &base, "jbk_payment_callbacks_total{outcome=\"refund\"}").await };
+    let refunds = || async { metric(http, &app.metrics_base(), "jbk_payment_callbacks_total{outcome=\"refund\"}").await };
     eventually(|| async { refunds().await >= 4 }, "four refunds asked").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(refunds().await, 4, "each refund asked once");

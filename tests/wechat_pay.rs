@@ -288,7 +288,7 @@ async fn wechat_pay_end_to_end() {
         }
         assert_eq!(req.send().await.unwrap().status(), 204);
     }
-    let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = http.get(format!("{}/metrics", app.metrics_base())).send().await.unwrap().text().await.unwrap();
     for line in ["jbk_payment_callbacks_total{outcome=\"refund_not_asked\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_confirmed\"} 1", "jbk_payment_callbacks_total{outcome=\"refund_failure\"} 1", "jbk_payment_callbacks_total{outcome=\"paid\"} 1", "jbk_payment_callbacks_total{outcome=\"duplicate\"} 1"] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

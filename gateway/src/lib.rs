@@ -233,10 +233,13 @@ impl Gateway {
 
 /// `/ws` and `/metrics`.
 pub fn router(gw: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/ws", get(upgrade))
-        .route("/metrics", get(metrics_text))
-        .with_state(gw)
+    Router::new().route("/ws", get(upgrade)).with_state(gw)
+}
+
+/// `/metrics` (OpenMetrics text), for the listener of its own (`JBK_METRICS_LISTEN`): never on
+/// the app's port.
+pub fn metrics_router(gw: Arc<Gateway>) -> Router {
+    Router::new().route("/metrics", get(metrics_text)).with_state(gw)
 }
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {

@@ -65,6 +65,8 @@ impl TestDb {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `/metrics`' own listener (never the app's port).
+    pub metrics: SocketAddr,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub http: reqwest::Client,
@@ -73,6 +75,10 @@ pub struct TestApp {
 impl TestApp {
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
+    }
+    /// The base URL of the metrics listener (`{}/metrics`).
+    pub fn metrics_base(&self) -> String {
+        format!("http://{}", self.metrics)
     }
 }
 
@@ -86,9 +92,10 @@ pub async fn spawn_app(db: &TestDb, tweak: impl FnOnce(&mut Config)) -> TestApp 
     tweak(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();
+    let metrics = app.metrics_addr().expect("tests serve /metrics on a port of their own");
     let shutdown = app.shutdown_token();
     let handle = tokio::spawn(app.run());
-    TestApp { addr, shutdown, handle, http: reqwest::Client::new() }
+    TestApp { addr, metrics, shutdown, handle, http: reqwest::Client::new() }
 }
 
 /// Waits past the outbox's redelivery window, so that a check that something happened once has
@@ -342,6 +349,8 @@ impl Client {
 pub struct ServerProcess {
     pub child: std::process::Child,
     pub addr: SocketAddr,
+    /// `/metrics`' own listener.
+    pub metrics: SocketAddr,
     pub log: PathBuf,
 }
 
@@ -362,6 +371,7 @@ impl ServerProcess {
     /// Starts `jiebanke <role>` (serve, gateway or rest) on `port`.
     pub async fn start_role(db: &TestDb, role: &str, port: u16, extra_env: &[(&str, &str)]) -> ServerProcess {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = db.dir.0.join(format!("server-{port}.log"));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         // Set by cargo for integration tests (examples/screenshots.rs shares this module, not this).
@@ -369,6 +379,7 @@ impl ServerProcess {
         let mut cmd = std::process::Command::new(bin);
         cmd.arg(role)
             .env("JBK_LISTEN", addr.to_string())
+            .env("JBK_METRICS_LISTEN", metrics.to_string())
             .env("JBK_DATA_DIR", &db.dir.0)
             .env("JBK_HANDSHAKE_RATE", "1000")
             .env("JBK_HANDSHAKE_BURST", "1000")
@@ -388,13 +399,18 @@ impl ServerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start jiebanke");
-        let p = ServerProcess { child, addr, log };
+        let p = ServerProcess { child, addr, metrics, log };
         p.wait_ready().await;
         p
     }
 
     pub fn base(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The base URL of the metrics listener (`{}/metrics`).
+    pub fn metrics_base(&self) -> String {
+        format!("http://{}", self.metrics)
     }
 
     /// `/readyz`'s status ("ready", "degraded", ...), or "down" if it does not answer.
