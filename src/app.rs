@@ -265,6 +265,13 @@ impl Application {
             data_key.clone(),
             wake.clone(),
         ));
+        // Applications stored before the licence index existed get theirs (idempotent; a no-op
+        // once done, and safe with several nodes starting at once).
+        match merchants.fill_license_indexes().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(applications = n, "licence indexes filled"),
+            Err(e) => anyhow::bail!("filling the licence indexes of merchant applications: {e}"),
+        }
         let staff = Arc::new(jiebanke_chat_core::staff::StaffService::new(store_arc.clone(), moderation.clone(), data_key.clone()));
         let activity = Arc::new(jiebanke_chat_core::dashboard::ActivityTracker::new(store_arc.clone(), config.zone.clone()));
         let _ = gateway.activity.set(activity.clone());

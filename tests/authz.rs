@@ -38,8 +38,12 @@ fn with(method: &'static str, path: &'static str, body: fn(&str, &Fixture) -> Va
     Row { method, path, body: Some(body), expect }
 }
 
+/// An application with a licence number of its own (one number, one open application): each
+/// call numbers a new one.
 fn application_body(_: &str, _: &Fixture) -> Value {
-    json!({"name": "矩阵花坊", "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王小花", "contact_phone": "+8613812345678"})
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(100);
+    let license = jiebanke_chat_core::merchants::rules::CreditCode::numbered(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    json!({"name": "矩阵花坊", "category": "florist", "license_no": license.as_str(), "contact_name": "王小花", "contact_phone": "+8613812345678"})
 }
 
 fn order_body(_: &str, f: &Fixture) -> Value {

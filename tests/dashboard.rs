@@ -47,7 +47,7 @@ async fn dashboard(db: Db) {
     ws.say(1, &conv, "db-1", "你好").await;
     ws.say(2, &conv, "db-2", "明天见").await;
     let (_, app1) = post(http, format!("{base}/api/v1/merchants/applications"), &a.token, json!({"name": "花坊", "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
-    post(http, format!("{base}/api/v1/merchants/applications"), &b.token, json!({"name": "农场", "category": "farm", "license_no": "91350100M000100Y43", "contact_name": "李", "contact_phone": "+8613812345679"})).await;
+    post(http, format!("{base}/api/v1/merchants/applications"), &b.token, json!({"name": "农场", "category": "farm", "license_no": next_license(), "contact_name": "李", "contact_phone": "+8613812345679"})).await;
     post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", app1["id"].as_str().unwrap()), &op.token, json!({})).await;
     http.post(format!("{base}/api/v1/merchant-leads")).json(&json!({"company": "C", "contact_name": "L", "phone": "+8613912345678", "category": "farm", "city": "大理"})).send().await.unwrap();
     post(http, format!("{base}/api/v1/users/{}/report", a.id), &b.token, json!({"reason": "r"})).await;

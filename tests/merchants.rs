@@ -11,7 +11,11 @@ use serde_json::{json, Value};
 const LICENSE: &str = "91350100M000100Y43";
 
 fn application(name: &str) -> Value {
-    json!({"name": name, "category": "florist", "license_no": LICENSE, "contact_name": "王小花", "contact_phone": "+8613812345678"})
+    application_with(name, LICENSE)
+}
+
+fn application_with(name: &str, license: &str) -> Value {
+    json!({"name": name, "category": "florist", "license_no": license, "contact_name": "王小花", "contact_phone": "+8613812345678"})
 }
 
 async fn anon_post(http: &reqwest::Client, url: String, body: Value) -> (u16, Value, Option<String>) {
@@ -115,7 +119,12 @@ async fn become_a_merchant(db: Db) {
 
     // A rejection carries its reason, live too, and the user may apply again.
     let mut ows = connect(app.addr, &other.token, Proto::Json).await;
-    let (_, a2) = post(http, format!("{base}/api/v1/merchants/applications"), &other.token, application("小农场")).await;
+    // One licence number, one open or approved application: the shop's is taken.
+    let (s, v) = post(http, format!("{base}/api/v1/merchants/applications"), &other.token, application("小农场")).await;
+    assert_eq!((s, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    assert!(v["message"].as_str().unwrap().contains("营业执照"), "{v}");
+    let farm_license = jiebanke_chat_core::merchants::rules::CreditCode::numbered(7).as_str().to_owned();
+    let (_, a2) = post(http, format!("{base}/api/v1/merchants/applications"), &other.token, application_with("小农场", &farm_license)).await;
     let a2 = a2["id"].as_str().unwrap().to_owned();
     let (s, v) = post(http, format!("{base}/api/v1/admin/merchant-applications/{a2}/reject"), &op.token, json!({"reason": ""})).await;
     assert_eq!((s, v["fields"][0]["field"].as_str()), (422, Some("reason")));
@@ -123,8 +132,8 @@ async fn become_a_merchant(db: Db) {
     assert_eq!((s, d["status"].as_str(), d["reason"].as_str()), (200, Some("rejected"), Some("执照照片模糊")));
     let frame = ows.recv_type("merchant_review").await;
     assert_eq!((frame["status"].as_str(), frame["reason"].as_str()), (Some("rejected"), Some("执照照片模糊")));
-    let (s, _) = post(http, format!("{base}/api/v1/merchants/applications"), &other.token, application("小农场")).await;
-    assert_eq!(s, 201, "a rejected applicant applies again");
+    let (s, _) = post(http, format!("{base}/api/v1/merchants/applications"), &other.token, application_with("小农场", &farm_license)).await;
+    assert_eq!(s, 201, "a rejected applicant applies again, with the number the rejection freed");
 
     // The audit trail of all that, newest first, with the clear papers nowhere in it.
     let (s, log) = get(http, format!("{base}/api/v1/admin/audit?limit=100"), &root.token).await;

@@ -280,7 +280,7 @@ impl AccountStore for SqlStore {
             // application is withdrawn (rejected with why); a merchant is closed for good.
             sqlx::query(
                 "UPDATE merchant_applications SET license_cipher = '', license_masked = '', phone_cipher = '', phone_masked = '', \
-                 contact_name = '', open_user = NULL, \
+                 contact_name = '', open_user = NULL, license_index = '', live_license = NULL, \
                  reason = CASE WHEN status = 'pending' THEN 'account erased' ELSE reason END, \
                  decided_at = CASE WHEN status = 'pending' THEN ? ELSE decided_at END, \
                  status = CASE WHEN status = 'pending' THEN 'rejected' ELSE status END WHERE user_id = ?",

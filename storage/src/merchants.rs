@@ -98,8 +98,47 @@ impl SqlStore {
     }
 }
 
+fn license_taken() -> CoreError {
+    CoreError::Conflict("this licence number belongs to another application or merchant (该营业执照已被其他申请或商家使用)".into())
+}
+
 #[async_trait]
 impl MerchantStore for SqlStore {
+    async fn unindexed_licenses(&self, limit: u32) -> Result<Vec<(RecordId, UserId, String)>> {
+        let rows = sqlx::query("SELECT id, user_id, license_cipher FROM merchant_applications WHERE license_index IS NULL ORDER BY id LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(StorageError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id = RecordId::new(r.try_get("id").map_err(StorageError::from)?).map_err(|_| corrupt("application id"))?;
+            let user = user_col(r, "user_id")?.ok_or_else(|| corrupt("user_id"))?;
+            out.push((id, user, r.try_get("license_cipher").map_err(StorageError::from)?));
+        }
+        Ok(out)
+    }
+
+    async fn set_license_index(&self, id: RecordId, index: &str) -> Result<()> {
+        let run = async {
+            sqlx::query("UPDATE merchant_applications SET license_index = ? WHERE id = ?").bind(index.to_owned()).bind(id.get()).execute(&self.pool).await?;
+            if index.is_empty() {
+                return Ok::<_, StorageError>(());
+            }
+            // Held if live and free; a duplicate stored before this index existed stays unheld.
+            let held = sqlx::query("UPDATE merchant_applications SET live_license = license_index WHERE id = ? AND status IN ('pending', 'approved')")
+                .bind(id.get())
+                .execute(&self.pool)
+                .await;
+            match held {
+                Ok(_) => Ok(()),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        };
+        Ok(run.await?)
+    }
+
     async fn create_application(&self, app: &SealedApplication, now: i64) -> Result<ApplicationRecord> {
         let run = async {
             let mut tx = self.begin_write().await?;
@@ -107,9 +146,16 @@ impl MerchantStore for SqlStore {
                 tx.rollback().await?;
                 return Ok::<_, StorageError>(Err(CoreError::Conflict("you are a merchant already".into())));
             }
+            // The licence number's index, held while pending (and approved): a unique index
+            // refuses a second open or approved application for one number, even at once.
+            let taken = sqlx::query("SELECT id FROM merchant_applications WHERE live_license = ?").bind(app.license_index.clone()).fetch_optional(&mut *tx).await?;
+            if taken.is_some() {
+                tx.rollback().await?;
+                return Ok(Err(license_taken()));
+            }
             let res = sqlx::query(
-                "INSERT INTO merchant_applications (user_id, open_user, name, category, license_cipher, license_masked, contact_name, \
-                 phone_cipher, phone_masked, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                "INSERT INTO merchant_applications (user_id, open_user, name, category, license_cipher, license_masked, license_index, live_license, \
+                 contact_name, phone_cipher, phone_masked, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
             )
             .bind(app.user.get())
             .bind(app.user.get())
@@ -117,6 +163,8 @@ impl MerchantStore for SqlStore {
             .bind(app.category.as_str())
             .bind(app.license_cipher.clone())
             .bind(app.license_masked.clone())
+            .bind(app.license_index.clone())
+            .bind(app.license_index.clone())
             .bind(app.contact_name.clone())
             .bind(app.phone_cipher.clone())
             .bind(app.phone_masked.clone())
@@ -125,11 +173,13 @@ impl MerchantStore for SqlStore {
             .await;
             let res = match res {
                 Ok(r) => r,
-                // The unique index on open_user: the user has a pending application (perhaps
-                // submitted a moment ago on another node).
+                // A unique index: on open_user, the user has a pending application (perhaps
+                // submitted a moment ago on another node); on live_license, another application
+                // took the number meanwhile.
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                     tx.rollback().await?;
-                    return Ok(Err(CoreError::Conflict("you have an application waiting for review".into())));
+                    let held = sqlx::query("SELECT id FROM merchant_applications WHERE live_license = ?").bind(app.license_index.clone()).fetch_optional(&self.pool).await?;
+                    return Ok(Err(if held.is_some() { license_taken() } else { CoreError::Conflict("you have an application waiting for review".into()) }));
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -185,13 +235,15 @@ impl MerchantStore for SqlStore {
                 _ => None,
             };
             let done = sqlx::query(
-                "UPDATE merchant_applications SET status = ?, reason = ?, decided_at = ?, decided_by = ?, open_user = NULL \
+                "UPDATE merchant_applications SET status = ?, reason = ?, decided_at = ?, decided_by = ?, open_user = NULL, \
+                 live_license = CASE WHEN ? = 'approved' THEN live_license ELSE NULL END \
                  WHERE id = ? AND status = 'pending'",
             )
             .bind(decision.as_str())
             .bind(reason.clone())
             .bind(now)
             .bind(by.get())
+            .bind(decision.as_str())
             .bind(id.get())
             .execute(&mut *tx)
             .await?;

@@ -313,6 +313,7 @@ async fn audit_entries_share_their_change_transaction(s: &SqlStore) {
                 category: Category::Florist,
                 license_cipher: "c".into(),
                 license_masked: "m".into(),
+                license_index: format!("idx-{}", victim.id),
                 contact_name: "王".into(),
                 phone_cipher: "c".into(),
                 phone_masked: "m".into(),
@@ -354,6 +355,7 @@ async fn merchants_applications_and_leads(s: &SqlStore) {
         category,
         license_cipher: "lc".into(),
         license_masked: "9135**********0Y43".into(),
+        license_index: format!("idx-{user}"),
         contact_name: "王".into(),
         phone_cipher: "pc".into(),
         phone_masked: "138****5678".into(),
@@ -525,6 +527,7 @@ async fn erase_unlinks_and_keeps_a_ban(s: &SqlStore) {
             category: Category::Florist,
             license_cipher: "lc".into(),
             license_masked: "lm".into(),
+            license_index: format!("idx-{e}"),
             contact_name: "王".into(),
             phone_cipher: "pc".into(),
             phone_masked: "pm".into(),
@@ -732,6 +735,65 @@ async fn moderation_items_are_resolved_once_with_their_effect(s: &SqlStore) {
     assert_ne!(s.create_moderation_item(&other, 22).await.unwrap().id, again.id, "another reporter's report is its own");
 }
 
+/// One licence number, one pending or approved application: a second (even at once) is a
+/// conflict; a rejected one frees the number; rows from before the index are filled in, a
+/// duplicate among them kept but not holding the number.
+async fn one_license_one_live_application(s: &SqlStore) {
+    use jiebanke_chat_core::merchants::*;
+    let staff = Actor::new(s.upsert_user(&id("lic-staff"), "S", 1).await.unwrap().id, None);
+    let audit = |a| NewAudit::new(&staff, a, "t");
+    let app = |user: UserId, index: &str| SealedApplication {
+        user,
+        name: "花坊".into(),
+        category: Category::Florist,
+        license_cipher: format!("cipher-{index}"),
+        license_masked: "m".into(),
+        license_index: index.into(),
+        contact_name: "王".into(),
+        phone_cipher: "pc".into(),
+        phone_masked: "pm".into(),
+    };
+    let mut users = Vec::new();
+    for i in 0..8 {
+        users.push(s.upsert_user(&id(&format!("lic-{i}")), "U", 1).await.unwrap().id);
+    }
+    let a = s.create_application(&app(users[0], "L1"), 1).await.unwrap();
+    let Err(CoreError::Conflict(why)) = s.create_application(&app(users[1], "L1"), 2).await else { panic!("a second application for one licence") };
+    assert!(why.contains("licence"), "{why}");
+    s.decide(a.id, staff.user, &ApplicationState::Rejected { reason: "r".into() }, 3, &audit(AuditAction::ApplicationReject)).await.unwrap().unwrap();
+    let b = s.create_application(&app(users[1], "L1"), 4).await.expect("rejected, the number is free");
+    s.decide(b.id, staff.user, &ApplicationState::Approved, 5, &audit(AuditAction::ApplicationApprove)).await.unwrap().unwrap();
+    assert!(matches!(s.create_application(&app(users[2], "L1"), 6).await, Err(CoreError::Conflict(_))), "an approved merchant holds its number");
+    let apps: Vec<SealedApplication> = users[3..6].iter().map(|u| app(*u, "L2")).collect();
+    let racing = futures_util::future::join_all(apps.iter().map(|a| s.create_application(a, 7))).await;
+    assert_eq!(racing.iter().filter(|r| r.is_ok()).count(), 1, "{racing:?}");
+
+    // Rows from before the index: two pending applications of one number, unindexed.
+    let old1 = s.create_application(&app(users[6], "L3"), 8).await.unwrap();
+    let old2 = s.create_application(&app(users[7], "L4"), 9).await.unwrap();
+    sqlx::query("UPDATE merchant_applications SET license_index = NULL, live_license = NULL, license_cipher = 'cipher-L3' WHERE id IN (?, ?)")
+        .bind(old1.id.get())
+        .bind(old2.id.get())
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let mut missing = s.unindexed_licenses(10).await.unwrap();
+    missing.sort_by_key(|(id, _, _)| id.get());
+    assert_eq!(missing.iter().map(|(id, _, c)| (id.get(), c.as_str())).collect::<Vec<_>>(), vec![(old1.id.get(), "cipher-L3"), (old2.id.get(), "cipher-L3")]);
+    for (id, _, cipher) in &missing {
+        s.set_license_index(*id, cipher.strip_prefix("cipher-").unwrap()).await.unwrap();
+    }
+    assert!(s.unindexed_licenses(10).await.unwrap().is_empty());
+    let live: Vec<Option<String>> = sqlx::query_scalar("SELECT live_license FROM merchant_applications WHERE id IN (?, ?) ORDER BY id")
+        .bind(old1.id.get())
+        .bind(old2.id.get())
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(live, vec![Some("L3".to_owned()), None], "the first holds the number; the duplicate stays, unheld");
+    assert!(matches!(s.create_application(&app(users[2], "L3"), 10).await, Err(CoreError::Conflict(_))), "a filled number is held");
+}
+
 /// The catalog: products of active merchants listed, by merchant and title (wildcards as text),
 /// changed and hidden by their merchant only; the schema refuses negative stock.
 async fn catalog_lists_active_merchants_products(s: &SqlStore) {
@@ -742,7 +804,7 @@ async fn catalog_lists_active_merchants_products(s: &SqlStore) {
     let mut merchants = Vec::new();
     for code in ["cat-a", "cat-b"] {
         let u = s.upsert_user(&id(code), code, 1).await.unwrap().id;
-        let app = SealedApplication { user: u, name: code.into(), category: Category::Florist, license_cipher: "c".into(), license_masked: "m".into(), contact_name: "n".into(), phone_cipher: "c".into(), phone_masked: "m".into() };
+        let app = SealedApplication { user: u, name: code.into(), category: Category::Florist, license_cipher: "c".into(), license_masked: "m".into(), license_index: format!("idx-{u}"), contact_name: "n".into(), phone_cipher: "c".into(), phone_masked: "m".into() };
         let a = s.create_application(&app, 2).await.unwrap();
         s.decide(a.id, staff.user, &ApplicationState::Approved, 3, &NewAudit::new(&staff, AuditAction::ApplicationApprove, "t")).await.unwrap();
         merchants.push(u);
@@ -809,6 +871,7 @@ both!(
     staff_login_attempts_count_per_pair_and_address,
     qr_tickets_confirm_and_consume_once,
     moderation_items_are_resolved_once_with_their_effect,
+    one_license_one_live_application,
     catalog_lists_active_merchants_products
 );
 

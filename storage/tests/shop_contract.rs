@@ -50,7 +50,7 @@ fn ident(s: &str) -> Identity {
 async fn shop(s: &SqlStore, code: &str, stock: u32) -> (UserId, i64) {
     let staff = Actor::new(s.upsert_user(&ident(&format!("{code}-staff")), "S", 1).await.unwrap().id, None);
     let u = s.upsert_user(&ident(code), code, 1).await.unwrap().id;
-    let app = SealedApplication { user: u, name: code.into(), category: Category::Florist, license_cipher: "c".into(), license_masked: "m".into(), contact_name: "n".into(), phone_cipher: "c".into(), phone_masked: "m".into() };
+    let app = SealedApplication { user: u, name: code.into(), category: Category::Florist, license_cipher: "c".into(), license_masked: "m".into(), license_index: format!("idx-{u}"), contact_name: "n".into(), phone_cipher: "c".into(), phone_masked: "m".into() };
     let a = s.create_application(&app, 2).await.unwrap();
     s.decide(a.id, staff.user, &ApplicationState::Approved, 3, &NewAudit::new(&staff, AuditAction::ApplicationApprove, "t")).await.unwrap();
     let p = s.create_product(u, &ProductSpec { title: "红玫瑰".into(), description: String::new(), price_fen: 990, stock, photos: vec![] }, 4).await.unwrap();

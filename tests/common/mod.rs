@@ -138,9 +138,16 @@ pub async fn login_default(http: &reqwest::Client, base: &str, code: &str) -> Lo
 
 /// Logs `code` in and makes them an approved merchant (`<code>花坊`, a florist), approved by
 /// `admin` (a configured admin).
+/// A valid unified social credit code not used before in this process (one licence number, one
+/// open or approved application).
+pub fn next_license() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    jiebanke_chat_core::merchants::rules::CreditCode::numbered(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).as_str().to_owned()
+}
+
 pub async fn merchant(http: &reqwest::Client, base: &str, admin: &LoggedIn, code: &str) -> LoggedIn {
     let m = login(http, base, code).await;
-    let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &m.token, json!({"name": format!("{code}花坊"), "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"})).await;
+    let (s, a) = post(http, format!("{base}/api/v1/merchants/applications"), &m.token, json!({"name": format!("{code}花坊"), "category": "florist", "license_no": next_license(), "contact_name": "王", "contact_phone": "+8613812345678"})).await;
     assert_eq!(s, 201, "{a}");
     let (s, _) = post(http, format!("{base}/api/v1/admin/merchant-applications/{}/approve", a["id"].as_str().unwrap()), &admin.token, json!({})).await;
     assert_eq!(s, 200);

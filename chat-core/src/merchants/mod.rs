@@ -30,6 +30,9 @@ use tokio::sync::Notify;
 /// Most items a list answers at once.
 pub const MAX_PAGE: u32 = 100;
 
+/// What the licence number's blind index is keyed for.
+const LICENSE_INDEX: &str = "license";
+
 /// A license number masked: its first 4 and last 4 characters kept.
 pub fn mask_code(code: &str) -> String {
     let chars: Vec<char> = code.chars().collect();
@@ -72,11 +75,31 @@ impl MerchantsService {
             category: app.category,
             license_cipher: self.key.seal(me, "license", app.license_no.as_str())?,
             license_masked: mask_code(app.license_no.as_str()),
+            license_index: self.key.index(LICENSE_INDEX, app.license_no.as_str()),
             contact_name: app.contact_name,
             phone_cipher: self.key.seal(me, "contact_phone", &app.contact_phone)?,
             phone_masked: crate::users::rules::mask_phone(&app.contact_phone),
         };
         self.store.create_application(&sealed, crate::now_ms()).await
+    }
+
+    /// Fills the licence index of the applications stored before it existed (at start-up, a
+    /// batch at a time): their number opened, indexed, and held for the application if it is
+    /// pending or approved and no other holds it (a duplicate stored before stays, unheld).
+    /// Answers how many were filled.
+    pub async fn fill_license_indexes(&self) -> Result<usize> {
+        let mut filled = 0;
+        loop {
+            let batch = self.store.unindexed_licenses(200).await?;
+            if batch.is_empty() {
+                return Ok(filled);
+            }
+            for (id, user, cipher) in batch {
+                let index = if cipher.is_empty() { String::new() } else { self.key.index(LICENSE_INDEX, &self.key.open(user, "license", &cipher)?) };
+                self.store.set_license_index(id, &index).await?;
+                filled += 1;
+            }
+        }
     }
 
     /// My latest application and my merchant, if any.

@@ -41,6 +41,8 @@ pub struct SealedApplication {
     pub category: Category,
     pub license_cipher: String,
     pub license_masked: String,
+    /// The licence number's blind index: one open or approved application per number.
+    pub license_index: String,
     pub contact_name: String,
     pub phone_cipher: String,
     pub phone_masked: String,

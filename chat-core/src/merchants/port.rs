@@ -12,7 +12,8 @@ use async_trait::async_trait;
 pub trait MerchantStore: Send + Sync + 'static {
     /// Stores a pending application. `Conflict` if the user has one pending (one open
     /// application per user, kept by a unique index so that two at once cannot both win) or is
-    /// a merchant already.
+    /// a merchant already, or if its licence number (`license_index`) is held by another
+    /// pending or approved application (a unique index too).
     async fn create_application(&self, app: &SealedApplication, now: i64) -> Result<ApplicationRecord>;
     /// The user's newest application.
     async fn latest_application(&self, user: UserId) -> Result<Option<ApplicationRecord>>;
@@ -27,6 +28,12 @@ pub trait MerchantStore: Send + Sync + 'static {
     /// `None` if there is no such application; `Conflict` (nothing written) if it is not
     /// pending any more (two reviewers at once: one wins).
     async fn decide(&self, id: RecordId, by: UserId, decision: &ApplicationState, now: i64, audit: &NewAudit) -> Result<Option<ApplicationRecord>>;
+    /// Applications whose licence index was never filled (stored before it existed), at most
+    /// `limit`: (id, applicant, licence cipher; empty once erased).
+    async fn unindexed_licenses(&self, limit: u32) -> Result<Vec<(RecordId, UserId, String)>>;
+    /// Sets an application's licence index (empty: none, its papers were erased) and, if it is
+    /// pending or approved and no other application holds the number, holds it.
+    async fn set_license_index(&self, id: RecordId, index: &str) -> Result<()>;
     /// A merchant in any status.
     async fn merchant(&self, id: UserId) -> Result<Option<Merchant>>;
     /// Active merchants by id ascending after `after`, of one category or all, at most `limit`.

@@ -37,6 +37,17 @@ impl Category {
 /// order of their values.
 const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
+/// The check character's value of a code's first 17 values (weights 3^i mod 31).
+fn check_value(values: &[u32]) -> u32 {
+    let mut weight = 1u32;
+    let mut sum = 0u32;
+    for v in values {
+        sum += v * weight;
+        weight = weight * 3 % 31;
+    }
+    (31 - sum % 31) % 31
+}
+
 /// A unified social credit code: 18 characters of `USCC_CHARS`, the last the check character
 /// of the first 17 (weights 3^i mod 31, GB 32100-2015 §5). Stored sealed like a phone number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,16 +64,19 @@ impl CreditCode {
         for (i, c) in b.iter().enumerate() {
             values[i] = USCC_CHARS.iter().position(|x| x == c).ok_or("may only use 0-9 and A-Y without I, O, S, V, Z")? as u32;
         }
-        let mut weight = 1u32;
-        let mut sum = 0u32;
-        for v in &values[..17] {
-            sum += v * weight;
-            weight = weight * 3 % 31;
-        }
-        if (31 - sum % 31) % 31 != values[17] {
+        if check_value(&values[..17]) != values[17] {
             return Err("the check character does not match (not a valid unified social credit code)");
         }
         Ok(CreditCode(code))
+    }
+
+    /// A valid code for test data and load runs: `91350100MA` and `n` in 7 digits, then its
+    /// check character (distinct `n`, distinct codes).
+    pub fn numbered(n: u32) -> Self {
+        let body = format!("91350100MA{:07}", n % 10_000_000);
+        let values: Vec<u32> = body.bytes().map(|c| USCC_CHARS.iter().position(|x| *x == c).unwrap_or(0) as u32).collect();
+        let check = USCC_CHARS[check_value(&values) as usize] as char;
+        CreditCode(format!("{body}{check}"))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -248,6 +262,11 @@ mod tests {
             assert!(CreditCode::parse(good).is_ok(), "{good}");
         }
         assert_eq!(CreditCode::parse("91350100M000100Y44"), Err("the check character does not match (not a valid unified social credit code)"));
+        for n in [0, 1, 42, 9_999_999] {
+            let c = CreditCode::numbered(n);
+            assert_eq!(CreditCode::parse(c.as_str()), Ok(c.clone()), "numbered codes are valid");
+        }
+        assert_ne!(CreditCode::numbered(1), CreditCode::numbered(2));
         assert!(CreditCode::parse("91350100M000100Y4").is_err(), "17 characters");
         assert!(CreditCode::parse("91350100I000100Y43").is_err(), "I is not in the alphabet");
     }

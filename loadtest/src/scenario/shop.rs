@@ -85,12 +85,17 @@ async fn setup(t: &Arc<Target>, a: &ShopArgs, prefix: &str) -> anyhow::Result<Ca
     let merchants = login_all(t, &format!("{prefix}-shop-m"), a.merchants.max(1)).await?;
     let mut products = Vec::new();
     let mut hot = 0;
+    // One licence number, one open application: each merchant of each run a number of its own.
+    let license_of = |prefix: &str, i: usize| {
+        let run = prefix.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 9_000_000;
+        jiebanke_chat_core::merchants::rules::CreditCode::numbered(run + i as u32)
+    };
     for (i, m) in merchants.iter().enumerate() {
         let app = t
             .post(
                 "/api/v1/merchants/applications",
                 &m.token,
-                json!({"name": format!("压测花坊{i}"), "category": "florist", "license_no": "91350100M000100Y43", "contact_name": "王", "contact_phone": "+8613812345678"}),
+                json!({"name": format!("压测花坊{i}"), "category": "florist", "license_no": license_of(prefix, i).as_str(), "contact_name": "王", "contact_phone": "+8613812345678"}),
             )
             .await?;
         let id = app["id"].as_str().context("application id")?;
