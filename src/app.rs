@@ -280,6 +280,13 @@ impl Application {
             None => Arc::new(jiebanke_gateway::hub::LocalSessions(gateway.hub.clone())),
         };
         let dashboard = Arc::new(jiebanke_chat_core::dashboard::DashboardService::new(store_arc.clone(), online, moderation.clone(), config.zone.clone()));
+        let blobs: Arc<dyn jiebanke_chat_core::uploads::BlobStore> = Arc::new(match &config.s3 {
+            Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
+            None => jiebanke_storage::ObjectBlobs::local(&config.data_dir).context("the uploads directory")?,
+        });
+        let uploads = Arc::new(jiebanke_chat_core::uploads::UploadService::new(blobs.clone(), store_arc.clone(), config.uploads).with_public_base(config.uploads_public_base.clone()));
+        // Every photo and avatar field written is checked to name its writer's upload.
+        let photos: Arc<dyn jiebanke_chat_core::uploads::PhotoCheck> = uploads.clone();
         let users = Arc::new(jiebanke_chat_core::users::UsersService::new(
             store_arc.clone(),
             store_arc.clone(),
@@ -288,32 +295,27 @@ impl Application {
             data_key,
             config.privacy_version.clone(),
             config.zone.clone(),
-        ).with_matching(gateway.matching.clone()));
-        let blobs: Arc<dyn jiebanke_chat_core::uploads::BlobStore> = Arc::new(match &config.s3 {
-            Some(s3) => jiebanke_storage::ObjectBlobs::s3(s3).context("configuring object storage")?,
-            None => jiebanke_storage::ObjectBlobs::local(&config.data_dir).context("the uploads directory")?,
-        });
-        let uploads = Arc::new(jiebanke_chat_core::uploads::UploadService::new(blobs.clone(), store_arc.clone(), config.uploads));
+        ).with_matching(gateway.matching.clone()).with_photos(photos.clone()));
         let ready_blobs = config.s3.is_some().then(|| blobs.clone());
         let ready_store = store.clone();
         let ready_cluster = cluster.clone();
         let ready_amqp = amqp.clone();
         let words_file = config.banned_words_file.clone();
         let reload_filter = filter.clone();
-        let catalog = Arc::new(jiebanke_chat_core::commerce::catalog::CatalogService::new(store_arc.clone(), merchants.clone(), moderation.clone()));
+        let catalog = Arc::new(jiebanke_chat_core::commerce::catalog::CatalogService::new(store_arc.clone(), merchants.clone(), moderation.clone()).with_photos(photos.clone()));
         // Unpaid orders are cancelled by whichever node holds the job's lease.
         let holder = match &cluster {
             Some(rc) => rc.node_id().to_owned(),
             // Unique per process and per application (tests run several in one process).
             None => format!("local-{}-{:08x}", std::process::id(), rand::random::<u32>()),
         };
-        let claims = Arc::new(jiebanke_chat_core::commerce::claims::ClaimService::new(store_arc.clone(), merchants.clone(), moderation.clone(), config.orders));
+        let claims = Arc::new(jiebanke_chat_core::commerce::claims::ClaimService::new(store_arc.clone(), merchants.clone(), moderation.clone(), config.orders).with_photos(photos.clone()));
         background.push(tokio::spawn(jiebanke_chat_core::commerce::orders::run_expiry(orders.clone(), claims.clone(), holder, config.order_expiry_every)));
         let rest = RestState {
             catalog,
             orders,
             claims,
-            reviews: Arc::new(jiebanke_chat_core::commerce::reviews::ReviewService::new(store_arc.clone(), moderation.clone())),
+            reviews: Arc::new(jiebanke_chat_core::commerce::reviews::ReviewService::new(store_arc.clone(), moderation.clone()).with_photos(photos.clone())),
             local_pay,
             chat,
             alerts,

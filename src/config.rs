@@ -100,6 +100,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "JBK_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Where a CDN in front of the object storage serves uploads (`https://…`): photo fields may
+    /// name uploads under it as well as `/uploads/…`.
+    #[arg(long, env = "JBK_UPLOADS_PUBLIC_BASE")]
+    pub uploads_public_base: Option<String>,
     /// Where `/metrics` is served, apart from the app's port: an address, `0` (a free port on
     /// 127.0.0.1, logged) or `off`.
     #[arg(long, env = "JBK_METRICS_LISTEN", default_value = "127.0.0.1:9464")]
@@ -333,6 +337,8 @@ impl MetricsListen {
 pub struct Config {
     pub listen: SocketAddr,
     pub metrics_listen: MetricsListen,
+    /// `JBK_UPLOADS_PUBLIC_BASE`: a CDN's base URL for uploads, if any.
+    pub uploads_public_base: Option<String>,
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub env: Environment,
@@ -449,6 +455,7 @@ impl Config {
         Config {
             listen: "127.0.0.1:0".parse().expect("literal address"),
             metrics_listen: MetricsListen::At(SocketAddr::from(([127, 0, 0, 1], 0))),
+            uploads_public_base: None,
             data_dir,
             database_url: None,
             env: Environment::Development,
@@ -634,6 +641,11 @@ impl Config {
         Ok(Config {
             listen: a.listen,
             metrics_listen: MetricsListen::parse(&a.metrics_listen)?,
+            uploads_public_base: match a.uploads_public_base.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+                None => None,
+                Some(b) if b.starts_with("https://") && b.len() > "https://".len() => Some(b.trim_end_matches('/').to_owned()),
+                Some(b) => anyhow::bail!("JBK_UPLOADS_PUBLIC_BASE must be an https:// URL, not {b:?}"),
+            },
             data_dir: a.data_dir,
             database_url: a.database_url,
             env: a.env,

@@ -160,7 +160,7 @@ async fn whole_flow(db: Db) {
     let fields: Vec<&str> = v["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
     assert_eq!(fields, vec!["rating", "text", "photos[0]"]);
     assert_eq!(post(http, format!("{base}/api/v1/orders/{id}/review"), &stranger.token, json!({"rating": 5})).await.0, 404, "not theirs");
-    let (s, r) = post(http, format!("{base}/api/v1/orders/{id}/review"), &buyer.token, json!({"rating": 4, "text": "花很新鲜", "photos": ["/uploads/r.jpg"]})).await;
+    let (s, r) = post(http, format!("{base}/api/v1/orders/{id}/review"), &buyer.token, json!({"rating": 4, "text": "花很新鲜", "photos": [upload_photo(http, &base, &buyer.token).await]})).await;
     assert_eq!((s, r["rating"].as_u64()), (201, Some(4)), "{r}");
     assert_eq!(post(http, format!("{base}/api/v1/orders/{id}/review"), &buyer.token, json!({"rating": 1})).await.0, 409, "once per order");
     let review = r["id"].as_str().unwrap().to_owned();
@@ -535,7 +535,7 @@ async fn claims(db: Db) {
     assert_eq!(post(http, format!("{base}/api/v1/merchant/animals/{sheep}/updates"), &b.token, json!({"text": "x"})).await.0, 403);
     let (s, v) = post(http, format!("{base}/api/v1/merchant/animals/{sheep}/updates"), &farm.token, json!({"text": "", "photos": ["ftp://x"]})).await;
     assert_eq!(s, 422, "{v}");
-    let (s, u) = post(http, format!("{base}/api/v1/merchant/animals/{sheep}/updates"), &farm.token, json!({"text": "咩咩今天剪毛了", "photos": ["/uploads/a.jpg"]})).await;
+    let (s, u) = post(http, format!("{base}/api/v1/merchant/animals/{sheep}/updates"), &farm.token, json!({"text": "咩咩今天剪毛了", "photos": [upload_photo(http, &base, &farm.token).await]})).await;
     assert_eq!(s, 201, "{u}");
     let frame = b_ws.recv_type("claim_update").await;
     assert_eq!((frame["claim"].as_str(), frame["update"]["text"].as_str()), (Some(claim.as_str()), Some("咩咩今天剪毛了")));

@@ -26,7 +26,13 @@ async fn catalog(db: Db) {
     let shop = merchant(http, &base, &root, "pr-shop").await;
     let other = merchant(http, &base, &root, "pr-other").await;
     let buyer = login(http, &base, "pr-buyer").await;
-    let rose = json!({"kind": "flower", "title": "红玫瑰 11 枝", "description": "大理当天鲜切", "price_fen": 19900, "stock": 5, "photos": ["/uploads/abc.jpg"]});
+    let photo = upload_photo(http, &base, &shop.token).await;
+    let rose = json!({"kind": "flower", "title": "红玫瑰 11 枝", "description": "大理当天鲜切", "price_fen": 19900, "stock": 5, "photos": [photo]});
+    // Photos are the merchant's own uploads: another's, or another host's, are refused.
+    let others = upload_photo(http, &base, &other.token).await;
+    let (s, v) = post(http, format!("{base}/api/v1/merchant/products"), &shop.token, json!({"kind": "flower", "title": "红玫瑰", "price_fen": 100, "stock": 1, "photos": [photo, others, "https://evil.example/x.jpg"]})).await;
+    let fields: Vec<&str> = v["fields"].as_array().map(|f| f.iter().map(|p| p["field"].as_str().unwrap()).collect()).unwrap_or_default();
+    assert_eq!((s, fields), (422, vec!["photos[1]", "photos[2]"]), "{v}");
 
     // Only merchants sell.
     assert_eq!(post(http, format!("{base}/api/v1/merchant/products"), &buyer.token, rose.clone()).await.0, 403);
@@ -90,7 +96,7 @@ async fn catalog(db: Db) {
     assert_eq!(get(http, format!("{base}/api/v1/merchant/products"), &buyer.token).await.0, 403);
 
     // Farm animals to claim: listed by active merchants, every bad field named, browsed by all.
-    let sheep = json!({"species": "羊", "name": "咩咩", "story": "在洱海边长大", "price_fen": 9900, "period_days": 30, "slots": 3, "photos": ["/uploads/s.jpg"]});
+    let sheep = json!({"species": "羊", "name": "咩咩", "story": "在洱海边长大", "price_fen": 9900, "period_days": 30, "slots": 3, "photos": [upload_photo(http, &base, &shop.token).await]});
     assert_eq!(post(http, format!("{base}/api/v1/merchant/animals"), &buyer.token, sheep.clone()).await.0, 403);
     let (s, v) = post(http, format!("{base}/api/v1/merchant/animals"), &shop.token, json!({"species": "", "name": "赌博", "price_fen": 1, "period_days": 400, "slots": 0})).await;
     assert_eq!(s, 422, "{v}");

@@ -138,6 +138,15 @@ pub async fn login_default(http: &reqwest::Client, base: &str, code: &str) -> Lo
 
 /// Logs `code` in and makes them an approved merchant (`<code>花坊`, a florist), approved by
 /// `admin` (a configured admin).
+/// Uploads a one-pixel PNG as `token`'s user; its `/uploads/…` URL (photo and avatar fields take
+/// only the writer's own uploads).
+pub async fn upload_photo(http: &reqwest::Client, base: &str, token: &str) -> String {
+    let part = reqwest::multipart::Part::bytes(images::one_pixel_png()).file_name("p.png").mime_str("image/png").unwrap();
+    let r = http.post(format!("{base}/api/v1/uploads")).bearer_auth(token).multipart(reqwest::multipart::Form::new().part("file", part)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned()
+}
+
 /// A valid unified social credit code not used before in this process (one licence number, one
 /// open or approved application).
 pub fn next_license() -> String {

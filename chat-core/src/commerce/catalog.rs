@@ -76,11 +76,19 @@ pub struct CatalogService {
     store: Arc<dyn CatalogStore>,
     merchants: Arc<MerchantsService>,
     moderation: Arc<ModerationService>,
+    /// Photos written must be the merchant's own uploads.
+    photos: Option<Arc<dyn crate::uploads::PhotoCheck>>,
 }
 
 impl CatalogService {
     pub fn new(store: Arc<dyn CatalogStore>, merchants: Arc<MerchantsService>, moderation: Arc<ModerationService>) -> Self {
-        CatalogService { store, merchants, moderation }
+        CatalogService { store, merchants, moderation, photos: None }
+    }
+
+    /// Photos written are checked to be the writer's uploads.
+    pub fn with_photos(mut self, check: Arc<dyn crate::uploads::PhotoCheck>) -> Self {
+        self.photos = Some(check);
+        self
     }
 
     async fn require_seller(&self, me: UserId) -> Result<()> {
@@ -93,7 +101,8 @@ impl CatalogService {
 
     pub async fn create(&self, me: UserId, input: ProductInput) -> Result<Product> {
         self.require_seller(me).await?;
-        let spec = rules::product(input, Some(self.moderation.filter()))?;
+        let photos = crate::commerce::photo_problems(&self.photos, me, "photos", &input.photos, true).await?;
+        let spec = crate::uploads::with_photo_problems(rules::product(input, Some(self.moderation.filter())), photos)?;
         self.store.create_product(me, &spec, crate::now_ms()).await
     }
 
@@ -105,6 +114,8 @@ impl CatalogService {
             _ => return Err(CoreError::NotFound("product".into())),
         };
         let c = current.spec;
+        // Photos sent are checked; photos kept as they were are not written anew.
+        let photos = crate::commerce::photo_problems(&self.photos, me, "photos", patch.photos.as_deref().unwrap_or_default(), true).await?;
         let input = ProductInput {
             title: patch.title.unwrap_or(c.title),
             description: patch.description.unwrap_or(c.description),
@@ -112,7 +123,7 @@ impl CatalogService {
             stock: patch.stock.unwrap_or(i64::from(c.stock)),
             photos: patch.photos.unwrap_or(c.photos),
         };
-        let spec = rules::product(input, Some(self.moderation.filter()))?;
+        let spec = crate::uploads::with_photo_problems(rules::product(input, Some(self.moderation.filter())), photos)?;
         self.store.update_product(me, id, &spec, crate::now_ms()).await?.ok_or_else(|| CoreError::NotFound("product".into()))
     }
 
@@ -145,7 +156,8 @@ impl CatalogService {
     /// Lists an animal to claim (an active merchant).
     pub async fn create_animal(&self, me: UserId, input: AnimalInput) -> Result<Animal> {
         self.require_seller(me).await?;
-        let spec = rules::animal(input, Some(self.moderation.filter()))?;
+        let photos = crate::commerce::photo_problems(&self.photos, me, "photos", &input.photos, true).await?;
+        let spec = crate::uploads::with_photo_problems(rules::animal(input, Some(self.moderation.filter())), photos)?;
         self.store.create_animal(me, &spec, crate::now_ms()).await
     }
 

@@ -115,11 +115,19 @@ pub struct ClaimService {
     merchants: Arc<MerchantsService>,
     moderation: Arc<ModerationService>,
     config: OrderConfig,
+    /// An update's photos must be the merchant's uploads.
+    photos: Option<Arc<dyn crate::uploads::PhotoCheck>>,
 }
 
 impl ClaimService {
     pub fn new(store: Arc<dyn ClaimStore>, merchants: Arc<MerchantsService>, moderation: Arc<ModerationService>, config: OrderConfig) -> Self {
-        ClaimService { store, merchants, moderation, config }
+        ClaimService { store, merchants, moderation, config, photos: None }
+    }
+
+    /// Photos written are checked to be the writer's uploads.
+    pub fn with_photos(mut self, check: Arc<dyn crate::uploads::PhotoCheck>) -> Self {
+        self.photos = Some(check);
+        self
     }
 
     /// Claims `animal` for `periods` (1-12): the claim and its first order, to pay.
@@ -164,7 +172,8 @@ impl ClaimService {
         if !self.merchants.may_sell(me).await? {
             return Err(CoreError::Forbidden("only an approved merchant that is not suspended posts updates".into()));
         }
-        let (text, photos) = update_fields(text, photos, &self.moderation)?;
+        let owned = crate::commerce::photo_problems(&self.photos, me, "photos", &photos, true).await?;
+        let (text, photos) = crate::uploads::with_photo_problems(update_fields(text, photos, &self.moderation), owned)?;
         self.store.post_update(me, animal, &text, &photos, crate::now_ms()).await?.ok_or_else(|| CoreError::NotFound("animal".into()))
     }
 

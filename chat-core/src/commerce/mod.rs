@@ -16,3 +16,15 @@ pub mod rules;
 pub mod state;
 
 pub use state::{apply, apply_for_claim, refuse_payment, when_claim_cancelled, when_claim_ended, ClaimLife, Actor, OrderAction, OrderEvent, OrderState, RefundFrom, Transition};
+
+use crate::ids::UserId;
+use crate::error::Result;
+use std::sync::Arc;
+
+/// The photo check, if one is wired (the server always wires the uploads area's).
+async fn photo_problems(check: &Option<Arc<dyn crate::uploads::PhotoCheck>>, me: UserId, field: &str, values: &[String], indexed: bool) -> Result<Vec<crate::error::FieldProblem>> {
+    match check {
+        Some(c) if !values.is_empty() => c.problems(me, field, values, indexed).await,
+        _ => Ok(Vec::new()),
+    }
+}

@@ -54,11 +54,19 @@ pub trait ReviewStore: Send + Sync + 'static {
 pub struct ReviewService {
     store: Arc<dyn ReviewStore>,
     moderation: Arc<ModerationService>,
+    /// A review's photos must be its author's uploads.
+    photos: Option<Arc<dyn crate::uploads::PhotoCheck>>,
 }
 
 impl ReviewService {
     pub fn new(store: Arc<dyn ReviewStore>, moderation: Arc<ModerationService>) -> Self {
-        ReviewService { store, moderation }
+        ReviewService { store, moderation, photos: None }
+    }
+
+    /// Photos written are checked to be the writer's uploads.
+    pub fn with_photos(mut self, check: Arc<dyn crate::uploads::PhotoCheck>) -> Self {
+        self.photos = Some(check);
+        self
     }
 
     /// Reviews my completed order: rating 1-5, text up to 500 characters (screened), at most 9
@@ -69,7 +77,13 @@ impl ReviewService {
             bad.push(FieldProblem::new("rating", "must be 1-5"));
         }
         let text = rules::text("text", text, 0, 500, Some(self.moderation.filter()), &mut bad);
+        let owned = crate::commerce::photo_problems(&self.photos, me, "photos", &photos, true).await?;
         let photos = rules::photos("photos", &photos, &mut bad);
+        for p in owned {
+            if !bad.iter().any(|b| b.field == p.field) {
+                bad.push(p);
+            }
+        }
         if !bad.is_empty() {
             return Err(CoreError::Fields(bad));
         }

@@ -283,15 +283,88 @@ impl Upload {
     }
 }
 
+/// The check every photo and avatar field passes when it is written (values stored earlier
+/// stay readable as they are): each value must name an upload of its writer, as
+/// `/uploads/<32 hex>.<ext>` or the same file under the public base of the object storage's CDN
+/// (`JBK_UPLOADS_PUBLIC_BASE`). So nobody points a profile at another host (that would learn
+/// every viewer's address), at a path that is not a photo, or at someone else's photo.
+#[async_trait::async_trait]
+pub trait PhotoCheck: Send + Sync + 'static {
+    /// One problem per value of `values` that is not an upload of `owner`, naming `field[i]`
+    /// (or `field` itself when `indexed` is false: a single value).
+    async fn problems(&self, owner: UserId, field: &str, values: &[String], indexed: bool) -> Result<Vec<FieldProblem>>;
+}
+
+/// The upload a photo value names (its random name and kind), if it names one:
+/// `/uploads/<32 lowercase hex>.<jpg|png|webp>`, or the same file under `public_base`.
+pub fn upload_named<'a>(raw: &'a str, public_base: Option<&str>) -> Option<(&'a str, ImageKind)> {
+    let file = raw.strip_prefix("/uploads/").or_else(|| {
+        let base = public_base?.trim_end_matches('/');
+        raw.strip_prefix(base)?.strip_prefix('/')
+    })?;
+    let (name, ext) = file.split_once('.')?;
+    let kind = ImageKind::from_ext(ext)?;
+    (name.len() == 32 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some((name, kind))
+}
+
+/// A pure check's outcome with the photo problems added: every bad field named, each once (a
+/// field the pure check refused already keeps its problem).
+pub fn with_photo_problems<T>(checked: Result<T>, photos: Vec<FieldProblem>) -> Result<T> {
+    if photos.is_empty() {
+        return checked;
+    }
+    match checked {
+        Ok(_) => Err(CoreError::Fields(photos)),
+        Err(CoreError::Fields(mut bad)) => {
+            for p in photos {
+                if !bad.iter().any(|b| b.field == p.field) {
+                    bad.push(p);
+                }
+            }
+            Err(CoreError::Fields(bad))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a photo check refuses with.
+pub const NOT_AN_UPLOAD: &str = "must be a photo you uploaded (须为你上传的照片): the url of POST /api/v1/uploads";
+
 pub struct UploadService {
     blobs: Arc<dyn BlobStore>,
     uploads: Arc<dyn UploadStore>,
     limits: ImageLimits,
+    /// Where the object storage's CDN serves uploads (`JBK_UPLOADS_PUBLIC_BASE`), if anywhere.
+    public_base: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl PhotoCheck for UploadService {
+    async fn problems(&self, owner: UserId, field: &str, values: &[String], indexed: bool) -> Result<Vec<FieldProblem>> {
+        let mut bad = Vec::new();
+        for (i, raw) in values.iter().enumerate() {
+            let ok = match upload_named(raw, self.public_base.as_deref()) {
+                Some((name, kind)) => self.uploads.by_name(name).await?.is_some_and(|u| u.owner == owner && u.kind == kind),
+                None => false,
+            };
+            if !ok {
+                let at = if indexed { format!("{field}[{i}]") } else { field.to_owned() };
+                bad.push(FieldProblem::new(at, NOT_AN_UPLOAD));
+            }
+        }
+        Ok(bad)
+    }
 }
 
 impl UploadService {
     pub fn new(blobs: Arc<dyn BlobStore>, uploads: Arc<dyn UploadStore>, limits: ImageLimits) -> Self {
-        UploadService { blobs, uploads, limits }
+        UploadService { blobs, uploads, limits, public_base: None }
+    }
+
+    /// Photo values may also name uploads under `base` (a CDN in front of object storage).
+    pub fn with_public_base(mut self, base: Option<String>) -> Self {
+        self.public_base = base.map(|b| b.trim_end_matches('/').to_owned());
+        self
     }
 
     /// Checks, cleans and stores a photo; the blob first, then its row (a blob without a row is
@@ -343,6 +416,30 @@ impl UploadService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn photo_values_name_uploads() {
+        let hex = "0123456789abcdef0123456789abcdef";
+        assert_eq!(upload_named(&format!("/uploads/{hex}.jpg"), None), Some((hex, ImageKind::Jpeg)));
+        assert_eq!(upload_named(&format!("https://cdn.example.com/u/{hex}.webp"), Some("https://cdn.example.com/u/")), Some((hex, ImageKind::WebP)));
+        for bad in [
+            format!("https://evil.example/{hex}.jpg"),
+            format!("/uploads/../{hex}.jpg"),
+            format!("/uploads/{}.jpg", hex.to_uppercase()),
+            format!("/uploads/{hex}.gif"),
+            format!("/uploads/{hex}"),
+            "/uploads/abc.jpg".to_owned(),
+            format!("/uploads/{hex}.jpg\u{202E}"),
+            format!("https://cdn.example.com/u/x/{hex}.jpg"),
+        ] {
+            assert_eq!(upload_named(&bad, Some("https://cdn.example.com/u")), None, "{bad}");
+        }
+        let named = |f: &str| FieldProblem::new(f, "x");
+        let merged = with_photo_problems::<()>(Err(CoreError::Fields(vec![named("title"), named("photos[0]")])), vec![named("photos[0]"), named("photos[1]")]);
+        let Err(CoreError::Fields(f)) = merged else { panic!() };
+        assert_eq!(f.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), vec!["title", "photos[0]", "photos[1]"]);
+        assert!(matches!(with_photo_problems(Ok(1), vec![]), Ok(1)));
+    }
 
     /// A 1x1 JPEG with an EXIF (GPS) segment, a comment and an XMP segment.
     pub fn jpeg_with_metadata() -> Vec<u8> {

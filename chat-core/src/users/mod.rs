@@ -34,6 +34,8 @@ pub struct UsersService {
     zone: crate::BusinessZone,
     /// Told when a user turns matching off; `None` where no matching runs (tools, tests).
     matching: Option<Arc<dyn MatchWithdrawal>>,
+    /// An avatar written must be the user's own upload.
+    photos: Option<Arc<dyn crate::uploads::PhotoCheck>>,
 }
 
 impl UsersService {
@@ -46,7 +48,13 @@ impl UsersService {
         privacy_version: String,
         zone: crate::BusinessZone,
     ) -> Self {
-        UsersService { accounts, relations, chat, moderation, key, privacy_version, zone, matching: None }
+        UsersService { accounts, relations, chat, moderation, key, privacy_version, zone, matching: None, photos: None }
+    }
+
+    /// Avatars written are checked to be the writer's uploads.
+    pub fn with_photos(mut self, check: Arc<dyn crate::uploads::PhotoCheck>) -> Self {
+        self.photos = Some(check);
+        self
     }
 
     /// Companion matching, to withdraw the waiting request of a user who turns matching off.
@@ -90,7 +98,12 @@ impl UsersService {
     }
 
     pub async fn update_profile(&self, me: UserId, input: rules::ProfileInput) -> Result<Profile> {
-        let patch = rules::profile_patch(input, self.moderation.filter(), self.zone.year(crate::now_ms()))?;
+        let avatar: Vec<String> = input.avatar_url.clone().flatten().into_iter().collect();
+        let owned = match &self.photos {
+            Some(c) if !avatar.is_empty() => c.problems(me, "avatar_url", &avatar, false).await?,
+            _ => Vec::new(),
+        };
+        let patch = crate::uploads::with_photo_problems(rules::profile_patch(input, self.moderation.filter(), self.zone.year(crate::now_ms())), owned)?;
         self.accounts.update_profile(me, &patch).await?.ok_or_else(|| CoreError::NotFound("user".into()))
     }
 
