@@ -146,6 +146,42 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// A session's id as its token carries it: 32 lowercase hex digits (128 random bits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionKey(std::sync::Arc<str>);
+
+impl SessionKey {
+    /// A fresh random key.
+    pub fn random() -> Result<Self, CoreError> {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).map_err(|e| CoreError::unavailable(format!("no randomness: {e}")))?;
+        Ok(SessionKey(format!("{:032x}", u128::from_be_bytes(raw)).into()))
+    }
+    pub fn parse(s: &str) -> Result<Self, CoreError> {
+        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(SessionKey(s.into()))
+        } else {
+            Err(CoreError::Unauthorized("the token names no session".into()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a verified token says: whose it is and which session it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user: UserId,
+    pub session: SessionKey,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

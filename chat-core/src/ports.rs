@@ -255,7 +255,7 @@ pub enum Event {
     Banned { user: UserId },
     /// A login session of the user ended (`session`), or all of them (`None`): the sockets
     /// opened with it, on every node, are closed (4005 `logged_out`).
-    LoggedOut { user: UserId, session: Option<crate::sessions::SessionKey> },
+    LoggedOut { user: UserId, session: Option<crate::ids::SessionKey> },
     /// Two travellers were matched: every session of both gets the proposal.
     MatchProposal { proposal: Arc<crate::matching::Proposal> },
     /// A request waited its time out unmatched: every session of its user is told.
@@ -306,5 +306,5 @@ pub trait PresenceDirectory: Send + Sync + 'static {
 /// Turns a bearer token into the user it was issued to and the session it names (whether the
 /// session is still live is `sessions::SessionService::check`'s question).
 pub trait TokenVerifier: Send + Sync + 'static {
-    fn verify(&self, token: &str) -> Result<crate::sessions::TokenClaims>;
+    fn verify(&self, token: &str) -> Result<crate::ids::TokenClaims>;
 }

@@ -6,45 +6,12 @@
 
 use crate::error::{CoreError, Result};
 use crate::ids::UserId;
+// The session's id and what a token says are kernel values (`ids`): the bus event and the
+// token port name them without depending on this area.
+pub use crate::ids::{SessionKey, TokenClaims};
 use crate::ports::{Bus, Event};
 use async_trait::async_trait;
 use std::sync::Arc;
-
-/// A session's id as its token carries it: 32 lowercase hex digits (128 random bits).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionKey(Arc<str>);
-
-impl SessionKey {
-    /// A fresh random key.
-    pub fn random() -> Result<Self> {
-        let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw).map_err(|e| CoreError::unavailable(format!("no randomness: {e}")))?;
-        Ok(SessionKey(format!("{:032x}", u128::from_be_bytes(raw)).into()))
-    }
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            Ok(SessionKey(s.into()))
-        } else {
-            Err(CoreError::Unauthorized("the token names no session".into()))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for SessionKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// What a verified token says: whose it is and which session it belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenClaims {
-    pub user: UserId,
-    pub session: SessionKey,
-}
 
 /// Where sessions are recorded. Shared by every node (the database), so a session ended on one
 /// node is ended on all at once.
