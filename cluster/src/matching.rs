@@ -307,3 +307,13 @@ impl MatchPool for RedisMatchPool {
         Ok(n)
     }
 }
+
+
+// Here, not in node.rs: the node knows nothing of matching (no import circle); matching builds
+// on the node's connections.
+impl RedisCluster {
+    /// Companion matching's pool, in this cluster's Redis.
+    pub fn match_pool(self: &Arc<Self>, config: jiebanke_chat_core::matching::MatchConfig) -> RedisMatchPool {
+        RedisMatchPool::new(self.clone(), self.prefix(), config)
+    }
+}

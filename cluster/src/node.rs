@@ -256,9 +256,9 @@ impl RedisCluster {
         &self.cfg.node_id
     }
 
-    /// Companion matching's pool, in this cluster's Redis.
-    pub fn match_pool(self: &Arc<Self>, config: jiebanke_chat_core::matching::MatchConfig) -> crate::matching::RedisMatchPool {
-        crate::matching::RedisMatchPool::new(self.clone(), &self.cfg.prefix, config)
+    /// The cluster's Redis key prefix (what the match pool's keys start with).
+    pub(crate) fn prefix(&self) -> &str {
+        &self.cfg.prefix
     }
 
     pub(crate) async fn command_conn(&self) -> redis::RedisResult<Conn> {

@@ -7,36 +7,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-/// The one error body. `fields` names every bad field of a 422; `retry_after_ms` comes with a
-/// 429 (beside a `Retry-After` header).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable snake_case code: `invalid`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `rate_limited`, `banned`, `too_large`, `bad_request`, `timeout`,
-    /// `unsupported_media_type`, `method_not_allowed`, `unavailable`, `overloaded`,
-    /// `out_of_stock`.
-    pub code: String,
-    /// What went wrong, for people (may be Chinese).
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<FieldProblemBody>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_ms: Option<u64>,
-    /// Only on the 403 `banned` answer of a login: a token good for one thing, appealing the
-    /// ban (`POST /api/v1/appeals`), for 7 days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub appeal_token: Option<String>,
-    /// Only on a 409 `conflict` about an order's state: the state it is in now (`created`,
-    /// `paid`, `fulfilled`, `completed`, `cancelled`, `refunding`, `refunded`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-}
+// The error body is the error type's own (error.rs); it is re-exported here, where the
+// other shared wire types are.
+pub use crate::error::{ErrorBody, FieldProblemBody};
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FieldProblemBody {
-    /// The field's name as the request spelled it (`tags[2]` for an element of a list).
-    pub field: String,
-    pub problem: String,
+/// A report or an appeal as its sender sees it: it went to the moderation queue (the answer
+/// of every area's reports).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedBody {
+    /// The moderation item's id.
+    pub item: String,
 }
 
 /// One page of a list: `next_cursor` is `null` on the last page, else what `?cursor=` takes to

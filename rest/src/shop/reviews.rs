@@ -136,33 +136,33 @@ pub struct ContentReportBody {
 /// Reports a review (not one's own): a moderation item for staff, who may hide it (it then
 /// leaves its merchant's rating).
 #[utoipa::path(post, path = "/api/v1/reviews/{id}/report", tag = "reviews", params(("id" = String, Path, description = "review id")),
-    request_body = ContentReportBody, security(("bearer" = [])), responses((status = 201, body = crate::users::QueuedBody)))]
+    request_body = ContentReportBody, security(("bearer" = [])), responses((status = 201, body = crate::api::QueuedBody)))]
 async fn report_review(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     p: Result<Path<String>, PathRejection>,
     body: StrictJson<ContentReportBody>,
-) -> Result<(StatusCode, Json<crate::users::QueuedBody>), ApiError> {
+) -> Result<(StatusCode, Json<crate::api::QueuedBody>), ApiError> {
     let id = id_path(p, "review")?;
     let StrictJson(b) = body;
     let r = state.reviews.visible(id).await?;
     let item = state.moderation.report_content(me, jiebanke_chat_core::Subject::Review(id), r.author, &b.reason, &r.text).await?;
-    Ok((StatusCode::CREATED, Json(crate::users::QueuedBody { item: item.id.to_string() })))
+    Ok((StatusCode::CREATED, Json(crate::api::QueuedBody { item: item.id.to_string() })))
 }
 
 /// Reports a product (not one's own): a moderation item for staff, who may hide it.
 #[utoipa::path(post, path = "/api/v1/products/{id}/report", tag = "shop", params(("id" = String, Path, description = "product id")),
-    request_body = ContentReportBody, security(("bearer" = [])), responses((status = 201, body = crate::users::QueuedBody)))]
+    request_body = ContentReportBody, security(("bearer" = [])), responses((status = 201, body = crate::api::QueuedBody)))]
 async fn report_product(
     State(state): State<RestState>,
     AuthUser(me): AuthUser,
     p: Result<Path<String>, PathRejection>,
     body: StrictJson<ContentReportBody>,
-) -> Result<(StatusCode, Json<crate::users::QueuedBody>), ApiError> {
+) -> Result<(StatusCode, Json<crate::api::QueuedBody>), ApiError> {
     let id = id_path(p, "product")?;
     let StrictJson(b) = body;
     let product = state.catalog.product(id).await?;
     let text = format!("{} {}", product.spec.title, product.spec.description);
     let item = state.moderation.report_content(me, jiebanke_chat_core::Subject::Product(id), product.merchant, &b.reason, text.trim()).await?;
-    Ok((StatusCode::CREATED, Json(crate::users::QueuedBody { item: item.id.to_string() })))
+    Ok((StatusCode::CREATED, Json(crate::api::QueuedBody { item: item.id.to_string() })))
 }

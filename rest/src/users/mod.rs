@@ -503,12 +503,7 @@ pub struct ReportBody {
     about: Option<String>,
 }
 
-/// A report or an appeal as its sender sees it: it went to the moderation queue.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QueuedBody {
-    /// The moderation item's id.
-    pub item: String,
-}
+pub use crate::api::QueuedBody;
 
 /// Reports a user to staff: a moderation item of subject `user` (their behaviour) or `profile`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/report", tag = "users", request_body = ReportBody,
