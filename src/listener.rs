@@ -429,11 +429,8 @@ impl hyper::body::Body for AnswerBody {
 }
 
 fn json_error(status: StatusCode, code: &str, message: &str, retry_after_ms: Option<u64>) -> Response<Body> {
-    let mut body = serde_json::json!({ "code": code, "message": message });
-    if let Some(ms) = retry_after_ms {
-        body["retry_after_ms"] = ms.into();
-    }
-    let mut r = Response::new(Body::from(body.to_string()));
+    let body = jiebanke_gateway::error_body::ErrorBody::new(code, message).retry_after(retry_after_ms);
+    let mut r = Response::new(Body::from(serde_json::to_string(&body).unwrap_or_default()));
     *r.status_mut() = status;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -3,12 +3,14 @@
 //! rates, queues, heartbeats). Business rules live in chat-core; this crate owns the wire.
 //!
 //! Layout:
+//! - `error_body`: the one error body of every HTTP refusal (REST, the upgrade, the listener).
 //! - `frame`: wire frames and codecs.
 //! - `hub`: open sessions by user, presence watchers; the bus's event sink.
 //! - `session`: one connection's reader loop and writer task.
 //! - `metrics`: Prometheus metrics.
 //! - `strict`: the one strict parser of client input (both codecs and the REST bodies).
 
+pub mod error_body;
 pub mod frame;
 pub mod hub;
 pub mod metrics;
@@ -258,11 +260,7 @@ struct WsQuery {
 
 fn refuse(gw: &Gateway, status: StatusCode, code: &str, message: &str, retry_after_ms: Option<u64>) -> Response {
     gw.metrics.handshakes_rejected.inc();
-    let mut body = serde_json::json!({ "code": code, "message": message });
-    if let Some(ms) = retry_after_ms {
-        body["retry_after_ms"] = ms.into();
-    }
-    (status, Json(body)).into_response()
+    (status, Json(error_body::ErrorBody::new(code, message).retry_after(retry_after_ms))).into_response()
 }
 
 async fn upgrade(

@@ -6,40 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use jiebanke_chat_core::CoreError;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-/// The one error body. `fields` names every bad field of a 422; `retry_after_ms` comes with a
-/// 429 (beside a `Retry-After` header).
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable snake_case code: `invalid`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `rate_limited`, `banned`, `too_large`, `bad_request`, `timeout`,
-    /// `unsupported_media_type`, `method_not_allowed`, `unavailable`, `overloaded`,
-    /// `out_of_stock`.
-    pub code: String,
-    /// What went wrong, for people (may be Chinese).
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fields: Option<Vec<FieldProblemBody>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_after_ms: Option<u64>,
-    /// Only on the 403 `banned` answer of a login: a token good for one thing, appealing the
-    /// ban (`POST /api/v1/appeals`), for 7 days.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub appeal_token: Option<String>,
-    /// Only on a 409 `conflict` about an order's state: the state it is in now (`created`,
-    /// `paid`, `fulfilled`, `completed`, `cancelled`, `refunding`, `refunded`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub state: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct FieldProblemBody {
-    /// The field's name as the request spelled it (`tags[2]` for an element of a list).
-    pub field: String,
-    pub problem: String,
-}
+// The one error body, shared with the gateway's upgrade refusals and the listener's answers.
+pub use jiebanke_gateway::error_body::{ErrorBody, FieldProblemBody};
 
 
 #[derive(Debug, thiserror::Error)]
