@@ -5,11 +5,12 @@
 //! prices. `catalog` is the merchants' flowers: `CatalogService` (an active merchant lists,
 //! changes, hides; everyone browses) and its port `CatalogStore`. Orders, claims, payments and
 //! reviews come next. `claims`: claims of farm animals and their updates. `reviews`: reviews of completed orders. `orders`: the order use cases (`OrderService`) and their port; `pay`:
-//! the payment provider port.
+//! the payment provider port; `outcomes`: payment callbacks' outcomes and their counters.
 
 pub mod catalog;
 pub mod claims;
 pub mod orders;
+pub mod outcomes;
 pub mod pay;
 pub mod reviews;
 pub mod rules;
