@@ -3,6 +3,9 @@
 //! axum, tungstenite, serde wire formats or sqlx; adapters live in `storage`, `gateway` and `rest`.
 //!
 //! Layout:
+//! - `day`: the calendar day (`Day`, `YYYY-MM-DD`), a kernel value.
+//! - `phone`: phone numbers (E.164, masked), and `sealing`: `DataKey`, sealing and blind
+//!   indexes of personal data; both kernel values every area uses.
 //! - `ids`: newtypes parsed once at the edge (`UserId`, `ConvId`, `Seq`, `ClientMsgId`, `SessionId`).
 //! - `model`: users, conversations, messages and their bodies.
 //! - `error`: the crate's one error type, `CoreError`.
@@ -30,6 +33,7 @@ pub mod chat;
 pub mod commerce;
 pub mod commit;
 pub mod dashboard;
+pub mod day;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -39,8 +43,10 @@ pub mod memory;
 pub mod merchants;
 pub mod model;
 pub mod moderation;
+pub mod phone;
 pub mod ports;
 pub mod presence;
+pub mod sealing;
 pub mod sessions;
 pub mod staff;
 pub mod text;

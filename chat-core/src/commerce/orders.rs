@@ -13,7 +13,7 @@ use super::state::{apply, apply_for_claim, refuse_payment, Actor, ClaimLife, Ord
 use crate::error::{CoreError, Result};
 use crate::ids::{OrderId, UserId};
 use crate::moderation::ModerationService;
-use crate::users::pii::DataKey;
+use crate::sealing::DataKey;
 use crate::BusinessZone;
 use async_trait::async_trait;
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,7 +68,7 @@ impl Recipient {
     /// `王* 138****5678`: what is shown where the whole recipient is not needed.
     pub fn masked(&self) -> String {
         let first: String = self.name.chars().take(1).collect();
-        format!("{first}* {}", crate::users::rules::mask_phone(&self.phone))
+        format!("{first}* {}", crate::phone::mask_phone(&self.phone))
     }
 }
 
@@ -604,7 +604,7 @@ impl OrderService {
         let revenue = (today - DAYS + 1..=today)
             .map(|d| {
                 let (fen, n) = stats.days.iter().find(|(day, _, _)| *day == d).map(|(_, f, n)| (*f, *n)).unwrap_or((0, 0));
-                (crate::matching::Day::from_days(d as i32).to_string(), fen, n)
+                (crate::day::Day::from_days(d as i32).to_string(), fen, n)
             })
             .collect();
         let rating = (stats.reviews > 0).then(|| (stats.rating_sum as f64 / stats.reviews as f64 * 10.0).round() / 10.0);

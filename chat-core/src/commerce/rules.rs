@@ -218,7 +218,7 @@ pub fn order(input: OrderInput, today: i64, filter: Option<&WordFilter>) -> Resu
         items.push((*product, (*quantity).clamp(0, i64::from(MAX_QUANTITY)) as u32));
     }
     let recipient_name = text("recipient.name", &input.recipient_name, 1, 32, filter, &mut bad);
-    let recipient_phone = match crate::users::rules::phone(input.recipient_phone.trim()) {
+    let recipient_phone = match crate::phone::phone(input.recipient_phone.trim()) {
         Ok(p) => p,
         Err(CoreError::Fields(f)) => {
             bad.extend(f.into_iter().map(|p| FieldProblem::new("recipient.phone", p.problem)));
@@ -227,7 +227,7 @@ pub fn order(input: OrderInput, today: i64, filter: Option<&WordFilter>) -> Resu
         Err(e) => return Err(e),
     };
     let address = text("recipient.address", &input.address, 1, 200, filter, &mut bad);
-    let deliver_on = match crate::matching::Day::parse(input.deliver_on.trim()) {
+    let deliver_on = match crate::day::Day::parse(input.deliver_on.trim()) {
         Ok(d) if (today..=today + MAX_DELIVERY_DAYS_AHEAD).contains(&i64::from(d.days())) => i64::from(d.days()),
         Ok(_) => {
             bad.push(FieldProblem::new("deliver_on", format!("must be today up to {MAX_DELIVERY_DAYS_AHEAD} days ahead")));
@@ -293,7 +293,7 @@ mod tests {
 
     #[test]
     fn orders_name_every_bad_field() {
-        let today = crate::matching::Day::parse("2026-12-01").unwrap().days() as i64;
+        let today = crate::day::Day::parse("2026-12-01").unwrap().days() as i64;
         let good = OrderInput {
             items: vec![(1, 2), (2, 1)],
             recipient_name: "王小花".into(),

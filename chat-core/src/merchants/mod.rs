@@ -23,7 +23,7 @@ use crate::audit::{Actor, AuditAction, AuditLog, NewAudit};
 use crate::error::{CoreError, Result};
 use crate::ids::UserId;
 use crate::moderation::ModerationService;
-use crate::users::DataKey;
+use crate::sealing::DataKey;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -78,7 +78,7 @@ impl MerchantsService {
             license_index: self.key.index(LICENSE_INDEX, app.license_no.as_str()),
             contact_name: app.contact_name,
             phone_cipher: self.key.seal(me, "contact_phone", &app.contact_phone)?,
-            phone_masked: crate::users::rules::mask_phone(&app.contact_phone),
+            phone_masked: crate::phone::mask_phone(&app.contact_phone),
         };
         self.store.create_application(&sealed, crate::now_ms()).await
     }
@@ -216,7 +216,7 @@ impl MerchantsService {
         let lead = rules::lead(input, Some(self.moderation.filter()))?;
         let sealed = SealedLead {
             phone_cipher: self.key.seal_unbound("lead_phone", &lead.phone)?,
-            phone_masked: crate::users::rules::mask_phone(&lead.phone),
+            phone_masked: crate::phone::mask_phone(&lead.phone),
             company: lead.company,
             contact_name: lead.contact_name,
             category: lead.category,

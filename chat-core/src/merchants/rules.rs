@@ -123,7 +123,7 @@ fn screen(field: &str, value: &str, filter: Option<&WordFilter>, bad: &mut Vec<F
 }
 
 fn phone_field(field: &str, raw: &str, bad: &mut Vec<FieldProblem>) -> Result<Option<String>> {
-    match crate::users::rules::phone(raw.trim()) {
+    match crate::phone::phone(raw.trim()) {
         Ok(p) => Ok(Some(p)),
         Err(CoreError::Fields(f)) => {
             bad.extend(f.into_iter().map(|p| FieldProblem::new(field, p.problem)));

@@ -21,7 +21,7 @@ use super::StaffStore;
 use crate::audit::{Actor, AuditAction, NewAudit};
 use crate::error::{CoreError, Result};
 use crate::ids::UserId;
-use crate::users::DataKey;
+use crate::sealing::DataKey;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -18,7 +18,7 @@ use crate::error::{CoreError, FieldProblem, Result};
 use crate::ids::UserId;
 use crate::model::Role;
 use crate::moderation::ModerationService;
-use crate::users::DataKey;
+use crate::sealing::DataKey;
 use async_trait::async_trait;
 use login::{hash_password, totp_aad, LoginAttempt, LoginFailures, LoginLimits};
 use std::sync::atomic::AtomicU64;

@@ -127,7 +127,7 @@ impl UsersService {
     /// Stores my phone number sealed; answers its masked form.
     pub async fn set_phone(&self, me: UserId, raw: &str) -> Result<String> {
         let e164 = rules::phone(raw)?;
-        let sealed = self.key.seal_phone(me, &e164)?;
+        let sealed = pii::seal_phone(&self.key, me, &e164)?;
         self.accounts.set_phone(me, &sealed).await?;
         Ok(sealed.masked)
     }
