@@ -233,7 +233,7 @@ impl Gateway {
     }
 }
 
-/// `/ws` and `/metrics`.
+/// `/ws`.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new().route("/ws", get(upgrade)).with_state(gw)
 }
