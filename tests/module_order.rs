@@ -204,12 +204,12 @@ fn the_check_finds_a_circle_and_names_its_lines() {
     assert!(ties.iter().any(|t| t.starts_with("area -> kernel")), "{ties:?}");
 }
 
-/// Files of one idea: no product source file over 800 lines. The three the issue names are the
-/// known exceptions, being split (issue 22); each may shrink, none may grow.
+/// Files of one idea: no product source file over 800 lines. Two the issue names are the known
+/// exceptions, being split (issue 22); each may shrink, none may grow.
 #[test]
 fn no_product_file_over_800_lines() {
     const MAX: usize = 800;
-    const BEING_SPLIT: [(&str, usize); 3] = [("cluster/src/node.rs", 1076), ("gateway/src/session.rs", 818), ("chat-core/src/matching.rs", 814)];
+    const BEING_SPLIT: [(&str, usize); 2] = [("cluster/src/node.rs", 1076), ("chat-core/src/matching.rs", 814)];
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut bad = Vec::new();
     for dir in ["chat-core/src", "rest/src", "gateway/src", "storage/src", "cluster/src", "payments/src", "web/src", "loadtest/src", "bench/src", "src"] {

@@ -6,7 +6,8 @@
 //! - `error_body`: the one error body of every HTTP refusal (REST, the upgrade, the listener).
 //! - `frame`: wire frames and codecs.
 //! - `hub`: open sessions by user, presence watchers; the bus's event sink.
-//! - `session`: one connection's reader loop and writer task.
+//! - `session`: one connection's reader loop and writer task (`session/io.rs`: the socket's read
+//!   and write sides).
 //! - `metrics`: Prometheus metrics.
 //! - `strict`: the one strict parser of client input (both codecs and the REST bodies).
 

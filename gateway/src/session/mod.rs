@@ -14,10 +14,13 @@
 use crate::frame::{self, ClientFrame, Codec, Outbound, ReqId, ServerFrame};
 use crate::hub::{clock_ms, CloseReason, SessionShared, Signal};
 use crate::Gateway;
+use io::{Io, ReadWake};
+
+mod io;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use jiebanke_chat_core::matching::{Day, Destination, MatchOutcome};
@@ -25,17 +28,11 @@ use jiebanke_chat_core::sessions::TokenClaims;
 use jiebanke_chat_core::{Appended, ClientMsgId, CoreError, Seq, SessionId, UserId};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
-use std::pin::Pin;
 use std::sync::Arc;
 use futures_util::task::AtomicWaker;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::atomic::AtomicBool;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-/// Most frames handed to the socket between two flushes.
-const WRITE_COALESCE: usize = 64;
-/// A batch buffer that grew past this many slots is given back once it is empty.
-const OUT_KEEP: usize = 16;
 
 type Replies = BoxFuture<'static, Reply>;
 
@@ -220,57 +217,6 @@ pub(crate) fn run(
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), io.socket.close()).await;
         tracing::debug!(session = %id, %user, reason = end.label(), "session closed");
-    }
-}
-
-/// The socket and what is on its way into it.
-struct Io {
-    socket: WebSocket,
-    /// Frames taken from the shared queue, not yet handed to the socket.
-    out: VecDeque<Arc<Outbound>>,
-    /// Frames were handed to the socket since its last flush.
-    dirty: bool,
-    /// A heartbeat ping is to be sent.
-    ping_due: bool,
-    /// Whether the socket's read side may have something (see `ReadWake`), and the waker the
-    /// read side is polled with.
-    read: Arc<ReadWake>,
-    read_waker: Waker,
-}
-
-/// Wakes the session task for the socket's read side and remembers that it did, so that the
-/// task polls the read side only when it may have data, not each time it is woken to write (a
-/// read attempt costs a pass through the WebSocket codec, which zeroes its read buffer first).
-struct ReadWake {
-    due: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for ReadWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.due.store(true, Ordering::Release);
-        self.task.wake();
-    }
-}
-
-impl Io {
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<WsMessage, axum::Error>>> {
-        if !self.read.due.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        self.read.task.register(cx.waker());
-        let mut rcx = Context::from_waker(&self.read_waker);
-        match self.socket.poll_next_unpin(&mut rcx) {
-            Poll::Ready(m) => {
-                // There may be more frames buffered already: look again next time.
-                self.read.due.store(true, Ordering::Release);
-                Poll::Ready(m)
-            }
-            Poll::Pending => Poll::Pending,
-        }
     }
 }
 
@@ -760,59 +706,3 @@ fn error_frame(id: Option<ReqId>, e: &CoreError) -> ServerFrame {
     ServerFrame::error(id, e.code(), message)
 }
 
-impl Io {
-    /// Hands queued frames (and a due ping) to the socket while it takes them, then flushes.
-    /// `Ready` when the socket failed; `Pending` otherwise, with the task woken by the next push
-    /// (through `poll_signal`) or by the socket becoming writable.
-    fn poll_write(
-        &mut self,
-        cx: &mut Context<'_>,
-        shared: &SessionShared,
-        codec: Codec,
-        gw: &Gateway,
-    ) -> Poll<CloseReason> {
-        let mut fed = 0;
-        loop {
-            if self.out.is_empty() {
-                // The waker is registered by `poll_signal`, before this: a push after it wakes us.
-                shared.take_queued(&mut self.out);
-            }
-            if (self.out.is_empty() && !self.ping_due) || fed >= WRITE_COALESCE {
-                break;
-            }
-            match Pin::new(&mut self.socket).poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => return Poll::Ready(CloseReason::ClientClosed),
-                Poll::Pending => break,
-            }
-            let msg = if self.ping_due {
-                self.ping_due = false;
-                WsMessage::Ping(Default::default())
-            } else {
-                let Some(f) = self.out.pop_front() else { break };
-                gw.metrics.frame_out(f.frame.type_name());
-                f.message(codec)
-            };
-            if Pin::new(&mut self.socket).start_send(msg).is_err() {
-                return Poll::Ready(CloseReason::ClientClosed);
-            }
-            self.dirty = true;
-            fed += 1;
-        }
-        if self.out.is_empty() && self.out.capacity() > OUT_KEEP {
-            self.out = VecDeque::new();
-        }
-        if self.dirty {
-            match Pin::new(&mut self.socket).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.dirty = false,
-                Poll::Ready(Err(_)) => return Poll::Ready(CloseReason::ClientClosed),
-                Poll::Pending => {}
-            }
-        }
-        if fed >= WRITE_COALESCE && !self.out.is_empty() {
-            // More to write: come back after the other sources had their turn.
-            cx.waker().wake_by_ref();
-        }
-        Poll::Pending
-    }
-}
